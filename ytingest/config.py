@@ -1,0 +1,64 @@
+"""All knobs in one place: ``Settings`` reads the environment and ``.env`` once (in the CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("ytingest"))
+
+
+class Settings(BaseSettings):
+    """Engine configuration. Environment names are the field names upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    # where things live
+    ytingest_home: Path = Field(default_factory=_default_home)
+    database_url: SecretStr | None = None
+    keep_audio: bool = False
+
+    # concurrency and batching
+    io_workers: int = Field(12, ge=1, le=256)
+    asr_workers: int = Field(1, ge=1, le=64)
+    batch_size: int = Field(768, ge=1, le=65536)
+    batch_max_age_s: float = Field(2.0, gt=0)
+    db_workers: int = Field(2, ge=1, le=64)
+
+    # bounded queues between stages
+    io_queue_size: int = Field(64, ge=1)
+    asr_queue_size: int = Field(4, ge=1)
+    embed_queue_size: int = Field(8, ge=1)
+    db_queue_size: int = Field(8, ge=1)
+
+    # models
+    asr_model: str = "bundled"
+    asr_device: Literal["auto", "cpu", "cuda"] = "auto"
+    asr_compute_type: str = "auto"
+    asr_cpu_threads: int = Field(0, ge=0)
+    asr_beam_size: int = Field(1, ge=1)
+    embed_model: str = "bundled"
+    embed_device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # tools
+    ytdlp_path: str = "yt-dlp"
+    download_timeout_s: float = Field(1800.0, gt=0)
+
+    @field_validator("ytingest_home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.ytingest_home / "audio"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.ytingest_home / "pg"

@@ -1,0 +1,5 @@
+"""PostgreSQL + pgvector: schema, embedded server, and every query ytingest runs."""
+
+from ytingest.db.database import Database
+
+__all__ = ["Database"]

@@ -1,0 +1,95 @@
+"""Schema and forward-only migrations, applied under an advisory lock on every start."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from ytingest.errors import ConfigError
+
+_LOCK_KEY = 0x79746967  # "ytig"
+
+# Each entry runs once, in order, inside one transaction. Never edit a released entry: append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE channels (
+        url        text PRIMARY KEY,
+        first_seen timestamptz NOT NULL DEFAULT now(),
+        last_run   timestamptz
+    );
+    CREATE TABLE videos (
+        id            text PRIMARY KEY,
+        channel       text REFERENCES channels(url),
+        title         text NOT NULL DEFAULT '',
+        url           text NOT NULL,
+        webpage_url   text NOT NULL DEFAULT '',
+        duration      real,
+        status        text NOT NULL DEFAULT 'pending'
+                      CHECK (status IN ('pending', 'done', 'failed')),
+        error         text,
+        error_stage   text,
+        attempts      integer NOT NULL DEFAULT 0,
+        segments      integer,
+        audio_seconds real,
+        asr_model     text,
+        embed_model   text,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        updated_at    timestamptz NOT NULL DEFAULT now(),
+        done_at       timestamptz
+    );
+    CREATE INDEX videos_status ON videos (status);
+    CREATE TABLE segments (
+        video_id      text NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+        idx           integer NOT NULL,
+        start_s       real NOT NULL,
+        end_s         real NOT NULL,
+        text          text NOT NULL,
+        speaker       text,
+        speaker_score real,
+        avg_logprob   real,
+        embedding     vector({dim}) NOT NULL,
+        embed_model   text NOT NULL,
+        tsv           tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+        PRIMARY KEY (video_id, idx)
+    );
+    CREATE INDEX segments_embedding_hnsw ON segments USING hnsw (embedding vector_cosine_ops);
+    CREATE INDEX segments_tsv ON segments USING gin (tsv);
+    CREATE INDEX segments_speaker ON segments (speaker) WHERE speaker IS NOT NULL;
+    """,
+)
+
+
+async def prepare(conn: asyncpg.Connection) -> int | None:
+    """Make sure pgvector is installed; return the stored embedding size (None: new database)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS ytingest_meta (key text PRIMARY KEY, value text NOT NULL)"
+        )
+        value = await conn.fetchval("SELECT value FROM ytingest_meta WHERE key = 'embedding_dim'")
+    return int(value) if value is not None else None
+
+
+async def migrate(conn: asyncpg.Connection, dim: int) -> int:
+    """Bring the schema up to date for embeddings of ``dim`` dimensions; return the version."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        rows = await conn.fetch("SELECT key, value FROM ytingest_meta")
+        meta = {r["key"]: r["value"] for r in rows}
+        version = int(meta.get("schema_version", "0"))
+        stored_dim = int(meta.get("embedding_dim", dim))
+        if stored_dim != dim:
+            raise ConfigError(
+                f"the database holds {stored_dim}-d embeddings but the embedding model gives {dim}-d;"
+                " use the model the database was built with, or a new database"
+            )
+        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.execute(sql.format(dim=dim))
+            version = number
+        await conn.execute(
+            "INSERT INTO ytingest_meta (key, value) VALUES ('schema_version', $1), ('embedding_dim', $2)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            str(version),
+            str(dim),
+        )
+    return version

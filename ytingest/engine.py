@@ -1,0 +1,204 @@
+"""``Engine``: owns the database, the models, the queues and the one TaskGroup of a run."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from ytingest.config import Settings
+from ytingest.db.database import Database
+from ytingest.db.embedded import EmbeddedPostgres
+from ytingest.errors import ConfigError, YtingestError
+from ytingest.items import AudioFile, EmbeddedTranscript, RunSummary, SearchHit, Transcript, VideoRef
+from ytingest.models.speakers import SpeakerTagger
+from ytingest.run import Closing, RunContext
+from ytingest.stages.discover import Discoverer, YtDlpDiscoverer, run_discovery
+from ytingest.stages.download import Downloader, YtDlpDownloader, run_downloads
+from ytingest.stages.embed import Embedder, run_batcher
+from ytingest.stages.store import store_worker
+from ytingest.stages.transcribe import Transcriber, transcribe_worker
+
+log = structlog.get_logger("ytingest")
+
+
+class Engine:
+    """Channel URL in, searchable transcript rows out.
+
+    ``async with Engine(settings) as engine: await engine.stream(url)``. Every
+    collaborator can be injected (tests use fakes for the engine's own logic);
+    by default the real ones are built from ``settings`` when first needed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        discoverer: Discoverer | None = None,
+        downloader: Downloader | None = None,
+        transcriber: Transcriber | None = None,
+        embedder: Embedder | None = None,
+        tagger: SpeakerTagger | None = None,
+        database: Database | None = None,
+    ) -> None:
+        self.settings = settings
+        self._discoverer = discoverer or YtDlpDiscoverer(settings.ytdlp_path)
+        self._downloader = downloader or YtDlpDownloader(settings.ytdlp_path, settings.download_timeout_s)
+        self._transcriber = transcriber
+        self._embedder = embedder
+        self._tagger = tagger
+        self._db = database
+        self._embedded: EmbeddedPostgres | None = None
+        self._asr_pool = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="ytingest-asr")
+        self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-embed")
+        self._run: RunContext | None = None
+        self._stop_requested = False
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def database(self) -> Database:
+        if self._db is None:
+            raise ConfigError("engine is not started")
+        return self._db
+
+    async def start(self) -> None:
+        """Connect to (or start) PostgreSQL and bring the schema up to date."""
+        if self._db is None:
+            dsn = self.settings.database_url
+            if dsn is None:
+                self._embedded = EmbeddedPostgres(self.settings.pg_dir)
+                url = await self._embedded.start()
+            else:
+                url = dsn.get_secret_value()
+            self._db = Database(url, pool_size=self.settings.db_workers + 1)
+        try:
+            await self._db.connect()
+            dim = await self._db.embedding_dim()
+            if dim is None:  # a new database: the embedding model decides the vector size
+                dim = (await self.embedder()).dim
+            await self._db.migrate(dim)
+        except BaseException:
+            await self.aclose()
+            raise
+        log.debug("engine_started", database=self._db.where)
+
+    async def aclose(self) -> None:
+        """Close the pool, stop the embedded server, release the executors."""
+        if self._db is not None:
+            await self._db.close()
+        if self._embedded is not None:
+            await self._embedded.stop()
+            self._embedded = None
+        self._asr_pool.shutdown(wait=False, cancel_futures=True)
+        self._embed_pool.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        """Graceful stop: discovery and new downloads stop, work in flight finishes and is stored."""
+        self._stop_requested = True
+        if self._run is not None:
+            self._run.stopping.set()
+            log.warning("stop_requested")
+
+    # ---- models, loaded once, in the executor ------------------------------------------------
+
+    async def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from ytingest.models.embedder import SentenceEmbedder
+
+            s = self.settings
+            self._embedder = await asyncio.get_running_loop().run_in_executor(
+                self._embed_pool,
+                lambda: SentenceEmbedder(s.embed_model, device=s.embed_device, batch_size=s.batch_size),
+            )
+        return self._embedder
+
+    async def transcriber(self) -> Transcriber:
+        if self._transcriber is None:
+            from ytingest.models.asr import WhisperTranscriber
+
+            s = self.settings
+            self._transcriber = await asyncio.get_running_loop().run_in_executor(
+                self._asr_pool,
+                lambda: WhisperTranscriber(
+                    s.asr_model,
+                    device=s.asr_device,
+                    compute_type=s.asr_compute_type,
+                    workers=s.asr_workers,
+                    cpu_threads=s.asr_cpu_threads,
+                    beam_size=s.asr_beam_size,
+                ),  # fmt: skip
+            )
+        return self._transcriber
+
+    # ---- the pipeline -----------------------------------------------------------------------
+
+    async def stream(self, url: str, *, limit: int | None = None, skip_shorts: bool = False) -> RunSummary:
+        """Discover, download, transcribe, embed and store a channel's videos, all stages at once."""
+        db, s = self.database, self.settings
+        transcriber, embedder = await self.transcriber(), await self.embedder()
+        await db.check_dim(embedder.dim)
+        ctx = self._run = RunContext(s, db)
+        if self._stop_requested:
+            ctx.stopping.set()
+        await asyncio.to_thread(s.audio_dir.mkdir, parents=True, exist_ok=True)
+        await db.register_channel(url)
+        io_q: asyncio.Queue[VideoRef | None] = asyncio.Queue(s.io_queue_size)
+        asr_q: asyncio.Queue[AudioFile | None] = asyncio.Queue(s.asr_queue_size)
+        embed_q: asyncio.Queue[Transcript | None] = asyncio.Queue(s.embed_queue_size)
+        db_q: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue(s.db_queue_size)
+        asr_done, db_done = Closing(s.asr_workers, embed_q), Closing(s.db_workers, None)
+        log.info("run_started", channel=url, limit=limit, skip_shorts=skip_shorts,
+                 io_workers=s.io_workers, asr_workers=s.asr_workers,
+                 batch_size=s.batch_size, db_workers=s.db_workers)  # fmt: skip
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(run_discovery(ctx, self._discoverer, url, io_q, limit=limit,
+                                             skip_shorts=skip_shorts), name="discover")  # fmt: skip
+                tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg), name="download")
+                for i in range(s.asr_workers):
+                    tg.create_task(transcribe_worker(ctx, transcriber, self._tagger, self._asr_pool,
+                                                     asr_q, embed_q, asr_done), name=f"asr-{i}")  # fmt: skip
+                tg.create_task(run_batcher(ctx, embedder, self._embed_pool, embed_q, db_q), name="embed")
+                for i in range(s.db_workers):
+                    tg.create_task(store_worker(ctx, db_q, db_done, asr_model=transcriber.name,
+                                                embed_model=embedder.name), name=f"store-{i}")  # fmt: skip
+        except* YtingestError as group:
+            raise _first(group) from None
+        finally:
+            self._run = None
+        summary = ctx.summary()
+        log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
+        return summary
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    async def search(self, query: str, *, limit: int = 10, speaker: str | None = None) -> list[SearchHit]:
+        """Segments nearest in meaning to ``query`` (cosine, HNSW)."""
+        embedder = await self.embedder()
+        await self.database.check_dim(embedder.dim)
+        vectors = await asyncio.get_running_loop().run_in_executor(self._embed_pool, embedder.encode, [query])
+        return await self.database.search(vectors[0], limit=limit, speaker=speaker)
+
+    async def status(self) -> dict[str, Any]:
+        """Videos by status, stored segments, and failures with reasons."""
+        return await self.database.status()
+
+
+def _first(group: BaseExceptionGroup[YtingestError]) -> YtingestError:
+    """The first ytingest error in a (possibly nested) exception group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, YtingestError)
+    return exc

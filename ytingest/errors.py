@@ -1,0 +1,31 @@
+"""One root error; each stage maps foreign exceptions into its own subclass at the boundary."""
+
+from __future__ import annotations
+
+
+class YtingestError(Exception):
+    """Root of every error ytingest raises on purpose. ``str(err)`` is a one-line message."""
+
+
+class ConfigError(YtingestError):
+    """Bad settings, an unknown model, an unreachable database: the run cannot start."""
+
+
+class DiscoverError(YtingestError):
+    """The channel URL could not be listed (bad URL, unsupported site, network)."""
+
+
+class DownloadError(YtingestError):
+    """One video's audio could not be downloaded."""
+
+
+class TranscribeError(YtingestError):
+    """One video's audio could not be decoded or transcribed."""
+
+
+class EmbedError(YtingestError):
+    """A batch of segments could not be embedded."""
+
+
+class StoreError(YtingestError):
+    """The database refused or lost a write."""

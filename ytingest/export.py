@@ -1,0 +1,50 @@
+"""Render a stored video's segments as JSON, SRT or WebVTT."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+FORMATS = ("json", "srt", "vtt")
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _caption(row: dict[str, Any]) -> str:
+    return f"[{row['speaker']}] {row['text']}" if row.get("speaker") else str(row["text"])
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    """``rows`` as returned by ``Database.video_segments``, in order."""
+    if fmt == "json":
+        out = [
+            {
+                "idx": r["idx"],
+                "start": round(r["start_s"], 3),
+                "end": round(r["end_s"], 3),
+                "text": r["text"],
+                "speaker": r["speaker"],
+                "speaker_score": r["speaker_score"],
+                "avg_logprob": r["avg_logprob"],
+            }
+            for r in rows
+        ]
+        return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "srt":
+        return "".join(
+            f"{n}\n{_clock(r['start_s'], ',')} --> {_clock(r['end_s'], ',')}\n{_caption(r)}\n\n"
+            for n, r in enumerate(rows, start=1)
+        )
+    if fmt == "vtt":
+        cues = "".join(
+            f"{_clock(r['start_s'], '.')} --> {_clock(r['end_s'], '.')}\n{_caption(r)}\n\n" for r in rows
+        )
+        return "WEBVTT\n\n" + cues
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,124 @@
+"""Frozen, typed items that travel on the queues between stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRef:
+    """A video found by discovery, before anything is downloaded."""
+
+    id: str
+    url: str
+    title: str = ""
+    duration: float | None = None
+    channel: str = ""
+    webpage_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFile:
+    """A downloaded audio file on disk."""
+
+    video: VideoRef
+    path: Path
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One ASR segment. ``speaker`` is filled in by speaker identification when enabled."""
+
+    idx: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float = 0.0
+    speaker: str | None = None
+    speaker_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """All segments of one video, in order."""
+
+    video: VideoRef
+    segments: tuple[Segment, ...]
+    audio_seconds: float
+    language: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedTranscript:
+    """A transcript with one embedding row per segment, ready to store."""
+
+    transcript: Transcript
+    vectors: npt.NDArray[np.float32] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a video was not stored."""
+
+    video_id: str
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What one ``Engine.stream`` call did. ``to_dict`` is the CLI's ``--json`` contract."""
+
+    done: int
+    failed: int
+    skipped: int
+    segments: int
+    audio_seconds: float
+    wall_seconds: float
+    failures: tuple[Failure, ...] = ()
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "segments": self.segments,
+            "audio_seconds": round(self.audio_seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "failures": [
+                {"video_id": f.video_id, "stage": f.stage, "reason": f.reason} for f in self.failures
+            ],
+            "stopped_early": self.stopped_early,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result."""
+
+    video_id: str
+    title: str
+    url: str
+    start: float
+    end: float
+    text: str
+    speaker: str | None
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "video_id": self.video_id,
+            "title": self.title,
+            "url": self.url,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "text": self.text,
+            "speaker": self.speaker,
+            "score": round(self.score, 4),
+        }

@@ -1,0 +1,79 @@
+"""``RunContext``: what every stage of one ``Engine.stream`` call shares (settings, ledger, counters)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from ytingest.config import Settings
+from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
+
+log = structlog.get_logger("ytingest")
+
+
+class Ledger(Protocol):
+    """The part of the database the pipeline writes to (``Database`` implements it)."""
+
+    async def register_channel(self, url: str) -> None: ...
+    async def done_ids(self, ids: list[str]) -> set[str]: ...
+    async def register_video(self, ref: VideoRef) -> None: ...
+    async def mark_failed(self, video_id: str, stage: str, reason: str) -> None: ...
+    async def store_transcript(
+        self, item: EmbeddedTranscript, *, asr_model: str, embed_model: str
+    ) -> None: ...
+
+
+@dataclass
+class RunContext:
+    """Counters and shared state of one run. Only the event loop thread touches it."""
+
+    settings: Settings
+    ledger: Ledger
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    skipped: int = 0
+    segments: int = 0
+    audio_seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+
+    async def fail(self, ref: VideoRef, stage: str, reason: str) -> None:
+        """Record that ``ref`` failed in ``stage``; the run goes on."""
+        reason = " ".join(reason.split())[:1000]
+        self.failures.append(Failure(ref.id, stage, reason))
+        log.warning("video_failed", video_id=ref.id, stage=stage, reason=reason)
+        await self.ledger.mark_failed(ref.id, stage, reason)
+
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            done=self.done,
+            failed=len(self.failures),
+            skipped=self.skipped,
+            segments=self.segments,
+            audio_seconds=self.audio_seconds,
+            wall_seconds=time.monotonic() - self.started,
+            failures=tuple(self.failures),
+            stopped_early=self.stopping.is_set(),
+        )
+
+
+class Closing:
+    """N workers share one input queue; the last one to see the end closes the next queue.
+
+    ``None`` marks the end of a queue. A worker that reads it puts it back for its
+    siblings, so every worker sees it exactly once.
+    """
+
+    def __init__(self, workers: int, downstream: asyncio.Queue[Any] | None) -> None:
+        self._left = workers
+        self._downstream = downstream
+
+    async def worker_done(self, upstream: asyncio.Queue[Any]) -> None:
+        upstream.put_nowait(None)
+        self._left -= 1
+        if self._left == 0 and self._downstream is not None:
+            await self._downstream.put(None)

@@ -1,0 +1,88 @@
+"""embed: a micro-batcher gathers segments across videos (BATCH_SIZE rows or max age) and encodes them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from ytingest.errors import EmbedError
+from ytingest.items import EmbeddedTranscript, Transcript
+from ytingest.run import RunContext
+
+log = structlog.get_logger("ytingest")
+_AGED = object()  # the oldest waiting row reached BATCH_MAX_AGE_S
+
+
+class Embedder(Protocol):
+    """Synchronous: runs in an executor thread."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+async def run_batcher(
+    ctx: RunContext,
+    embedder: Embedder,
+    executor: Executor,
+    inbox: asyncio.Queue[Transcript | None],
+    outbox: asyncio.Queue[EmbeddedTranscript | None],
+) -> None:
+    """Flush when BATCH_SIZE rows are waiting, the oldest waited BATCH_MAX_AGE_S, or input ends."""
+    batch_size, max_age = ctx.settings.batch_size, ctx.settings.batch_max_age_s
+    pending: list[Transcript] = []
+    rows = 0
+    oldest = 0.0
+    while True:
+        wait = max(0.0, oldest + max_age - time.monotonic()) if pending else None
+        item: Transcript | None | object
+        try:
+            async with asyncio.timeout(wait):
+                item = await inbox.get()
+        except TimeoutError:
+            item = _AGED
+        if isinstance(item, Transcript):
+            if not pending:
+                oldest = time.monotonic()
+            pending.append(item)
+            rows += len(item.segments)
+            if rows < batch_size:
+                continue
+        if pending:
+            await _flush(ctx, embedder, executor, pending, outbox)
+            pending, rows = [], 0
+        if item is None:
+            break
+    await outbox.put(None)
+
+
+async def _flush(
+    ctx: RunContext,
+    embedder: Embedder,
+    executor: Executor,
+    batch: list[Transcript],
+    outbox: asyncio.Queue[EmbeddedTranscript | None],
+) -> None:
+    """Encode every segment of ``batch`` in one call; hand on one item per video."""
+    texts = [s.text for t in batch for s in t.segments]
+    t0 = time.monotonic()
+    try:
+        vectors = await asyncio.get_running_loop().run_in_executor(executor, embedder.encode, texts)
+    except EmbedError as exc:
+        for t in batch:
+            await ctx.fail(t.video, "embed", str(exc))
+        return
+    log.info("embed_batch", rows=len(texts), videos=len(batch), ms=round(1000 * (time.monotonic() - t0)))
+    offset = 0
+    for t in batch:
+        n = len(t.segments)
+        await outbox.put(EmbeddedTranscript(t, vectors[offset : offset + n]))
+        offset += n
