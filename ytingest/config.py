@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -47,13 +48,17 @@ class Settings(BaseSettings):
     embed_device: Literal["auto", "cpu", "cuda"] = "auto"
 
     # tools
-    ytdlp_path: str = "yt-dlp"
+    ytdlp_path: str | None = None  # None: the yt-dlp installed with ytingest (python -m yt_dlp)
     download_timeout_s: float = Field(1800.0, gt=0)
 
     @field_validator("ytingest_home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def ytdlp_command(self) -> tuple[str, ...]:
+        return (self.ytdlp_path,) if self.ytdlp_path else (sys.executable, "-m", "yt_dlp")
 
     @property
     def audio_dir(self) -> Path:

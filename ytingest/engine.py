@@ -45,8 +45,9 @@ class Engine:
         database: Database | None = None,
     ) -> None:
         self.settings = settings
-        self._discoverer = discoverer or YtDlpDiscoverer(settings.ytdlp_path)
-        self._downloader = downloader or YtDlpDownloader(settings.ytdlp_path, settings.download_timeout_s)
+        ytdlp = settings.ytdlp_command
+        self._discoverer = discoverer or YtDlpDiscoverer(ytdlp)
+        self._downloader = downloader or YtDlpDownloader(ytdlp, settings.download_timeout_s)
         self._transcriber = transcriber
         self._embedder = embedder
         self._tagger = tagger

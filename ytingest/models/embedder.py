@@ -26,6 +26,9 @@ class SentenceEmbedder:
 
     def __init__(self, model: str = "bundled", *, device: str = "auto", batch_size: int = 768) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars on the user's terminal
 
         self.name = "all-MiniLM-L6-v2 (bundled)" if model == "bundled" else model
         self.batch_size = batch_size

@@ -73,7 +73,7 @@ def is_short(ref: VideoRef) -> bool:
 class YtDlpDiscoverer:
     """Runs ``yt-dlp --flat-playlist -j`` and yields entries as yt-dlp prints them."""
 
-    ytdlp: str = "yt-dlp"
+    ytdlp: tuple[str, ...] = ("yt-dlp",)
     timeout_s: float = 600.0
 
     async def discover(self, url: str) -> AsyncGenerator[VideoRef, None]:
@@ -84,11 +84,11 @@ class YtDlpDiscoverer:
     async def _run(self, url: str, errfile: Any) -> AsyncGenerator[VideoRef, None]:
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.ytdlp, "--flat-playlist", "-j", "--no-warnings", "--", url,
+                *self.ytdlp, "--flat-playlist", "-j", "--no-warnings", "--", url,
                 stdout=asyncio.subprocess.PIPE, stderr=errfile, limit=16 * 1024 * 1024,
             )  # fmt: skip
         except OSError as exc:
-            raise DiscoverError(f"cannot run {self.ytdlp}: {exc.strerror or exc}") from None
+            raise DiscoverError(f"cannot run {self.ytdlp[0]}: {exc.strerror or exc}") from None
         assert proc.stdout is not None
         seen = 0
         try:

@@ -28,12 +28,12 @@ class Downloader(Protocol):
 class YtDlpDownloader:
     """Downloads one video's best audio into ``dest/<id>.<ext>`` (``dest`` exists) with yt-dlp."""
 
-    ytdlp: str = "yt-dlp"
+    ytdlp: tuple[str, ...] = ("yt-dlp",)
     timeout_s: float = 1800.0
 
     async def download(self, ref: VideoRef, dest: Path) -> AudioFile:
         args = [
-            self.ytdlp, "-f", "bestaudio/best", "--no-playlist", "--no-progress", "--no-mtime",
+            *self.ytdlp, "-f", "bestaudio/best", "--no-playlist", "--no-progress", "--no-mtime",
             "--no-overwrites", "--restrict-filenames", "-o", str(dest / f"{ref.id}.%(ext)s"),
             "--print", "after_move:filepath", "--", ref.url,
         ]  # fmt: skip
@@ -43,7 +43,7 @@ class YtDlpDownloader:
                     *args, stdout=asyncio.subprocess.PIPE, stderr=errfile
                 )
             except OSError as exc:
-                raise DownloadError(f"cannot run {self.ytdlp}: {exc.strerror or exc}") from None
+                raise DownloadError(f"cannot run {self.ytdlp[0]}: {exc.strerror or exc}") from None
             try:
                 async with asyncio.timeout(self.timeout_s):
                     stdout, _ = await proc.communicate()

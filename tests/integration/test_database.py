@@ -1,0 +1,150 @@
+"""The database layer on real PostgreSQL + pgvector: schema, atomic stores, no duplicates, search."""
+
+from __future__ import annotations
+
+import asyncpg
+import numpy as np
+import pytest
+
+from ytingest.db.database import Database, timestamp_url
+from ytingest.errors import ConfigError, StoreError
+from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
+
+DIM = 8
+
+
+def unit(i: int) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i % DIM] = 1.0
+    return v
+
+
+def item(vid: str, n: int, axis: int = 0) -> EmbeddedTranscript:
+    segs = tuple(Segment(i, i * 2.0, i * 2.0 + 1.5, f"{vid} says {i}") for i in range(n))
+    vecs = np.stack([unit(axis + i) for i in range(n)]) if n else np.zeros((0, DIM), np.float32)
+    return EmbeddedTranscript(Transcript(VideoRef(vid, f"http://x/{vid}", title=vid.upper(),
+                                                  webpage_url=f"http://x/{vid}"), segs, n * 2.0), vecs)  # fmt: skip
+
+
+async def open_db(dsn: str, dim: int = DIM) -> Database:
+    db = Database(dsn)
+    await db.connect()
+    await db.migrate(dim)
+    return db
+
+
+async def test_migrations_are_idempotent_and_recorded(fresh_dsn: str, conn: asyncpg.Connection) -> None:
+    """Running the migrations twice leaves one schema, version and vector size recorded."""
+    for _ in range(2):
+        db = await open_db(fresh_dsn)
+        await db.close()
+    meta = dict(await conn.fetch("SELECT key, value FROM ytingest_meta"))
+    assert meta == {"schema_version": "1", "embedding_dim": str(DIM)}
+    indexes = {r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes")}
+    assert {"segments_embedding_hnsw", "segments_tsv"} <= indexes
+
+
+async def test_a_different_embedding_size_is_refused(fresh_dsn: str) -> None:
+    """A model with another vector size cannot write into an existing database."""
+    db = await open_db(fresh_dsn)
+    await db.close()
+    db = Database(fresh_dsn)
+    await db.connect()
+    try:
+        assert await db.embedding_dim() == DIM
+        with pytest.raises(ConfigError, match="8-d embeddings but the embedding model gives 384-d"):
+            await db.check_dim(384)
+    finally:
+        await db.close()
+
+
+async def test_store_is_whole_and_a_second_store_does_not_duplicate(
+    fresh_dsn: str, conn: asyncpg.Connection
+) -> None:
+    """A stored video has all its rows; storing it again replaces them, never duplicates."""
+    db = await open_db(fresh_dsn)
+    try:
+        await db.register_video(item("a", 3).transcript.video)
+        await db.store_transcript(item("a", 3), asr_model="m", embed_model="e")
+        await db.store_transcript(item("a", 3), asr_model="m", embed_model="e")
+        rows = await conn.fetch("SELECT idx FROM segments WHERE video_id = 'a' ORDER BY idx")
+        assert [r["idx"] for r in rows] == [0, 1, 2]
+        video = await conn.fetchrow("SELECT status, segments, embed_model FROM videos WHERE id = 'a'")
+        assert tuple(video) == ("done", 3, "e")
+    finally:
+        await db.close()
+
+
+async def test_a_failed_store_leaves_nothing_half_written(fresh_dsn: str, conn: asyncpg.Connection) -> None:
+    """If any row of a video is rejected, none of its rows are stored and it is not marked done."""
+    db = await open_db(fresh_dsn)
+    try:
+        good = item("b", 3)
+        await db.register_video(good.transcript.video)
+        bad_vectors = good.vectors.copy()
+        bad_vectors[2] = np.nan  # pgvector rejects NaN: the third row fails inside the COPY
+        with pytest.raises(StoreError, match="store video b"):
+            await db.store_transcript(EmbeddedTranscript(good.transcript, bad_vectors),
+                                      asr_model="m", embed_model="e")  # fmt: skip
+        assert await conn.fetchval("SELECT count(*) FROM segments WHERE video_id = 'b'") == 0
+        assert await conn.fetchval("SELECT status FROM videos WHERE id = 'b'") == "pending"
+        await db.store_transcript(good, asr_model="m", embed_model="e")  # the pool is still usable
+        assert await conn.fetchval("SELECT count(*) FROM segments WHERE video_id = 'b'") == 3
+    finally:
+        await db.close()
+
+
+async def test_ledger_status_and_failures(fresh_dsn: str) -> None:
+    """done_ids, failures with reasons and attempt counts, and status totals agree."""
+    db = await open_db(fresh_dsn)
+    try:
+        for vid in ("a", "b", "c"):
+            await db.register_video(VideoRef(vid, f"http://x/{vid}"))
+        await db.store_transcript(item("a", 2), asr_model="m", embed_model="e")
+        await db.mark_failed("b", "download", "HTTP Error 404: Not Found")
+        await db.register_video(VideoRef("b", "http://x/b"))  # a second attempt
+        await db.mark_failed("b", "download", "HTTP Error 404: Not Found")
+        assert await db.done_ids(["a", "b", "c", "zzz"]) == {"a"}
+        report = await db.status()
+        assert report["videos"] == {"done": 1, "failed": 1, "pending": 1}
+        assert report["segments"] == 2
+        assert report["failures"] == [{"video_id": "b", "reason": "HTTP Error 404: Not Found",
+                                       "stage": "download", "attempts": 2}]  # fmt: skip
+    finally:
+        await db.close()
+
+
+async def test_search_orders_by_cosine_and_filters_by_speaker(fresh_dsn: str) -> None:
+    """The nearest segment comes first with score ~1; a speaker filter keeps only that speaker."""
+    db = await open_db(fresh_dsn)
+    try:
+        await db.register_video(VideoRef("a", "http://x/a", webpage_url="https://www.youtube.com/watch?v=a"))
+        tagged = item("a", 4)
+        segs = tuple(Segment(s.idx, s.start, s.end, s.text, speaker="Ann" if s.idx % 2 else "Bob")
+                     for s in tagged.transcript.segments)  # fmt: skip
+        await db.store_transcript(
+            EmbeddedTranscript(Transcript(tagged.transcript.video, segs, 8.0), tagged.vectors),
+            asr_model="m", embed_model="e",
+        )  # fmt: skip
+        hits = await db.search(unit(2), limit=2)
+        assert hits[0].text == "a says 2" and hits[0].score == pytest.approx(1.0)
+        assert hits[0].url == "https://www.youtube.com/watch?v=a&t=4s"
+        only_ann = await db.search(unit(2), limit=10, speaker="Ann")
+        assert {h.speaker for h in only_ann} == {"Ann"} and len(only_ann) == 2
+    finally:
+        await db.close()
+
+
+async def test_unreachable_database_is_a_config_error_without_the_password() -> None:
+    """Nothing listens on port 1: ConfigError names host/db and hides the password."""
+    db = Database("postgresql://bob:hunter2@127.0.0.1:1/nowhere")
+    with pytest.raises(ConfigError) as err:
+        await db.connect(connect_timeout=5)
+    assert "127.0.0.1/nowhere" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_timestamp_urls() -> None:
+    """YouTube links get t=Ns; other links a #t= media fragment."""
+    assert timestamp_url("https://youtu.be/x", 12.7) == "https://youtu.be/x?t=12s"
+    assert timestamp_url("http://h/a.mp3#old", 3) == "http://h/a.mp3#t=3"

@@ -1,0 +1,52 @@
+"""Settings come from the environment and .env; CLI flags override them."""
+
+from pathlib import Path
+
+import pytest
+
+from ytingest.cli import build_parser, settings_from
+from ytingest.config import Settings
+from ytingest.errors import ConfigError
+
+
+def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """IO_WORKERS 12 and BATCH_SIZE 768 unless told otherwise."""
+    monkeypatch.chdir(tmp_path)
+    s = Settings()
+    assert (s.io_workers, s.batch_size) == (12, 768)
+    assert s.database_url is None
+
+
+def test_env_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Environment variables and a .env file in the working directory set knobs."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("BATCH_SIZE=128\nDB_WORKERS=3\n")
+    monkeypatch.setenv("IO_WORKERS", "24")
+    s = Settings()
+    assert (s.io_workers, s.batch_size, s.db_workers) == (24, 128, 3)
+
+
+def test_flags_override_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--io-workers beats IO_WORKERS; --home beats YTINGEST_HOME."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IO_WORKERS", "24")
+    monkeypatch.setenv("YTINGEST_HOME", str(tmp_path / "env-home"))
+    args = build_parser().parse_args(["stream", "u", "--io-workers", "5", "--home", str(tmp_path / "h")])
+    s = settings_from(args)
+    assert s.io_workers == 5
+    assert s.ytingest_home == (tmp_path / "h").resolve()
+
+
+def test_invalid_value_is_one_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A bad knob is a ConfigError naming the setting, not a pydantic traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IO_WORKERS", "0")
+    with pytest.raises(ConfigError, match="io_workers"):
+        settings_from(build_parser().parse_args(["status"]))
+
+
+def test_database_password_is_hidden_in_repr(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The DSN is a secret: repr(settings) does not show it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:topsecret@h/db")
+    assert "topsecret" not in repr(Settings())

@@ -1,0 +1,163 @@
+"""The engine's own logic with fake stages: bounds, backpressure, ordering, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.fakes import (
+    FakeDatabase,
+    FakeDiscoverer,
+    FakeDownloader,
+    FakeEmbedder,
+    FakeTranscriber,
+    refs,
+)
+from ytingest import Engine, Settings, StoreError
+from ytingest.items import Segment, Transcript, VideoRef
+from ytingest.run import RunContext
+from ytingest.stages.embed import run_batcher
+
+
+def make_engine(tmp_path: Path, **parts: Any) -> tuple[Engine, dict[str, Any]]:
+    knobs = {k: parts.pop(k) for k in list(parts) if k in Settings.model_fields}
+    settings = Settings(ytingest_home=tmp_path, batch_max_age_s=0.05, **knobs)
+    defaults: dict[str, Any] = {
+        "discoverer": FakeDiscoverer(refs(10)),
+        "downloader": FakeDownloader(),
+        "transcriber": FakeTranscriber(),
+        "embedder": FakeEmbedder(),
+        "database": FakeDatabase(),
+    }
+    defaults.update(parts)
+    return Engine(settings, **defaults), defaults
+
+
+async def test_downloads_never_exceed_io_workers(tmp_path: Path) -> None:
+    """With 20 videos and IO_WORKERS=3, exactly 3 downloads run at once at the peak."""
+    engine, p = make_engine(tmp_path, io_workers=3, discoverer=FakeDiscoverer(refs(20)),
+                            downloader=FakeDownloader(delay=0.03))  # fmt: skip
+    async with engine:
+        summary = await engine.stream("chan")
+    assert summary.done == 20
+    assert p["downloader"].max_active == 3
+
+
+async def test_slow_asr_backpressure_bounds_files_on_disk(tmp_path: Path) -> None:
+    """A slow ASR stage makes downloads wait: files on disk never exceed io + queue + asr slots."""
+    engine, p = make_engine(
+        tmp_path, io_workers=4, asr_queue_size=2, asr_workers=1,
+        discoverer=FakeDiscoverer(refs(16)), downloader=FakeDownloader(delay=0.001),
+        transcriber=FakeTranscriber(delay=0.05),
+    )  # fmt: skip
+    async with engine:
+        summary = await engine.stream("chan")
+    assert summary.done == 16
+    assert p["downloader"].max_files_on_disk <= 4 + 2 + 1
+    assert list((tmp_path / "audio").iterdir()) == []  # every file deleted once transcribed
+
+
+async def test_each_video_is_stored_once_and_failures_are_recorded(tmp_path: Path) -> None:
+    """Download and decode failures are recorded with reasons; every other video is stored once."""
+    db = FakeDatabase()
+    engine, p = make_engine(tmp_path, database=db, downloader=FakeDownloader(fail={"v002", "v005"}),
+                            transcriber=FakeTranscriber(fail={"v007"}))  # fmt: skip
+    async with engine:
+        summary = await engine.stream("chan")
+    assert (summary.done, summary.failed) == (7, 3)
+    assert sorted(db.store_calls) == sorted(set(db.store_calls))
+    assert {f.video_id: f.stage for f in summary.failures} == {
+        "v002": "download", "v005": "download", "v007": "transcribe"}  # fmt: skip
+    assert "404" in db.reasons["v002"]
+    assert [v for v, s in db.statuses.items() if s == "done"] == sorted(db.stored)
+
+
+async def test_already_stored_videos_are_skipped_before_download(tmp_path: Path) -> None:
+    """Videos the ledger marks done are counted as skipped and never downloaded."""
+    db = FakeDatabase(done={"v000", "v001", "v002"})
+    engine, p = make_engine(tmp_path, database=db)
+    async with engine:
+        summary = await engine.stream("chan")
+    assert (summary.done, summary.skipped) == (7, 3)
+    assert not {"v000", "v001", "v002"} & set(p["downloader"].finished)
+
+
+async def test_limit_and_skip_shorts_prefilter_listing_order(tmp_path: Path) -> None:
+    """--skip-shorts drops short videos; --limit takes the first N of the rest, in listing order."""
+    mixed = [VideoRef(f"v{i}", f"u{i}", duration=30.0 if i % 2 else 600.0) for i in range(10)]
+    engine, p = make_engine(tmp_path, discoverer=FakeDiscoverer(mixed))
+    async with engine:
+        summary = await engine.stream("chan", limit=3, skip_shorts=True)
+    assert sorted(p["downloader"].finished) == ["v0", "v2", "v4"]
+    assert summary.done == 3
+    assert summary.skipped == 2  # v1 and v3, seen before the limit was reached
+
+
+async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Path) -> None:
+    """stop(): discovery ends, downloads already finished are stored, the rest stay pending."""
+    db = FakeDatabase()
+    engine, p = make_engine(tmp_path, database=db, io_workers=2,
+                            discoverer=FakeDiscoverer(refs(50), delay=0.01),
+                            downloader=FakeDownloader(delay=0.02))  # fmt: skip
+    async with engine:
+        task = asyncio.create_task(engine.stream("chan"))
+        while len(db.store_calls) < 3:
+            await asyncio.sleep(0.01)
+        engine.stop()
+        summary = await asyncio.wait_for(task, 10)
+    assert summary.stopped_early
+    assert 3 <= summary.done < 50
+    assert sorted(db.store_calls) == sorted(p["downloader"].finished)  # nothing downloaded was dropped
+    assert all(s in ("done", "pending") for s in db.statuses.values())
+
+
+async def test_store_error_ends_the_run_with_that_error(tmp_path: Path) -> None:
+    """A database that refuses writes ends stream() with StoreError itself, not an ExceptionGroup."""
+    engine, _ = make_engine(tmp_path, database=FakeDatabase(fail_store=True))
+    async with engine:
+        with pytest.raises(StoreError, match="connection reset"):
+            await engine.stream("chan")
+
+
+def _transcript(vid: str, n: int) -> Transcript:
+    return Transcript(VideoRef(vid, "u"), tuple(Segment(i, i, i + 1, "t") for i in range(n)), float(n))
+
+
+async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> None:
+    """Segments of several videos share one encode call once BATCH_SIZE rows wait."""
+    ctx = RunContext(Settings(ytingest_home=tmp_path, batch_size=10, batch_max_age_s=60), FakeDatabase())
+    emb = FakeEmbedder()
+    inbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
+    outbox: asyncio.Queue[Any] = asyncio.Queue()
+    for i in range(5):
+        inbox.put_nowait(_transcript(f"v{i}", 4))
+    inbox.put_nowait(None)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        await run_batcher(ctx, emb, pool, inbox, outbox)
+    assert emb.batches == [12, 8]  # 3 videos reach 10 rows, the last 2 flush at the end
+    items = [outbox.get_nowait() for _ in range(outbox.qsize())]
+    assert [i.transcript.video.id for i in items[:-1]] == ["v0", "v1", "v2", "v3", "v4"]
+    assert items[-1] is None
+
+
+async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -> None:
+    """A lone small transcript is embedded after BATCH_MAX_AGE_S, not held until the run ends."""
+    ctx = RunContext(Settings(ytingest_home=tmp_path, batch_size=768, batch_max_age_s=0.1), FakeDatabase())
+    emb = FakeEmbedder()
+    inbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
+    outbox: asyncio.Queue[Any] = asyncio.Queue()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        task = asyncio.create_task(run_batcher(ctx, emb, pool, inbox, outbox))
+        inbox.put_nowait(_transcript("v0", 2))
+        item = await asyncio.wait_for(outbox.get(), 2)
+        assert item.transcript.video.id == "v0"
+        inbox.put_nowait(None)
+        await asyncio.wait_for(task, 2)
+    assert emb.batches == [2]

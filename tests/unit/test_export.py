@@ -1,0 +1,42 @@
+"""Export formats: JSON objects, SRT and WebVTT cues."""
+
+import json
+
+import pytest
+
+from ytingest.export import render
+
+ROWS = [
+    {"idx": 0, "start_s": 0.0, "end_s": 2.5, "text": "Hello there.", "speaker": None,
+     "speaker_score": None, "avg_logprob": -0.2},
+    {"idx": 1, "start_s": 3661.25, "end_s": 3662.0, "text": "Later.", "speaker": "Ann",
+     "speaker_score": 0.9, "avg_logprob": -0.3},
+]  # fmt: skip
+
+
+def test_json_has_start_end_text_speaker() -> None:
+    """JSON export is an array of objects with start, end, text and speaker."""
+    out = json.loads(render(ROWS, "json"))
+    assert [(o["start"], o["end"], o["text"], o["speaker"]) for o in out] == [
+        (0.0, 2.5, "Hello there.", None),
+        (3661.25, 3662.0, "Later.", "Ann"),
+    ]
+
+
+def test_srt_numbers_cues_with_comma_milliseconds() -> None:
+    """SRT cues are numbered from 1 with HH:MM:SS,mmm times and speaker tags."""
+    out = render(ROWS, "srt")
+    assert out.startswith("1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n2\n")
+    assert "01:01:01,250 --> 01:01:02,000\n[Ann] Later.\n" in out
+
+
+def test_vtt_has_header_and_dot_milliseconds() -> None:
+    """WebVTT starts with its header and uses HH:MM:SS.mmm."""
+    out = render(ROWS, "vtt")
+    assert out.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:02.500\n")
+
+
+def test_unknown_format_is_refused() -> None:
+    """An unknown format raises instead of writing something else."""
+    with pytest.raises(ValueError, match="unknown format"):
+        render(ROWS, "docx")
