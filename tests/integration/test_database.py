@@ -22,8 +22,8 @@ def unit(i: int) -> np.ndarray:
 def item(vid: str, n: int, axis: int = 0) -> EmbeddedTranscript:
     segs = tuple(Segment(i, i * 2.0, i * 2.0 + 1.5, f"{vid} says {i}") for i in range(n))
     vecs = np.stack([unit(axis + i) for i in range(n)]) if n else np.zeros((0, DIM), np.float32)
-    return EmbeddedTranscript(Transcript(VideoRef(vid, f"http://x/{vid}", title=vid.upper(),
-                                                  webpage_url=f"http://x/{vid}"), segs, n * 2.0), vecs)  # fmt: skip
+    ref = VideoRef(vid, f"http://x/{vid}", title=vid.upper(), webpage_url=f"http://x/{vid}")
+    return EmbeddedTranscript(Transcript(ref, segs, n * 2.0), vecs)
 
 
 async def open_db(dsn: str, dim: int = DIM) -> Database:

@@ -48,7 +48,8 @@ class FakeDownloader:
                 raise DownloadError("HTTP Error 404: Not Found")
             path = dest / f"{ref.id}.bin"
             path.write_bytes(b"x")
-            self.max_files_on_disk = max(self.max_files_on_disk, len(list(dest.iterdir())))
+            on_disk = len(await asyncio.to_thread(lambda: list(dest.iterdir())))
+            self.max_files_on_disk = max(self.max_files_on_disk, on_disk)
             self.finished.append(ref.id)
             return AudioFile(ref, path, 1)
         finally:
@@ -96,6 +97,7 @@ class FakeDatabase:
     store_calls: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
     where: str = "memory"
+    three_stored: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
@@ -125,6 +127,8 @@ class FakeDatabase:
         self.store_calls.append(vid)
         self.stored[vid] = len(item.transcript.segments)
         self.statuses[vid] = "done"
+        if len(self.store_calls) >= 3:
+            self.three_stored.set()
 
 
 def refs(n: int, **kw: Any) -> list[VideoRef]:

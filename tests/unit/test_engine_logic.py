@@ -104,8 +104,7 @@ async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Pat
                             downloader=FakeDownloader(delay=0.02))  # fmt: skip
     async with engine:
         task = asyncio.create_task(engine.stream("chan"))
-        while len(db.store_calls) < 3:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(db.three_stored.wait(), 10)
         engine.stop()
         summary = await asyncio.wait_for(task, 10)
     assert summary.stopped_early
