@@ -1,4 +1,4 @@
-"""``ytingest`` as a user runs it: real yt-dlp, faster-whisper, embeddings and PostgreSQL on a local channel."""
+"""``ytingest`` as a user runs it: real yt-dlp, ASR, embeddings and PostgreSQL on a local channel."""
 
 from __future__ import annotations
 

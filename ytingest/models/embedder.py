@@ -28,7 +28,7 @@ class SentenceEmbedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # no "Loading weights" bars on the user's terminal
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars
 
         self.name = "all-MiniLM-L6-v2 (bundled)" if model == "bundled" else model
         self.batch_size = batch_size
