@@ -11,21 +11,26 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import aiohttp
 from pydantic import ValidationError
+from rich.console import Console, RenderableType
+from rich.live import Live
 
 from ytingest.config import Settings
-from ytingest.engine import Engine
+from ytingest.engine import Engine, first_error
 from ytingest.errors import ConfigError, YtingestError
 from ytingest.export import FORMATS, render
 from ytingest.items import RunSummary
 from ytingest.logs import configure_logging, redact
+from ytingest.monitor.dashboard import render as render_dashboard
+from ytingest.monitor.report import write_report
+from ytingest.runtime import run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asr-model", help="faster-whisper size name or model folder (ASR_MODEL)")
     p.add_argument("--embed-model", help="sentence-transformers name or folder (EMBED_MODEL)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument(
+        "--dashboard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live view on the terminal (default: on when stderr is a terminal and not --json)",
+    )
+    p.add_argument(
+        "--autotune",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let ytingest resize IO_WORKERS (default: on unless IO_WORKERS is set)",
+    )
+    p.add_argument(
+        "--metrics-port", type=int, help="serve /metrics and /status on 127.0.0.1:PORT (0: any free port)"
+    )
+    p.add_argument("--report", type=Path, help="write the run's timeline to this HTML file")
 
     p = sub.add_parser("search", parents=[common], help="find segments by meaning")
     p.add_argument("query")
@@ -62,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="videos done/failed/pending and failure reasons")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("top", help="attach to a running engine's /status and show the live view")
+    p.add_argument("--port", type=int, default=9464, help="the engine's --metrics-port")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
+
     p = sub.add_parser("export", parents=[common], help="write a stored video's transcript")
     p.add_argument("video_id")
     p.add_argument("--format", choices=FORMATS, default="json")
@@ -70,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _SETTING_FLAGS = ("io_workers", "asr_workers", "batch_size", "db_workers", "asr_model", "embed_model",
-                  "keep_audio", "database_url")  # fmt: skip
+                  "keep_audio", "database_url", "autotune", "metrics_port")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -78,7 +106,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k, None) is not None
     }
-    if args.home is not None:
+    if getattr(args, "home", None) is not None:
         overrides["ytingest_home"] = args.home
     try:
         return Settings(**overrides)
@@ -91,33 +119,26 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_format, args.log_level)
+    if args.command == "stream" and args.dashboard is None:
+        args.dashboard = sys.stderr.isatty() and not args.json
+    quiet = args.command == "stream" and args.dashboard and args.log_level == "info"
+    configure_logging(args.log_format, "warning" if quiet else args.log_level)
     try:
+        if args.command == "top":
+            return run(top(args))
         settings = settings_from(args)
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
         if getattr(args, "voices_dir", None) is not None:
             raise ConfigError("speaker identification (--voices-dir) is not available in this version yet")
         command: Callable[[Engine, argparse.Namespace], Awaitable[int]] = COMMANDS[args.command]
-        return run_loop(_with_engine(settings, args, command))
+        return run(_with_engine(settings, args, command))
     except YtingestError as exc:
         print(f"ytingest: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ytingest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def run_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop where it exists (not on Windows), else on asyncio's own loop."""
-    try:
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
 
 
 async def _with_engine(
@@ -155,7 +176,16 @@ def _install_signals(engine: Engine) -> None:
 
 
 async def cmd_stream(engine: Engine, args: argparse.Namespace) -> int:
-    summary = await engine.stream(args.url, limit=args.limit, skip_shorts=args.skip_shorts)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            run = tg.create_task(engine.stream(args.url, limit=args.limit, skip_shorts=args.skip_shorts))
+            if args.dashboard:
+                tg.create_task(_live(lambda: render_dashboard(engine.status_document()), until=run))
+    except* YtingestError as group:
+        raise first_error(group) from None
+    summary = run.result()
+    if args.report is not None and engine.monitor is not None:
+        write_report(list(engine.monitor.history), args.report, title=f"ytingest: {args.url}")
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:
@@ -163,6 +193,45 @@ async def cmd_stream(engine: Engine, args: argparse.Namespace) -> int:
     if summary.stopped_early:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+async def _live(frame: Callable[[], RenderableType], *, until: asyncio.Task[Any]) -> None:
+    """Redraw ``frame()`` on stderr twice a second until ``until`` is done."""
+    with Live(frame(), console=Console(stderr=True), refresh_per_second=4, redirect_stderr=True) as live:
+        while not until.done():
+            await asyncio.wait({until}, timeout=0.5)
+            live.update(frame())
+
+
+async def top(args: argparse.Namespace) -> int:
+    """Poll a running engine's /status and draw the same view ``stream`` draws."""
+    url = f"http://{args.host}:{args.port}/status"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+
+        async def fetch() -> dict[str, Any]:
+            try:
+                async with session.get(url) as resp:
+                    resp.raise_for_status()
+                    doc: dict[str, Any] = await resp.json()
+                    return doc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise ConfigError(
+                    f"no ytingest engine answers at {url}: {str(exc) or type(exc).__name__}"
+                ) from None
+
+        status = await fetch()
+        if args.once:
+            Console().print(render_dashboard(status))
+            return EXIT_OK
+        console = Console(stderr=True)
+        with Live(render_dashboard(status), console=console, refresh_per_second=2) as live:
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    live.update(render_dashboard(await fetch()))
+                except ConfigError:
+                    console.print("engine finished")
+                    return EXIT_OK
 
 
 def _print_summary(summary: RunSummary) -> None:

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     embed_model: str = "bundled"
     embed_device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    # monitoring, diagnosis, autotune
+    monitor_interval_s: float = Field(1.0, gt=0)
+    diagnose_window_s: float = Field(5.0, gt=0)
+    stats_interval_s: float = Field(10.0, gt=0)
+    autotune: bool | None = None  # None: on unless IO_WORKERS was set by the user
+    io_workers_max: int = Field(64, ge=1, le=256)
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # None: no HTTP endpoint
+    metrics_host: str = "127.0.0.1"
+
     # tools
     ytdlp_path: str | None = None  # None: the yt-dlp installed with ytingest (python -m yt_dlp)
     download_timeout_s: float = Field(1800.0, gt=0)
@@ -59,6 +68,13 @@ class Settings(BaseSettings):
     @property
     def ytdlp_command(self) -> tuple[str, ...]:
         return (self.ytdlp_path,) if self.ytdlp_path else (sys.executable, "-m", "yt_dlp")
+
+    @property
+    def autotune_enabled(self) -> bool:
+        """Explicit AUTOTUNE wins; otherwise tune unless the user pinned IO_WORKERS."""
+        if self.autotune is not None:
+            return self.autotune
+        return "io_workers" not in self.model_fields_set
 
     @property
     def audio_dir(self) -> Path:

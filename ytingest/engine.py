@@ -15,10 +15,19 @@ from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.errors import ConfigError, YtingestError
 from ytingest.items import AudioFile, EmbeddedTranscript, RunSummary, SearchHit, Transcript, VideoRef
 from ytingest.models.speakers import SpeakerTagger
+from ytingest.monitor.autotune import AutoTuner
+from ytingest.monitor.diagnose import Knobs
+from ytingest.monitor.gpu import GpuProbe
+from ytingest.monitor.http import MetricsServer
+from ytingest.monitor.metrics import Metrics
+from ytingest.monitor.monitor import Monitor
+from ytingest.monitor.sampler import Sampler
 from ytingest.run import Closing, RunContext
+from ytingest.runtime import make_fork_safe
 from ytingest.stages.discover import Discoverer, YtDlpDiscoverer, run_discovery
 from ytingest.stages.download import Downloader, YtDlpDownloader, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
+from ytingest.stages.limiter import Limiter
 from ytingest.stages.store import store_worker
 from ytingest.stages.transcribe import Transcriber, transcribe_worker
 
@@ -57,6 +66,9 @@ class Engine:
         self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-embed")
         self._run: RunContext | None = None
         self._stop_requested = False
+        self._gpu: GpuProbe | None = None
+        self._http: MetricsServer | None = None
+        self.monitor: Monitor | None = None  # the current (or last) run's monitor
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -75,6 +87,7 @@ class Engine:
 
     async def start(self) -> None:
         """Connect to (or start) PostgreSQL and bring the schema up to date."""
+        make_fork_safe(asyncio.get_running_loop())
         if self._db is None:
             dsn = self.settings.database_url
             if dsn is None:
@@ -84,6 +97,12 @@ class Engine:
                 url = dsn.get_secret_value()
             self._db = Database(url, pool_size=self.settings.db_workers + 1)
         try:
+            self._gpu = await asyncio.to_thread(GpuProbe)
+            if self.settings.metrics_port is not None:
+                self._http = MetricsServer(self.status_document, self.settings.metrics_host,
+                                           self.settings.metrics_port)  # fmt: skip
+                await self._http.start()
+                log.info("metrics_listening", url=f"http://{self._http.host}:{self._http.port}/status")
             await self._db.connect()
             dim = await self._db.embedding_dim()
             if dim is None:  # a new database: the embedding model decides the vector size
@@ -96,6 +115,11 @@ class Engine:
 
     async def aclose(self) -> None:
         """Close the pool, stop the embedded server, release the executors."""
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
+        if self._gpu is not None:
+            self._gpu.close()
         if self._db is not None:
             await self._db.close()
         if self._embedded is not None:
@@ -149,16 +173,23 @@ class Engine:
         db, s = self.database, self.settings
         transcriber, embedder = await self.transcriber(), await self.embedder()
         await db.check_dim(embedder.dim)
-        ctx = self._run = RunContext(s, db)
-        if self._stop_requested:
-            ctx.stopping.set()
         await asyncio.to_thread(s.audio_dir.mkdir, parents=True, exist_ok=True)
         await db.register_channel(url)
         io_q: asyncio.Queue[VideoRef | None] = asyncio.Queue(s.io_queue_size)
         asr_q: asyncio.Queue[AudioFile | None] = asyncio.Queue(s.asr_queue_size)
         embed_q: asyncio.Queue[Transcript | None] = asyncio.Queue(s.embed_queue_size)
         db_q: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue(s.db_queue_size)
-        asr_done, db_done = Closing(s.asr_workers, embed_q), Closing(s.db_workers, None)
+        metrics = Metrics.for_workers(io=s.io_workers, asr=s.asr_workers, store=s.db_workers)
+        metrics.queues.update(io_q=io_q, asr_q=asr_q, embed_q=embed_q, db_q=db_q)
+        ctx = self._run = RunContext(s, db, metrics)
+        if self._stop_requested:
+            ctx.stopping.set()
+        slots = Limiter(s.io_workers)
+        monitor = self.monitor = self._make_monitor(metrics, slots)
+        if isinstance(self._downloader, YtDlpDownloader):
+            self._downloader.on_progress = metrics.download.progress
+        asr_done = Closing(s.asr_workers, embed_q)
+        db_done = Closing(s.db_workers, None, finished=ctx.finished)
         log.info("run_started", channel=url, limit=limit, skip_shorts=skip_shorts,
                  io_workers=s.io_workers, asr_workers=s.asr_workers,
                  batch_size=s.batch_size, db_workers=s.db_workers)  # fmt: skip
@@ -166,7 +197,7 @@ class Engine:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(run_discovery(ctx, self._discoverer, url, io_q, limit=limit,
                                              skip_shorts=skip_shorts), name="discover")  # fmt: skip
-                tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg), name="download")
+                tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg, slots), name="download")
                 for i in range(s.asr_workers):
                     tg.create_task(transcribe_worker(ctx, transcriber, self._tagger, self._asr_pool,
                                                      asr_q, embed_q, asr_done), name=f"asr-{i}")  # fmt: skip
@@ -174,13 +205,40 @@ class Engine:
                 for i in range(s.db_workers):
                     tg.create_task(store_worker(ctx, db_q, db_done, asr_model=transcriber.name,
                                                 embed_model=embedder.name), name=f"store-{i}")  # fmt: skip
+                tg.create_task(monitor.run(ctx.finished), name="monitor")
         except* YtingestError as group:
-            raise _first(group) from None
+            raise first_error(group) from None
         finally:
             self._run = None
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
         return summary
+
+    def _make_monitor(self, metrics: Metrics, slots: Limiter) -> Monitor:
+        s = self.settings
+        tuner = None
+        if s.autotune_enabled:
+            tuner = AutoTuner(slots, metrics.stages["download"], io_max=max(s.io_workers, s.io_workers_max))
+        knobs = Knobs(s.io_workers, s.asr_workers, s.batch_size, s.db_workers, s.io_workers_max)
+        sampler = Sampler(metrics, s.audio_dir, self._gpu or GpuProbe())
+        return Monitor(sampler, knobs, interval_s=s.monitor_interval_s, window_s=s.diagnose_window_s,
+                       stats_every_s=s.stats_interval_s, tuner=tuner)  # fmt: skip
+
+    def status_document(self) -> dict[str, Any]:
+        """What ``/status`` serves and the dashboard draws: the latest snapshot and the knobs."""
+        m = self.monitor
+        snap = m.latest.to_dict() if m is not None and m.latest is not None else None
+        return {
+            "state": "running" if self._run is not None else "idle",
+            "snapshot": snap,
+            "knobs": {
+                "io_workers": m.knobs.io_workers if m else self.settings.io_workers,
+                "asr_workers": self.settings.asr_workers,
+                "batch_size": self.settings.batch_size,
+                "db_workers": self.settings.db_workers,
+                "autotune": self.settings.autotune_enabled,
+            },
+        }
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -196,7 +254,7 @@ class Engine:
         return await self.database.status()
 
 
-def _first(group: BaseExceptionGroup[YtingestError]) -> YtingestError:
+def first_error(group: BaseExceptionGroup[YtingestError]) -> YtingestError:
     """The first ytingest error in a (possibly nested) exception group."""
     exc: BaseException = group
     while isinstance(exc, BaseExceptionGroup):

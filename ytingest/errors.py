@@ -29,3 +29,11 @@ class EmbedError(YtingestError):
 
 class StoreError(YtingestError):
     """The database refused or lost a write."""
+
+
+class RateLimitedError(DownloadError):
+    """The site answered 429 / throttled us. ``retry_after`` is its hint in seconds, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -11,6 +11,7 @@ import structlog
 
 from ytingest.config import Settings
 from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
+from ytingest.monitor.metrics import Metrics
 
 log = structlog.get_logger("ytingest")
 
@@ -33,7 +34,9 @@ class RunContext:
 
     settings: Settings
     ledger: Ledger
+    metrics: Metrics
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
     done: int = 0
     skipped: int = 0
@@ -45,6 +48,7 @@ class RunContext:
         """Record that ``ref`` failed in ``stage``; the run goes on."""
         reason = " ".join(reason.split())[:1000]
         self.failures.append(Failure(ref.id, stage, reason))
+        self.metrics.failed += 1
         log.warning("video_failed", video_id=ref.id, stage=stage, reason=reason)
         await self.ledger.mark_failed(ref.id, stage, reason)
 
@@ -62,18 +66,26 @@ class RunContext:
 
 
 class Closing:
-    """N workers share one input queue; the last one to see the end closes the next queue.
+    """N workers share one input queue; the last one to see the end closes the next queue
+    (or, for the last stage, sets ``finished``).
 
     ``None`` marks the end of a queue. A worker that reads it puts it back for its
     siblings, so every worker sees it exactly once.
     """
 
-    def __init__(self, workers: int, downstream: asyncio.Queue[Any] | None) -> None:
+    def __init__(
+        self, workers: int, downstream: asyncio.Queue[Any] | None, finished: asyncio.Event | None = None
+    ) -> None:
         self._left = workers
         self._downstream = downstream
+        self._finished = finished
 
     async def worker_done(self, upstream: asyncio.Queue[Any]) -> None:
         upstream.put_nowait(None)
         self._left -= 1
-        if self._left == 0 and self._downstream is not None:
+        if self._left > 0:
+            return
+        if self._downstream is not None:
             await self._downstream.put(None)
+        if self._finished is not None:
+            self._finished.set()

@@ -18,6 +18,7 @@ from tests.unit.fakes import (
 )
 from ytingest import Engine, Settings, StoreError
 from ytingest.items import Segment, Transcript, VideoRef
+from ytingest.monitor.metrics import Metrics
 from ytingest.run import RunContext
 from ytingest.stages.embed import run_batcher
 
@@ -121,13 +122,19 @@ async def test_store_error_ends_the_run_with_that_error(tmp_path: Path) -> None:
             await engine.stream("chan")
 
 
+def _metrics() -> Metrics:
+    return Metrics.for_workers(io=1, asr=1, store=1)
+
+
 def _transcript(vid: str, n: int) -> Transcript:
     return Transcript(VideoRef(vid, "u"), tuple(Segment(i, i, i + 1, "t") for i in range(n)), float(n))
 
 
 async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> None:
     """Segments of several videos share one encode call once BATCH_SIZE rows wait."""
-    ctx = RunContext(Settings(ytingest_home=tmp_path, batch_size=10, batch_max_age_s=60), FakeDatabase())
+    ctx = RunContext(
+        Settings(ytingest_home=tmp_path, batch_size=10, batch_max_age_s=60), FakeDatabase(), _metrics()
+    )
     emb = FakeEmbedder()
     inbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
     outbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -146,7 +153,9 @@ async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> No
 
 async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -> None:
     """A lone small transcript is embedded after BATCH_MAX_AGE_S, not held until the run ends."""
-    ctx = RunContext(Settings(ytingest_home=tmp_path, batch_size=768, batch_max_age_s=0.1), FakeDatabase())
+    ctx = RunContext(
+        Settings(ytingest_home=tmp_path, batch_size=768, batch_max_age_s=0.1), FakeDatabase(), _metrics()
+    )
     emb = FakeEmbedder()
     inbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
     outbox: asyncio.Queue[Any] = asyncio.Queue()

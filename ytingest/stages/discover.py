@@ -148,15 +148,19 @@ async def run_discovery(
             seen.add(ref.id)
             if skip_shorts and is_short(ref):
                 ctx.skipped += 1
+                ctx.metrics.skipped += 1
                 log.info("video_skipped", video_id=ref.id, reason="short")
                 continue
             taken += 1
             if await ctx.ledger.done_ids([ref.id]):
                 ctx.skipped += 1
+                ctx.metrics.skipped += 1
                 log.info("video_skipped", video_id=ref.id, reason="already stored")
                 continue
             await ctx.ledger.register_video(ref)
             log.info("video_queued", video_id=ref.id, title=ref.title, duration=ref.duration)
+            ctx.metrics.queued += 1
             await outbox.put(ref)
+    ctx.metrics.discovery_done = True
     log.info("discovery_done", channel=url, listed=len(seen), queued=taken)
     await outbox.put(None)

@@ -73,13 +73,16 @@ async def _flush(
 ) -> None:
     """Encode every segment of ``batch`` in one call; hand on one item per video."""
     texts = [s.text for t in batch for s in t.segments]
-    t0 = time.monotonic()
+    counters = ctx.metrics.stages["embed"]
+    t0 = counters.begin()
     try:
         vectors = await asyncio.get_running_loop().run_in_executor(executor, embedder.encode, texts)
     except EmbedError as exc:
+        counters.end(t0, ok=False)
         for t in batch:
             await ctx.fail(t.video, "embed", str(exc))
         return
+    counters.end(t0, audio_seconds=sum(t.audio_seconds for t in batch))
     log.info("embed_batch", rows=len(texts), videos=len(batch), ms=round(1000 * (time.monotonic() - t0)))
     offset = 0
     for t in batch:

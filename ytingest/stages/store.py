@@ -24,8 +24,14 @@ async def store_worker(
     """Write videos until the end marker. A StoreError ends the run: the database is gone."""
     while (item := await inbox.get()) is not None:
         t = item.transcript
-        t0 = time.monotonic()
-        await ctx.ledger.store_transcript(item, asr_model=asr_model, embed_model=embed_model)
+        counters = ctx.metrics.stages["store"]
+        t0 = counters.begin()
+        try:
+            await ctx.ledger.store_transcript(item, asr_model=asr_model, embed_model=embed_model)
+        except BaseException:
+            counters.end(t0, ok=False)
+            raise
+        counters.end(t0, audio_seconds=t.audio_seconds)
         ctx.done += 1
         ctx.segments += len(t.segments)
         ctx.audio_seconds += t.audio_seconds

@@ -52,17 +52,20 @@ async def transcribe_worker(
     while (audio := await inbox.get()) is not None:
         vlog = log.bind(video_id=audio.video.id)
         vlog.info("transcribe_start", bytes=audio.size)
-        t0 = time.monotonic()
+        counters = ctx.metrics.stages["asr"]
+        t0 = counters.begin()
         try:
             segments, seconds, language = await loop.run_in_executor(
                 executor, transcribe_file, transcriber, tagger, audio.path
             )
         except TranscribeError as exc:
+            counters.end(t0, ok=False)
             await ctx.fail(audio.video, "transcribe", str(exc))
             continue
         finally:
             if not ctx.settings.keep_audio:
                 audio.path.unlink(missing_ok=True)
+        counters.end(t0, audio_seconds=seconds)
         ms = round(1000 * (time.monotonic() - t0))
         vlog.info("transcribe_done", segments=len(segments), audio_seconds=round(seconds, 2), ms=ms)
         await outbox.put(Transcript(audio.video, segments, seconds, language))

@@ -1,0 +1,1 @@
+"""Live metrics, bottleneck diagnosis, autotune, dashboard, HTTP endpoints and the run report."""

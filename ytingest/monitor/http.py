@@ -1,0 +1,107 @@
+"""``/metrics`` (Prometheus text) and ``/status`` (JSON) on 127.0.0.1:METRICS_PORT, opt-in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+StatusSource = Callable[[], dict[str, Any]]
+
+
+class SnapshotCollector(Collector):
+    """Prometheus series built from the latest ``/status`` document at scrape time."""
+
+    def __init__(self, status: StatusSource) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._status().get("snapshot")
+        if not snap:
+            return
+        per_stage: dict[str, tuple[str, str, str]] = {
+            "depth": ("ytingest_queue_depth", "items waiting in the stage's input queue", "gauge"),
+            "capacity": ("ytingest_queue_capacity", "size of the stage's input queue", "gauge"),
+            "workers": ("ytingest_stage_workers", "workers the stage may run", "gauge"),
+            "busy": ("ytingest_stage_busy_ratio", "fraction of worker time busy, last interval", "gauge"),
+            "items_per_s": ("ytingest_stage_items_per_second", "items finished per second", "gauge"),
+            "audio_s_per_s": ("ytingest_stage_audio_seconds_per_second", "audio seconds per second", "gauge"),
+            "latency_s": ("ytingest_stage_latency_seconds", "mean seconds per item, recent items", "gauge"),
+            "done": ("ytingest_stage_items", "items finished", "counter"),
+            "errors": ("ytingest_stage_errors", "items failed", "counter"),
+        }
+        for key, (name, doc, kind) in per_stage.items():
+            family: GaugeMetricFamily | CounterMetricFamily = (
+                CounterMetricFamily(name, doc, labels=["stage"])
+                if kind == "counter"
+                else GaugeMetricFamily(name, doc, labels=["stage"])
+            )
+            for stage, values in snap["stages"].items():
+                family.add_metric([stage], float(values[key]))
+            yield family
+        yield GaugeMetricFamily(
+            "ytingest_download_bytes_per_second", "download rate", value=snap["download_bytes_per_s"]
+        )
+        videos = CounterMetricFamily("ytingest_videos", "videos by outcome", labels=["status"])
+        for status in ("done", "failed", "skipped"):
+            videos.add_metric([status], float(snap[status]))
+        yield videos
+        yield GaugeMetricFamily("ytingest_cpu_percent", "system CPU use", value=snap["cpu_percent"])
+        yield GaugeMetricFamily(
+            "ytingest_rss_bytes", "resident memory of the engine", value=snap["rss_bytes"]
+        )
+        yield GaugeMetricFamily(
+            "ytingest_audio_dir_bytes", "audio waiting on disk", value=snap["audio_dir_bytes"]
+        )
+        sm = GaugeMetricFamily("ytingest_gpu_sm_ratio", "GPU SM utilisation", labels=["gpu"])
+        vram = GaugeMetricFamily("ytingest_gpu_vram_used_bytes", "GPU memory used", labels=["gpu"])
+        for gpu in snap["gpus"]:
+            sm.add_metric([str(gpu["index"])], gpu["sm"])
+            vram.add_metric([str(gpu["index"])], gpu["vram_used"])
+        yield sm
+        yield vram
+        verdict = GaugeMetricFamily(
+            "ytingest_bottleneck", "1 for the stage named the bottleneck", labels=["stage"]
+        )
+        verdict.add_metric([snap["verdict"].get("stage", "none")], 1.0)
+        yield verdict
+
+
+class MetricsServer:
+    """A tiny aiohttp app; ``status`` returns the document ``/status`` serves."""
+
+    def __init__(self, status: StatusSource, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._status = status
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(SnapshotCollector(status))
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/status", self._status_json)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server: Any = site._server
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def _status_json(self, _request: web.Request) -> web.Response:
+        return web.Response(text=json.dumps(self._status()), content_type="application/json")

@@ -1,0 +1,88 @@
+"""Counters the stages update (cheap, loop thread only); the monitor turns them into rates."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = ("download", "asr", "embed", "store")
+QUEUE_OF = {"download": "io_q", "asr": "asr_q", "embed": "embed_q", "store": "db_q"}
+
+
+@dataclass
+class StageCounters:
+    """One stage: how many workers it may run, how many are busy, and cumulative totals."""
+
+    name: str
+    workers: int
+    busy: int = 0
+    done: int = 0
+    errors: int = 0
+    audio_seconds: float = 0.0
+    busy_seconds: float = 0.0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    _since: float = field(default_factory=time.monotonic)
+
+    def _accrue(self) -> None:
+        now = time.monotonic()
+        self.busy_seconds += self.busy * (now - self._since)
+        self._since = now
+
+    def begin(self) -> float:
+        """A worker starts an item; returns its start time for ``end``."""
+        self._accrue()
+        self.busy += 1
+        return time.monotonic()
+
+    def end(self, started: float, *, ok: bool = True, audio_seconds: float = 0.0) -> None:
+        self._accrue()
+        self.busy -= 1
+        self.latencies.append(time.monotonic() - started)
+        if ok:
+            self.done += 1
+            self.audio_seconds += audio_seconds
+        else:
+            self.errors += 1
+
+    def busy_seconds_now(self) -> float:
+        self._accrue()
+        return self.busy_seconds
+
+
+@dataclass
+class DownloadCounters:
+    """Bytes as yt-dlp reports them, per video in flight, and rate-limit answers from the site."""
+
+    bytes_total: int = 0
+    in_flight: dict[str, int] = field(default_factory=dict)
+    rate_limited: int = 0
+
+    def progress(self, video_id: str, downloaded: int) -> None:
+        before = self.in_flight.get(video_id, 0)
+        if downloaded > before:
+            self.bytes_total += downloaded - before
+            self.in_flight[video_id] = downloaded
+
+    def finished(self, video_id: str) -> None:
+        self.in_flight.pop(video_id, None)
+
+
+@dataclass
+class Metrics:
+    """The one source of truth for a run: stage counters, queues, download bytes, run totals."""
+
+    stages: dict[str, StageCounters]
+    queues: dict[str, asyncio.Queue[Any]] = field(default_factory=dict)
+    download: DownloadCounters = field(default_factory=DownloadCounters)
+    queued: int = 0
+    failed: int = 0
+    skipped: int = 0
+    discovery_done: bool = False
+
+    @classmethod
+    def for_workers(cls, *, io: int, asr: int, embed: int = 1, store: int) -> Metrics:
+        sizes = {"download": io, "asr": asr, "embed": embed, "store": store}
+        return cls(stages={name: StageCounters(name, sizes[name]) for name in STAGES})

@@ -1,0 +1,95 @@
+"""The monitor task: sample every interval, diagnose, autotune, log ``stats`` and ``bottleneck``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import replace
+
+import structlog
+
+from ytingest.monitor.autotune import AutoTuner
+from ytingest.monitor.diagnose import Knobs, Verdict, diagnose
+from ytingest.monitor.sampler import Sampler, Snapshot
+
+log = structlog.get_logger("ytingest")
+
+
+class Monitor:
+    """Keeps the latest snapshot (for the dashboard and /status) and the run's history (for the report)."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        knobs: Knobs,
+        *,
+        interval_s: float = 1.0,
+        window_s: float = 5.0,
+        stats_every_s: float = 10.0,
+        tuner: AutoTuner | None = None,
+        history: int = 3600,
+    ) -> None:
+        self.sampler = sampler
+        self.knobs = knobs
+        self.interval_s = interval_s
+        self.tuner = tuner
+        self.stats_every_s = stats_every_s
+        self.window: deque[Snapshot] = deque(maxlen=max(1, round(window_s / interval_s)))
+        self.history: deque[Snapshot] = deque(maxlen=history)
+        self.latest: Snapshot | None = None
+        self.verdict = Verdict("none")
+        self._candidate = "none"
+        self._last_stats = 0.0
+
+    async def run(self, finished: asyncio.Event) -> None:
+        """Sample until ``finished`` is set, then take one final sample."""
+        while not finished.is_set():
+            try:
+                await asyncio.wait_for(finished.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+            await self.tick()
+
+    async def tick(self) -> Snapshot:
+        system = await asyncio.to_thread(self.sampler.system)
+        snap = self.sampler.sample(system)
+        if self.tuner is not None:
+            self.knobs = replace(self.knobs, io_workers=self.tuner.downloads.limit)
+        self.window.append(snap)
+        verdict = diagnose(list(self.window), self.knobs)
+        self._judge(verdict)
+        snap = replace(snap, verdict=self.verdict.to_dict())
+        self.latest = snap
+        self.history.append(snap)
+        if self.tuner is not None and verdict.stage == self.verdict.stage:
+            await self.tuner.step(self.verdict)
+        now = time.monotonic()
+        if now - self._last_stats >= self.stats_every_s:
+            self._last_stats = now
+            log.info("stats", line=snap.queue_line(), **_stats_fields(snap))
+        return snap
+
+    def _judge(self, verdict: Verdict) -> None:
+        """A new verdict must hold for two samples in a row before it is announced."""
+        if verdict.stage == self.verdict.stage:
+            self.verdict = verdict
+            self._candidate = verdict.stage
+            return
+        if verdict.stage != self._candidate:
+            self._candidate = verdict.stage
+            return
+        self.verdict = verdict
+        log.info("bottleneck", stage=verdict.stage, evidence=verdict.evidence, advice=verdict.advice)
+
+
+def _stats_fields(s: Snapshot) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "done": s.done, "failed": s.failed, "queued": s.queued,
+        "download_bytes_per_s": round(s.download_bytes_per_s), "rss_mb": round(s.rss_bytes / 2**20),
+        "audio_dir_mb": round(s.audio_dir_bytes / 2**20, 1),
+    }  # fmt: skip
+    for name, st in s.stages.items():
+        fields[f"{name}_busy"] = round(st.busy, 2)
+        fields[f"{name}_per_s"] = round(st.items_per_s, 3)
+    return fields
