@@ -16,6 +16,7 @@ from ytingest.errors import ConfigError, YtingestError
 from ytingest.items import AudioFile, EmbeddedTranscript, RunSummary, SearchHit, Transcript, VideoRef
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.run import Closing, RunContext
+from ytingest.speakers.setup import build_tagger, save_unknowns
 from ytingest.stages.discover import Discoverer, YtDlpDiscoverer, run_discovery
 from ytingest.stages.download import Downloader, YtDlpDownloader, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
@@ -142,6 +143,12 @@ class Engine:
             )
         return self._transcriber
 
+    async def speaker_tagger(self) -> SpeakerTagger | None:
+        """Speaker ID: None unless VOICES_DIR is set; else enrol the voices and build the tagger once."""
+        if self._tagger is None and self.settings.voices_dir is not None:
+            self._tagger = await build_tagger(self.settings, self.database, self._asr_pool)
+        return self._tagger
+
     # ---- the pipeline -----------------------------------------------------------------------
 
     async def stream(self, url: str, *, limit: int | None = None, skip_shorts: bool = False) -> RunSummary:
@@ -149,6 +156,7 @@ class Engine:
         db, s = self.database, self.settings
         transcriber, embedder = await self.transcriber(), await self.embedder()
         await db.check_dim(embedder.dim)
+        tagger = await self.speaker_tagger()
         ctx = self._run = RunContext(s, db)
         if self._stop_requested:
             ctx.stopping.set()
@@ -168,7 +176,7 @@ class Engine:
                                              skip_shorts=skip_shorts), name="discover")  # fmt: skip
                 tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg), name="download")
                 for i in range(s.asr_workers):
-                    tg.create_task(transcribe_worker(ctx, transcriber, self._tagger, self._asr_pool,
+                    tg.create_task(transcribe_worker(ctx, transcriber, tagger, self._asr_pool,
                                                      asr_q, embed_q, asr_done), name=f"asr-{i}")  # fmt: skip
                 tg.create_task(run_batcher(ctx, embedder, self._embed_pool, embed_q, db_q), name="embed")
                 for i in range(s.db_workers):
@@ -178,6 +186,7 @@ class Engine:
             raise _first(group) from None
         finally:
             self._run = None
+        await save_unknowns(tagger, db)
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
         return summary
@@ -194,6 +203,10 @@ class Engine:
     async def status(self) -> dict[str, Any]:
         """Videos by status, stored segments, and failures with reasons."""
         return await self.database.status()
+
+    async def speakers(self) -> dict[str, Any]:
+        """Enrolled voiceprints and anonymous voices, with their segment counts."""
+        return await self.database.speakers_report()
 
 
 def _first(group: BaseExceptionGroup[YtingestError]) -> YtingestError:
