@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     voices_dir: Path | None = None
     speaker_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"
     speaker_device: Literal["auto", "cpu", "cuda"] = "auto"
-    speaker_threshold: float = Field(0.80, ge=-1.0, le=1.0)
-    speaker_cluster_distance: float = Field(0.25, gt=0.0, le=2.0)
+    speaker_threshold: float = Field(0.85, ge=-1.0, le=1.0)
+    speaker_cluster_distance: float = Field(0.30, gt=0.0, le=2.0)
     pyannote_model: str | None = None  # hub id or local folder; HF_TOKEN is read by pyannote
 
     # tools

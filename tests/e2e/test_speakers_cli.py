@@ -51,14 +51,18 @@ def test_stream_with_voices_enrols_and_stores_both_episodes(run: Run) -> None:
 
 def test_segments_are_attributed_to_the_right_enrolled_voice(run: Run) -> None:
     """≥ 90% of segments spoken by an enrolled voice carry that voice's name."""
-    result = score({ep: [(r["start"], r["end"], r["speaker"]) for r in rows] for ep, rows in run.rows.items()})
+    result = score(
+        {ep: [(r["start"], r["end"], r["speaker"]) for r in rows] for ep, rows in run.rows.items()}
+    )
     assert result.enrolled_total >= 10
     assert result.accuracy >= 0.9, result
 
 
 def test_the_unenrolled_voice_is_one_unknown_label_across_episodes(run: Run) -> None:
-    """The guest's segments are labelled unknown-N, never an enrolled name, with one label in both episodes."""
-    result = score({ep: [(r["start"], r["end"], r["speaker"]) for r in rows] for ep, rows in run.rows.items()})
+    """The guest's segments are are unknown-N, never an enrolled name, one label in both episodes."""
+    result = score(
+        {ep: [(r["start"], r["end"], r["speaker"]) for r in rows] for ep, rows in run.rows.items()}
+    )
     assert result.unknown_total >= 2
     assert result.unknown_accuracy >= 0.9, result
     assert len(result.unknown_labels) == 1
@@ -74,7 +78,9 @@ def test_every_segment_has_a_speaker_and_a_score(run: Run) -> None:
 
 def test_search_by_speaker_returns_only_that_speaker(run: Run) -> None:
     """search --speaker NAME: every hit is NAME's, and NAME's own line about Saturdays comes first."""
-    r = run.cli("search", "fresh bread on Saturday mornings", "--speaker", "Chen Wei", "--limit", "20", "--json")
+    r = run.cli(
+        "search", "fresh bread on Saturday mornings", "--speaker", "Chen Wei", "--limit", "20", "--json"
+    )
     assert r.returncode == 0, r.stderr
     hits = r.json()
     assert hits and {h["speaker"] for h in hits} == {"Chen Wei"}
