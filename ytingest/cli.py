@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("url")
     p.add_argument("--limit", type=int, help="only the N newest videos")
     p.add_argument("--skip-shorts", action="store_true", help="skip videos under 60 s and /shorts/")
-    p.add_argument("--voices-dir", type=Path, help="enrolled voices for speaker identification")
+    p.add_argument(
+        "--voices-dir", type=Path, help="voices to enrol; turns on speaker identification (VOICES_DIR)"
+    )
     p.add_argument("--keep-audio", action="store_true", default=None, help="keep downloaded audio")
     p.add_argument("--io-workers", type=int, help="concurrent downloads (IO_WORKERS)")
     p.add_argument("--asr-workers", type=int, help="parallel transcriptions (ASR_WORKERS)")
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
 
+    p = sub.add_parser("speakers", parents=[common], help="enrolled voices, unknown voices, segments each")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("export", parents=[common], help="write a stored video's transcript")
     p.add_argument("video_id")
     p.add_argument("--format", choices=FORMATS, default="json")
@@ -98,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _SETTING_FLAGS = ("io_workers", "asr_workers", "batch_size", "db_workers", "asr_model", "embed_model",
-                  "keep_audio", "database_url", "autotune", "metrics_port")  # fmt: skip
+                  "keep_audio", "database_url", "autotune", "metrics_port", "voices_dir")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -129,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
-        if getattr(args, "voices_dir", None) is not None:
-            raise ConfigError("speaker identification (--voices-dir) is not available in this version yet")
         command: Callable[[Engine, argparse.Namespace], Awaitable[int]] = COMMANDS[args.command]
         return run(_with_engine(settings, args, command))
     except YtingestError as exc:
@@ -284,9 +287,25 @@ async def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
+    report = await engine.speakers()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return EXIT_OK
+    for p in report["enrolled"]:
+        print(f"{p['name']}: {p['segments']} segments in {p['videos']} videos"
+              f" ({len(p['clips'])} clips, {p['model']})")  # fmt: skip
+    for u in report["unknown"]:
+        print(f"{u['label']} (not enrolled): {u['segments']} segments in {u['videos']} videos")
+    if not report["enrolled"] and not report["unknown"]:
+        print("no speakers yet (ytingest stream URL --voices-dir DIR)")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "stream": cmd_stream,
     "search": cmd_search,
     "status": cmd_status,
     "export": cmd_export,
+    "speakers": cmd_speakers,
 }

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)  # None: no HTTP endpoint
     metrics_host: str = "127.0.0.1"
 
+    # speaker identification: on when voices_dir is set (threshold tuned by bench/speakers.py)
+    voices_dir: Path | None = None
+    speaker_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"
+    speaker_device: Literal["auto", "cpu", "cuda"] = "auto"
+    speaker_threshold: float = Field(0.85, ge=-1.0, le=1.0)
+    speaker_cluster_distance: float = Field(0.30, gt=0.0, le=2.0)
+    pyannote_model: str | None = None  # hub id or local folder; HF_TOKEN is read by pyannote
+
     # tools
     ytdlp_path: str | None = None  # None: the yt-dlp installed with ytingest (python -m yt_dlp)
     download_timeout_s: float = Field(1800.0, gt=0)

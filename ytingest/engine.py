@@ -24,6 +24,7 @@ from ytingest.monitor.monitor import Monitor
 from ytingest.monitor.sampler import Sampler
 from ytingest.run import Closing, RunContext
 from ytingest.runtime import make_fork_safe
+from ytingest.speakers.setup import build_tagger, save_unknowns
 from ytingest.stages.discover import Discoverer, YtDlpDiscoverer, run_discovery
 from ytingest.stages.download import Downloader, YtDlpDownloader, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
@@ -166,6 +167,12 @@ class Engine:
             )
         return self._transcriber
 
+    async def speaker_tagger(self) -> SpeakerTagger | None:
+        """Speaker ID: None unless VOICES_DIR is set; else enrol the voices and build the tagger once."""
+        if self._tagger is None and self.settings.voices_dir is not None:
+            self._tagger = await build_tagger(self.settings, self.database, self._asr_pool)
+        return self._tagger
+
     # ---- the pipeline -----------------------------------------------------------------------
 
     async def stream(self, url: str, *, limit: int | None = None, skip_shorts: bool = False) -> RunSummary:
@@ -173,6 +180,7 @@ class Engine:
         db, s = self.database, self.settings
         transcriber, embedder = await self.transcriber(), await self.embedder()
         await db.check_dim(embedder.dim)
+        tagger = await self.speaker_tagger()
         await asyncio.to_thread(s.audio_dir.mkdir, parents=True, exist_ok=True)
         await db.register_channel(url)
         io_q: asyncio.Queue[VideoRef | None] = asyncio.Queue(s.io_queue_size)
@@ -199,7 +207,7 @@ class Engine:
                                              skip_shorts=skip_shorts), name="discover")  # fmt: skip
                 tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg, slots), name="download")
                 for i in range(s.asr_workers):
-                    tg.create_task(transcribe_worker(ctx, transcriber, self._tagger, self._asr_pool,
+                    tg.create_task(transcribe_worker(ctx, transcriber, tagger, self._asr_pool,
                                                      asr_q, embed_q, asr_done), name=f"asr-{i}")  # fmt: skip
                 tg.create_task(run_batcher(ctx, embedder, self._embed_pool, embed_q, db_q), name="embed")
                 for i in range(s.db_workers):
@@ -210,6 +218,7 @@ class Engine:
             raise first_error(group) from None
         finally:
             self._run = None
+        await save_unknowns(tagger, db)
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
         return summary
@@ -252,6 +261,10 @@ class Engine:
     async def status(self) -> dict[str, Any]:
         """Videos by status, stored segments, and failures with reasons."""
         return await self.database.status()
+
+    async def speakers(self) -> dict[str, Any]:
+        """Enrolled voiceprints and anonymous voices, with their segment counts."""
+        return await self.database.speakers_report()
 
 
 def first_error(group: BaseExceptionGroup[YtingestError]) -> YtingestError:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ytingest.db.database import Database, timestamp_url
+from ytingest.db.schema import MIGRATIONS
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 
@@ -39,7 +40,7 @@ async def test_migrations_are_idempotent_and_recorded(fresh_dsn: str, conn: asyn
         db = await open_db(fresh_dsn)
         await db.close()
     meta = dict(await conn.fetch("SELECT key, value FROM ytingest_meta"))
-    assert meta == {"schema_version": "1", "embedding_dim": str(DIM)}
+    assert meta == {"schema_version": str(len(MIGRATIONS)), "embedding_dim": str(DIM)}
     indexes = {r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes")}
     assert {"segments_embedding_hnsw", "segments_tsv"} <= indexes
 

@@ -55,6 +55,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX segments_tsv ON segments USING gin (tsv);
     CREATE INDEX segments_speaker ON segments (speaker) WHERE speaker IS NOT NULL;
     """,
+    # 2: speaker identification. Voiceprints of enrolled speakers (files: clip path -> SHA-256, so
+    # an unchanged voices/ folder is not re-embedded) and anonymous voices kept across videos.
+    """
+    CREATE TABLE voiceprints (
+        name       text PRIMARY KEY,
+        embedding  vector NOT NULL,
+        model      text NOT NULL,
+        files      jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE unknown_speakers (
+        label      text PRIMARY KEY,
+        embedding  vector NOT NULL,
+        model      text NOT NULL,
+        weight     real NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )
 
 

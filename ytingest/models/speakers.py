@@ -7,11 +7,13 @@ is already decoded in memory, and returns the segments with ``speaker`` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.errors import ConfigError
 from ytingest.items import Segment
 
 
@@ -21,3 +23,32 @@ class SpeakerTagger(Protocol):
     def tag(
         self, audio: npt.NDArray[np.float32], sample_rate: int, segments: tuple[Segment, ...]
     ) -> tuple[Segment, ...]: ...
+
+
+class SpeakerEncoder(Protocol):
+    """A speaker-embedding model: 16 kHz mono clips in, one unit vector per clip out.
+
+    Synchronous, executor only. A new backend is one module with a class like this,
+    registered in ``load_encoder``.
+    """
+
+    name: str
+    dim: int
+
+    def embed(self, clips: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]: ...
+
+
+BACKENDS = ("resemblyzer", "pyannote")
+
+
+def load_encoder(backend: str, *, device: str = "auto", model: str | None = None) -> SpeakerEncoder:
+    """Build the encoder named by ``SPEAKER_BACKEND``. Executor only (loads weights)."""
+    if backend == "resemblyzer":
+        from ytingest.models.ge2e import Ge2eEncoder
+
+        return Ge2eEncoder(device)
+    if backend == "pyannote":
+        from ytingest.models.pyannote_encoder import PyannoteEncoder
+
+        return PyannoteEncoder(model, device=device)
+    raise ConfigError(f"unknown speaker backend {backend!r} (choose from {', '.join(BACKENDS)})")

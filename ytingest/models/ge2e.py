@@ -1,0 +1,144 @@
+"""GE2E speaker encoder (Resemblyzer's pretrained weights), run by our own small inference code.
+
+Only ``resemblyzer/pretrained.pt`` is taken from the Resemblyzer wheel; the package itself is
+never imported, because its ``__init__`` pulls in webrtcvad (which needs ``pkg_resources``)
+and librosa/numba. The network is 3 LSTM layers over 40-band mel power frames (25 ms / 10 ms
+at 16 kHz), a linear layer and ReLU; an utterance embedding is the L2-normalised mean of its
+1.6 s partials.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ytingest.errors import ConfigError
+
+SAMPLE_RATE = 16_000
+N_FFT, HOP, N_MELS = 400, 160, 40
+PARTIAL_FRAMES = 160  # 1.6 s
+PARTIAL_STEP = 77  # frames between partials (Resemblyzer's rate of 1.3 partials per second)
+TARGET_DBFS = -30.0
+
+
+def weights_path() -> Path:
+    """Where the Resemblyzer wheel put ``pretrained.pt`` (found without importing the package)."""
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "speaker backend 'resemblyzer' needs the Resemblyzer package (pip install Resemblyzer)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise ConfigError(f"Resemblyzer weights not found at {path}")
+    return path
+
+
+def mel_filterbank(
+    sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS
+) -> npt.NDArray[np.float32]:
+    """Slaney-style triangular mel filters with area normalisation, shape (n_mels, n_fft // 2 + 1)."""
+    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, np.log(6.4) / 27.0
+
+    def to_mel(f: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        lin = f / f_sp
+        return np.where(
+            f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, lin
+        )
+
+    def to_hz(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+    edges = to_hz(np.linspace(to_mel(np.array(0.0)), to_mel(np.array(sr / 2.0)), n_mels + 2))
+    freqs = np.linspace(0, sr / 2.0, n_fft // 2 + 1)
+    ramps = edges[:, None] - freqs[None, :]
+    widths = np.diff(edges)
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+_MEL = mel_filterbank()
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
+
+
+def mel_frames(wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Mel power spectrogram (frames, 40): centred frames, zero padding, like librosa's defaults."""
+    padded = np.pad(wav, N_FFT // 2)
+    n = 1 + (len(padded) - N_FFT) // HOP
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
+    spectrum = np.abs(np.fft.rfft(padded[idx] * _WINDOW, axis=1)) ** 2
+    return (spectrum @ _MEL.T).astype(np.float32)
+
+
+def normalise_volume(wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Raise (never lower) the level to -30 dBFS, as the encoder was trained."""
+    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if wav.size else 0.0
+    if rms <= 1e-9:
+        return wav
+    gain = 10 ** ((TARGET_DBFS - 20 * np.log10(rms)) / 20)
+    return (wav * gain).astype(np.float32) if gain > 1 else wav
+
+
+class Ge2eEncoder:
+    """``SpeakerEncoder`` on Resemblyzer's GE2E weights: 256-d unit vectors."""
+
+    name = "resemblyzer-ge2e"
+    dim = 256
+
+    def __init__(self, device: str = "cpu", weights: Path | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self._device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                    ("cpu" if device == "auto" else device))  # fmt: skip
+        self._lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
+        self._linear = torch.nn.Linear(256, 256)
+        state = torch.load(weights or weights_path(), map_location="cpu", weights_only=True)["model_state"]
+        self._lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
+        self._linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
+        self._lstm.to(self._device).eval()
+        self._linear.to(self._device).eval()
+        self._lock = threading.Lock()  # one forward pass at a time (ASR_WORKERS may share the model)
+
+    def embed(self, clips: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        """One unit vector per clip (16 kHz mono); all partials of all clips in one batch."""
+        if not clips:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        partials: list[npt.NDArray[np.float32]] = []
+        owner: list[int] = []
+        for i, clip in enumerate(clips):
+            mel = mel_frames(normalise_volume(np.asarray(clip, dtype=np.float32)))
+            starts = range(0, max(1, len(mel) - PARTIAL_FRAMES + PARTIAL_STEP), PARTIAL_STEP)
+            for s in starts:
+                part = mel[s : s + PARTIAL_FRAMES]
+                if len(part) < PARTIAL_FRAMES and s > 0 and len(part) < 0.75 * PARTIAL_FRAMES:
+                    continue  # a short tail is covered by the previous partial
+                partials.append(np.pad(part, ((0, PARTIAL_FRAMES - len(part)), (0, 0))))
+                owner.append(i)
+        vectors = self._forward(np.stack(partials))
+        out = np.zeros((len(clips), self.dim), dtype=np.float32)
+        np.add.at(out, np.asarray(owner), vectors)
+        return _unit(out)
+
+    def _forward(self, mels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        torch: Any = self._torch
+        with self._lock, torch.inference_mode():
+            x = torch.from_numpy(mels).to(self._device)
+            _, (hidden, _) = self._lstm(x)
+            raw = torch.relu(self._linear(hidden[-1]))
+            return _unit(raw.cpu().numpy().astype(np.float32))
+
+
+def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    out: npt.NDArray[np.float32] = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32
+    )
+    return out

@@ -1,0 +1,1 @@
+"""Speaker identification: enrol known voices, then label each video's segments (see ``tagger``)."""
