@@ -35,6 +35,8 @@ lint: install
 
 bench: install
 	$(PY) -m bench.run
+	$(PY) -m bench.autotune
+	$(PY) -m bench.speakers
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import structlog
 
 from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.testing import ChannelServer, serve_in_thread
@@ -27,6 +28,13 @@ def _with_database(dsn: str, name: str) -> str:
     head, _, tail = dsn.partition("?")
     base = head.rsplit("/", 1)[0] if head.count("/") > 2 else head
     return f"{base}/{name}" + (f"?{tail}" if tail else "")
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """A test that configures logging must not leave a closed capture stream behind."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -233,6 +233,11 @@ class Engine:
         return Monitor(sampler, knobs, interval_s=s.monitor_interval_s, window_s=s.diagnose_window_s,
                        stats_every_s=s.stats_interval_s, tuner=tuner)  # fmt: skip
 
+    @property
+    def metrics_url(self) -> str | None:
+        """Base URL of /metrics and /status while the endpoint is on."""
+        return f"http://{self._http.host}:{self._http.port}" if self._http is not None else None
+
     def status_document(self) -> dict[str, Any]:
         """What ``/status`` serves and the dashboard draws: the latest snapshot and the knobs."""
         m = self.monitor

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ytingest.monitor.sampler import Snapshot
 
@@ -44,14 +45,17 @@ def _chart(title: str, history: Sequence[Snapshot], series: Mapping[str, Callabl
 
 
 def _verdict_spans(history: Sequence[Snapshot]) -> list[tuple[str, float, float]]:
-    spans: list[tuple[str, float, float]] = []
+    """(stage, start, end) for each run of one verdict; a span ends where the next begins."""
+    spans: list[list[Any]] = []
     for s in history:
         stage = s.verdict.get("stage", "none")
         if spans and spans[-1][0] == stage:
-            spans[-1] = (stage, spans[-1][1], s.t)
-        else:
-            spans.append((stage, spans[-1][2] if spans else 0.0, s.t))
-    return [sp for sp in spans if sp[0] != "none"]
+            spans[-1][2] = s.t
+            continue
+        if spans:
+            spans[-1][2] = s.t
+        spans.append([stage, s.t, s.t])
+    return [(str(st), float(a), float(b)) for st, a, b in spans if st != "none"]
 
 
 def write_report(history: Sequence[Snapshot], path: Path, *, title: str = "ytingest run") -> None:

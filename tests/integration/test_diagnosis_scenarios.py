@@ -1,0 +1,135 @@
+"""Bottleneck diagnosis on the real pipeline: a throttled source, a slowed ASR, a slowed database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import structlog
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+
+from ytingest import Engine, Settings
+from ytingest.db.database import Database
+from ytingest.items import EmbeddedTranscript
+from ytingest.models.asr import AsrResult, WhisperTranscriber
+from ytingest.models.embedder import SentenceEmbedder
+from ytingest.monitor.dashboard import render
+from ytingest.monitor.diagnose import Verdict
+from ytingest.testing import ChannelServer, sample_episodes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple[WhisperTranscriber, SentenceEmbedder]:
+    return WhisperTranscriber("bundled", device="cpu"), SentenceEmbedder("bundled", device="cpu")
+
+
+def channel_of(n: int) -> ChannelServer:
+    base = sample_episodes()[:5]  # the short ones
+    return ChannelServer([replace(base[i % 5], id=f"{base[i % 5].id}-{i}") for i in range(n)])
+
+
+def settings(tmp_path: Path, dsn: str, **knobs: Any) -> Settings:
+    return Settings(ytingest_home=tmp_path, database_url=dsn, monitor_interval_s=0.25, diagnose_window_s=1.0,
+                    autotune=False, batch_max_age_s=0.2, **knobs)  # fmt: skip
+
+
+async def first_verdict(engine: Engine, url: str, want: str, on_seen: Any = None) -> Verdict | None:
+    """Stream until the monitor announces ``want`` (or 60 s), then stop gracefully."""
+    run = asyncio.create_task(engine.stream(url))
+    found, deadline = None, time.monotonic() + 60
+    while not run.done() and time.monotonic() < deadline:
+        await asyncio.wait({run}, timeout=0.2)
+        if engine.monitor is not None and engine.monitor.verdict.stage == want:
+            found = engine.monitor.verdict
+            if on_seen is not None:
+                await on_seen(engine)
+            break
+    engine.stop()
+    await asyncio.wait_for(run, 120)
+    return found
+
+
+async def test_throttled_source_is_a_download_bottleneck(
+    tmp_path: Path, fresh_dsn: str, models: tuple[WhisperTranscriber, SentenceEmbedder]
+) -> None:
+    """8 KB/s per connection and IO_WORKERS=1: verdict download, advice to raise IO_WORKERS."""
+    seen: dict[str, Any] = {}
+
+    async def scrape(engine: Engine) -> None:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{engine.metrics_url}/metrics") as r:
+                seen["metrics"] = await r.text()
+            async with http.get(f"{engine.metrics_url}/status") as r:
+                seen["status"] = await r.json()
+
+    asr, emb = models
+    cfg = settings(tmp_path, fresh_dsn, io_workers=1, metrics_port=0)
+    channel = channel_of(10)
+    channel.bandwidth = 8_000
+    with structlog.testing.capture_logs() as logs:
+        async with channel, Engine(cfg, transcriber=asr, embedder=emb) as engine:
+            verdict = await first_verdict(engine, channel.feed_url, "download", scrape)
+    assert verdict is not None, "no download verdict"
+    assert "raise IO_WORKERS 1→" in verdict.advice and verdict.knob == "IO_WORKERS"
+    assert verdict.evidence["asr_busy"] < 0.6 and verdict.evidence["download_busy"] >= 0.85
+    event = next(e for e in logs if e["event"] == "bottleneck" and e["stage"] == "download")
+    assert set(event) >= {"stage", "evidence", "advice"}
+
+    families = {f.name: f for f in text_string_to_metric_families(seen["metrics"])}
+    busy = {s.labels["stage"]: s.value for s in families["ytingest_stage_busy_ratio"].samples}
+    assert set(busy) == {"download", "asr", "embed", "store"}
+    assert {"ytingest_queue_depth", "ytingest_stage_items", "ytingest_bottleneck"} <= set(families)
+    doc = seen["status"]
+    screen = Console(record=True, width=160)
+    screen.print(render(doc))
+    text = screen.export_text()
+    for name, stage in doc["snapshot"]["stages"].items():
+        assert f"{stage['queue']}={stage['depth']}" in text, name
+    assert f"done {doc['snapshot']['done']}" in text and doc["snapshot"]["verdict"]["stage"] in text
+
+
+async def test_slowed_asr_is_an_asr_bottleneck(
+    tmp_path: Path, fresh_dsn: str, models: tuple[WhisperTranscriber, SentenceEmbedder]
+) -> None:
+    """ASR slowed by a test hook with a fast source: verdict asr."""
+    asr, emb = models
+
+    class SlowAsr:
+        name = asr.name
+
+        def transcribe(self, path: Path) -> AsrResult:
+            time.sleep(1.5)
+            return asr.transcribe(path)
+
+    cfg = settings(tmp_path, fresh_dsn, io_workers=4, asr_queue_size=2)
+    async with channel_of(10) as channel, Engine(cfg, transcriber=SlowAsr(), embedder=emb) as engine:
+        verdict = await first_verdict(engine, channel.feed_url, "asr")
+    assert verdict is not None, "no asr verdict"
+    assert verdict.evidence["asr_busy"] >= 0.85 and verdict.evidence["asr_q"] >= 1
+
+
+async def test_slowed_store_is_a_store_bottleneck(
+    tmp_path: Path, fresh_dsn: str, models: tuple[WhisperTranscriber, SentenceEmbedder]
+) -> None:
+    """Every database write slowed by a test hook: verdict store, advice to raise DB_WORKERS."""
+    asr, emb = models
+
+    class SlowDatabase(Database):
+        async def store_transcript(self, item: EmbeddedTranscript, **kw: str) -> None:
+            await asyncio.sleep(1.5)
+            await super().store_transcript(item, **kw)
+
+    cfg = settings(tmp_path, fresh_dsn, io_workers=4, db_workers=1, db_queue_size=2, embed_queue_size=2)
+    db = SlowDatabase(fresh_dsn, pool_size=2)
+    async with channel_of(10) as channel, Engine(cfg, transcriber=asr, embedder=emb, database=db) as engine:
+        verdict = await first_verdict(engine, channel.feed_url, "store")
+    assert verdict is not None, "no store verdict"
+    assert "raise DB_WORKERS 1→2" in verdict.advice

@@ -1,0 +1,103 @@
+"""Bottleneck rules on synthetic snapshots: each verdict names the right stage and knob."""
+
+from __future__ import annotations
+
+from ytingest.monitor.diagnose import Knobs, diagnose
+from ytingest.monitor.gpu import GpuSample
+from ytingest.monitor.sampler import Snapshot, StageSample
+
+CAPS = {"download": 64, "asr": 4, "embed": 8, "store": 8}
+QUEUES = {"download": "io_q", "asr": "asr_q", "embed": "embed_q", "store": "db_q"}
+KNOBS = Knobs(io_workers=12, asr_workers=4, batch_size=384, db_workers=2)
+
+
+def snap(depth: dict[str, int] | None = None, busy: dict[str, float] | None = None, *,
+         latency: dict[str, float] | None = None, gpu_sm: float | None = None, rate_limited: int = 0,
+         discovery_done: bool = False, workers: int = 12) -> Snapshot:  # fmt: skip
+    depth, busy, latency = depth or {}, busy or {}, latency or {}
+    stages = {
+        n: StageSample(
+            n,
+            QUEUES[n],
+            depth.get(n, 0),
+            CAPS[n],
+            workers if n == "download" else 1,
+            busy.get(n, 0.0),
+            0.0,
+            0.0,
+            latency.get(n, 0.0),
+            0,
+            0,
+        )  # fmt: skip
+        for n in CAPS
+    }
+    gpus = () if gpu_sm is None else (GpuSample(0, "H100", gpu_sm, int(5.6 * 2**30), 16 * 2**30),)
+    return Snapshot(t=10.0, stages=stages, download_bytes_per_s=0, active_downloads=0,
+                    rate_limited=rate_limited, gpus=gpus, cpu_percent=40.0, rss_bytes=0, audio_dir_bytes=0,
+                    queued=40, done=3, failed=0, skipped=0, discovery_done=discovery_done)  # fmt: skip
+
+
+def test_the_users_case_is_a_download_bottleneck_with_littles_law_advice() -> None:
+    """io_q=28 asr_q=0 db_q=0 SM=22%: downloads starve the GPU; raise IO_WORKERS by Little's law."""
+    s = snap({"download": 28}, {"download": 1.0, "asr": 0.18}, gpu_sm=0.22,
+             latency={"asr": 8.0, "download": 40.0})  # fmt: skip
+    v = diagnose([s, s], KNOBS)
+    assert v.stage == "download"
+    # ASR takes 4 workers / 8 s = 0.5 videos/s; a download takes 40 s → 20 in flight, +25% → 25
+    assert (v.knob, v.current, v.suggested) == ("IO_WORKERS", 12, 25)
+    assert "IO_WORKERS 12→25" in v.advice and "ASR_WORKERS would not help" in v.advice
+    assert v.evidence["io_q"] == 28 and v.evidence["asr_busy"] == 0.18 and v.evidence["gpu_sm"] == 0.22
+
+
+def test_slow_asr_with_idle_gpu_advises_more_asr_workers() -> None:
+    """ASR saturated with its queue full and the GPU half idle: raise ASR_WORKERS."""
+    s = snap({"asr": 4, "download": 10}, {"asr": 0.97, "download": 1.0}, gpu_sm=0.5)
+    v = diagnose([s], KNOBS)
+    assert v.stage == "asr" and "ASR_WORKERS 4→5" in v.advice
+
+
+def test_slow_asr_on_a_busy_cpu_says_more_workers_would_not_help() -> None:
+    """ASR saturated on a busy CPU: more ASR workers are not advised."""
+    s = snap({"asr": 3}, {"asr": 0.95, "download": 0.3})
+    v = diagnose([s], KNOBS)
+    assert v.stage == "asr" and "would not help" in v.advice and v.knob is None
+
+
+def test_slow_database_advises_more_db_workers() -> None:
+    """Store busy with db_q backed up: raise DB_WORKERS."""
+    s = snap({"store": 7, "asr": 4}, {"store": 1.0, "asr": 0.9})
+    v = diagnose([s], KNOBS)
+    assert v.stage == "store" and (v.knob, v.suggested) == ("DB_WORKERS", 4)
+
+
+def test_slow_embedding_advises_bigger_batches() -> None:
+    """Embedding busy with embed_q backed up: raise BATCH_SIZE."""
+    s = snap({"embed": 6}, {"embed": 0.95})
+    v = diagnose([s], KNOBS)
+    assert v.stage == "embed" and "BATCH_SIZE 384→768" in v.advice
+
+
+def test_rate_limiting_is_the_source_and_says_not_to_raise_io_workers() -> None:
+    """429s in the window: the site is the limit; raising IO_WORKERS is advised against."""
+    s = snap({"download": 28}, {"download": 1.0, "asr": 0.1}, rate_limited=2)
+    v = diagnose([snap(), s], KNOBS)
+    assert v.stage == "source" and "makes this worse" in v.advice and v.suggested == 6
+
+
+def test_idle_or_balanced_pipeline_has_no_bottleneck() -> None:
+    """Nothing busy, or everything moderately busy: verdict none."""
+    assert diagnose([snap(discovery_done=True)], KNOBS).stage == "none"
+    balanced = snap({"asr": 1}, {"download": 0.6, "asr": 0.7, "embed": 0.2, "store": 0.1})
+    assert diagnose([balanced], KNOBS).stage == "none"
+
+
+def test_download_is_not_blamed_once_nothing_is_left_to_download() -> None:
+    """Busy downloads with an empty io_q after discovery ended are the tail, not a bottleneck."""
+    s = snap({}, {"download": 1.0, "asr": 0.2}, discovery_done=True)
+    assert diagnose([s], KNOBS).stage == "none"
+
+
+def test_window_average_ignores_a_single_spike() -> None:
+    """One saturated sample among idle ones does not make a verdict."""
+    spike = snap({"store": 8}, {"store": 1.0})
+    assert diagnose([snap(), snap(), snap(), spike], KNOBS).stage == "none"

@@ -1,0 +1,46 @@
+"""Event loop choice and the fork-safety setting it needs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from tests.unit.fakes import FakeDatabase, FakeEmbedder, FakeTranscriber
+from ytingest import Engine, Settings
+from ytingest.runtime import loop_factory
+
+
+def _openblas_threads() -> list[int]:
+    return [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"]
+
+
+def test_uvloop_engine_keeps_openblas_single_threaded(tmp_path: Path) -> None:
+    """Under uvloop the engine pins OpenBLAS to one thread (fork during a BLAS call deadlocks)."""
+    uvloop = pytest.importorskip("uvloop")
+    before = _openblas_threads()
+
+    async def start_and_stop() -> None:
+        engine = Engine(Settings(ytingest_home=tmp_path), database=FakeDatabase(),
+                        transcriber=FakeTranscriber(), embedder=FakeEmbedder())  # fmt: skip
+        async with engine:
+            pass
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(start_and_stop())
+        assert _openblas_threads() and set(_openblas_threads()) == {1}
+    finally:
+        threadpool_limits(max(before or [1]), user_api="blas")
+
+
+def test_the_cli_uses_uvloop_where_installed() -> None:
+    """uvloop is picked when importable; otherwise asyncio's own loop (e.g. on Windows)."""
+    try:
+        import uvloop
+    except ImportError:
+        assert loop_factory() is None
+    else:
+        assert loop_factory() is uvloop.new_event_loop
