@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker", help="only segments of this speaker")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("retry", parents=[common], help="try the failed videos again")
+    p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
+    p.add_argument("--pending", action="store_true", help="also videos a stopped run left pending")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
     p = sub.add_parser("status", parents=[common], help="videos done/failed/pending and failure reasons")
     p.add_argument("--json", action="store_true")
 
@@ -139,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except YtingestError as exc:
         print(f"ytingest: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("ytingest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
@@ -247,6 +252,14 @@ def _print_summary(summary: RunSummary) -> None:
         print(f"  failed {f.video_id} ({f.stage}): {f.reason}")
 
 
+async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
+    summary = await engine.retry(include_pending=args.pending)
+    print(json.dumps(summary.to_dict())) if args.json else _print_summary(summary)
+    if summary.stopped_early:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
 async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
     hits = await engine.search(args.query, limit=args.limit, speaker=args.speaker)
     if args.json:
@@ -306,6 +319,7 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "stream": cmd_stream,
     "search": cmd_search,
     "status": cmd_status,
+    "retry": cmd_retry,
     "export": cmd_export,
     "speakers": cmd_speakers,
 }

@@ -64,9 +64,20 @@ class Settings(BaseSettings):
     speaker_cluster_distance: float = Field(0.30, gt=0.0, le=2.0)
     pyannote_model: str | None = None  # hub id or local folder; HF_TOKEN is read by pyannote
 
+    # reliability: retries, the shared 429 pause, the disk budget, database outages
+    download_attempts: int = Field(4, ge=1, le=50)
+    retry_base_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+    rate_limit_base_s: float = Field(5.0, gt=0)  # pause after a 429 without Retry-After (doubles)
+    rate_limit_max_s: float = Field(300.0, gt=0)
+    max_audio_bytes: int = Field(2 * 2**30, ge=1)
+    min_free_bytes: int = Field(512 * 2**20, ge=0)
+    db_retry_s: float = Field(60.0, ge=0)  # keep retrying a lost database connection this long
+
     # tools
     ytdlp_path: str | None = None  # None: the yt-dlp installed with ytingest (python -m yt_dlp)
     download_timeout_s: float = Field(1800.0, gt=0)
+    cookies_file: Path | None = Field(None, repr=False)  # passed to yt-dlp; never logged
 
     @field_validator("ytingest_home", mode="after")
     @classmethod

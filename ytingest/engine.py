@@ -25,10 +25,12 @@ from ytingest.monitor.sampler import Sampler
 from ytingest.run import Closing, RunContext
 from ytingest.runtime import make_fork_safe
 from ytingest.speakers.setup import build_tagger, save_unknowns
-from ytingest.stages.discover import Discoverer, YtDlpDiscoverer, run_discovery
-from ytingest.stages.download import Downloader, YtDlpDownloader, run_downloads
+from ytingest.stages.discover import Discoverer, ListDiscoverer, YtDlpDiscoverer, run_discovery
+from ytingest.stages.disk import DiskBudget, clean_leftovers
+from ytingest.stages.download import Downloader, DownloadPolicy, YtDlpDownloader, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
 from ytingest.stages.limiter import Limiter
+from ytingest.stages.retry import SharedBackoff
 from ytingest.stages.store import store_worker
 from ytingest.stages.transcribe import Transcriber, transcribe_worker
 
@@ -57,7 +59,9 @@ class Engine:
         self.settings = settings
         ytdlp = settings.ytdlp_command
         self._discoverer = discoverer or YtDlpDiscoverer(ytdlp)
-        self._downloader = downloader or YtDlpDownloader(ytdlp, settings.download_timeout_s)
+        self._downloader = downloader or YtDlpDownloader(
+            ytdlp, settings.download_timeout_s, cookies_file=settings.cookies_file
+        )
         self._transcriber = transcriber
         self._embedder = embedder
         self._tagger = tagger
@@ -96,7 +100,7 @@ class Engine:
                 url = await self._embedded.start()
             else:
                 url = dsn.get_secret_value()
-            self._db = Database(url, pool_size=self.settings.db_workers + 1)
+            self._db = Database(url, pool_size=self.settings.db_workers + 1, retry_s=self.settings.db_retry_s)
         try:
             self._gpu = await asyncio.to_thread(GpuProbe)
             if self.settings.metrics_port is not None:
@@ -175,7 +179,14 @@ class Engine:
 
     # ---- the pipeline -----------------------------------------------------------------------
 
-    async def stream(self, url: str, *, limit: int | None = None, skip_shorts: bool = False) -> RunSummary:
+    async def stream(
+        self,
+        url: str,
+        *,
+        limit: int | None = None,
+        skip_shorts: bool = False,
+        discoverer: Discoverer | None = None,
+    ) -> RunSummary:
         """Discover, download, transcribe, embed and store a channel's videos, all stages at once."""
         db, s = self.database, self.settings
         transcriber, embedder = await self.transcriber(), await self.embedder()
@@ -192,7 +203,11 @@ class Engine:
         ctx = self._run = RunContext(s, db, metrics)
         if self._stop_requested:
             ctx.stopping.set()
+        await asyncio.to_thread(clean_leftovers, s.audio_dir, keep_audio=s.keep_audio)
         slots = Limiter(s.io_workers)
+        disk = DiskBudget(s.audio_dir, s.max_audio_bytes, s.min_free_bytes)
+        policy = DownloadPolicy(slots, SharedBackoff(s.rate_limit_base_s, s.rate_limit_max_s), disk)
+        metrics.disk = disk
         monitor = self.monitor = self._make_monitor(metrics, slots)
         if isinstance(self._downloader, YtDlpDownloader):
             self._downloader.on_progress = metrics.download.progress
@@ -203,9 +218,9 @@ class Engine:
                  batch_size=s.batch_size, db_workers=s.db_workers)  # fmt: skip
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(run_discovery(ctx, self._discoverer, url, io_q, limit=limit,
+                tg.create_task(run_discovery(ctx, discoverer or self._discoverer, url, io_q, limit=limit,
                                              skip_shorts=skip_shorts), name="discover")  # fmt: skip
-                tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg, slots), name="download")
+                tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg, policy), name="download")
                 for i in range(s.asr_workers):
                     tg.create_task(transcribe_worker(ctx, transcriber, tagger, self._asr_pool,
                                                      asr_q, embed_q, asr_done), name=f"asr-{i}")  # fmt: skip
@@ -262,6 +277,11 @@ class Engine:
         await self.database.check_dim(embedder.dim)
         vectors = await asyncio.get_running_loop().run_in_executor(self._embed_pool, embedder.encode, [query])
         return await self.database.search(vectors[0], limit=limit, speaker=speaker)
+
+    async def retry(self, *, include_pending: bool = False) -> RunSummary:
+        """Stream the failed videos again (and, optionally, those left pending by a stopped run)."""
+        refs = await self.database.failed_refs(include_pending=include_pending)
+        return await self.stream("ytingest:retry", discoverer=ListDiscoverer(refs))
 
     async def status(self) -> dict[str, Any]:
         """Videos by status, stored segments, and failures with reasons."""

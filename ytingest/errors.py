@@ -16,11 +16,15 @@ class DiscoverError(YtingestError):
 
 
 class DownloadError(YtingestError):
-    """One video's audio could not be downloaded."""
+    """One video's audio could not be downloaded. ``permanent``: trying again will not help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class TranscribeError(YtingestError):
-    """One video's audio could not be decoded or transcribed."""
+    """One video's audio could not be decoded or transcribed (the file is bad: not retried)."""
 
 
 class EmbedError(YtingestError):
@@ -28,12 +32,16 @@ class EmbedError(YtingestError):
 
 
 class StoreError(YtingestError):
-    """The database refused or lost a write."""
+    """The database refused or lost a write. ``transient``: the connection failed, not the data."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class RateLimitedError(DownloadError):
     """The site answered 429 / throttled us. ``retry_after`` is its hint in seconds, if any."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, permanent=False)
         self.retry_after = retry_after

@@ -20,9 +20,12 @@ class Ledger(Protocol):
     """The part of the database the pipeline writes to (``Database`` implements it)."""
 
     async def register_channel(self, url: str) -> None: ...
-    async def done_ids(self, ids: list[str]) -> set[str]: ...
+    async def skip_reason(self, video_id: str) -> str | None: ...
     async def register_video(self, ref: VideoRef) -> None: ...
-    async def mark_failed(self, video_id: str, stage: str, reason: str) -> None: ...
+    async def count_attempt(self, video_id: str) -> None: ...
+    async def mark_failed(
+        self, video_id: str, stage: str, reason: str, *, permanent: bool = False
+    ) -> None: ...
     async def store_transcript(
         self, item: EmbeddedTranscript, *, asr_model: str, embed_model: str
     ) -> None: ...
@@ -44,13 +47,13 @@ class RunContext:
     audio_seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
 
-    async def fail(self, ref: VideoRef, stage: str, reason: str) -> None:
+    async def fail(self, ref: VideoRef, stage: str, reason: str, *, permanent: bool = False) -> None:
         """Record that ``ref`` failed in ``stage``; the run goes on."""
         reason = " ".join(reason.split())[:1000]
         self.failures.append(Failure(ref.id, stage, reason))
         self.metrics.failed += 1
-        log.warning("video_failed", video_id=ref.id, stage=stage, reason=reason)
-        await self.ledger.mark_failed(ref.id, stage, reason)
+        log.warning("video_failed", video_id=ref.id, stage=stage, reason=reason, permanent=permanent)
+        await self.ledger.mark_failed(ref.id, stage, reason, permanent=permanent)
 
     def summary(self) -> RunSummary:
         return RunSummary(

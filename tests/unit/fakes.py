@@ -98,6 +98,7 @@ class FakeDatabase:
     reasons: dict[str, str] = field(default_factory=dict)
     where: str = "memory"
     three_stored: asyncio.Event = field(default_factory=asyncio.Event)
+    attempts: dict[str, int] = field(default_factory=dict)
 
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
@@ -108,13 +109,16 @@ class FakeDatabase:
     async def check_dim(self, dim: int) -> None: ...
     async def register_channel(self, url: str) -> None: ...
 
-    async def done_ids(self, ids: list[str]) -> set[str]:
-        return self.done & set(ids)
+    async def skip_reason(self, video_id: str) -> str | None:
+        return "already stored" if video_id in self.done else None
+
+    async def count_attempt(self, video_id: str) -> None:
+        self.attempts[video_id] = self.attempts.get(video_id, 1) + 1
 
     async def register_video(self, ref: VideoRef) -> None:
         self.statuses[ref.id] = "pending"
 
-    async def mark_failed(self, video_id: str, stage: str, reason: str) -> None:
+    async def mark_failed(self, video_id: str, stage: str, reason: str, *, permanent: bool = False) -> None:
         self.statuses[video_id] = "failed"
         self.reasons[video_id] = f"{stage}: {reason}"
 

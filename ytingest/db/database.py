@@ -6,15 +6,18 @@ asyncpg and OS errors are mapped to ``StoreError`` / ``ConfigError`` here, at th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
+import structlog
 from pgvector.asyncpg import register_vector
 
 from ytingest.db.schema import migrate, prepare
@@ -24,12 +27,49 @@ from ytingest.logs import redact
 from ytingest.speakers.cluster import Unknown
 from ytingest.speakers.voices import Voiceprint
 
+log = structlog.get_logger("ytingest")
+
 _STAGING = "ytingest_staging"
 _COLUMNS = (
     "video_id", "idx", "start_s", "end_s", "text",
     "speaker", "speaker_score", "avg_logprob", "embedding", "embed_model",
 )  # fmt: skip
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+# the connection or the server failed, not the statement: worth trying again
+_LINK_ERRORS = (
+    asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError,
+)  # fmt: skip
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retried(
+    method: Callable[Concatenate[Database, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[Database, P], Coroutine[Any, Any, R]]:
+    """Retry an idempotent database call while the connection is failing, for up to DB_RETRY_S.
+
+    Every write below is idempotent (upserts, or one transaction that replaces a video's
+    rows), so running it again after a reset can neither lose nor duplicate rows.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(self: Database, *args: P.args, **kwargs: P.kwargs) -> R:
+        deadline = time.monotonic() + self.retry_s
+        attempt = 0
+        while True:
+            try:
+                return await method(self, *args, **kwargs)
+            except StoreError as exc:
+                attempt += 1
+                if not exc.transient or time.monotonic() >= deadline or self._pool is None:
+                    raise
+                delay = min(5.0, 0.2 * 2 ** min(attempt, 5), max(0.0, deadline - time.monotonic()))
+                log.warning("db_retry", what=method.__name__, attempt=attempt, wait_s=round(delay, 2),
+                            reason=str(exc))  # fmt: skip
+                await asyncio.sleep(delay)
+
+    return wrapper  # type: ignore[return-value]  # functools.wraps names the self parameter
 
 
 def describe_dsn(dsn: str) -> str:
@@ -52,11 +92,12 @@ def timestamp_url(webpage_url: str, seconds: float) -> str:
 class Database:
     """A pool of DB_WORKERS connections with pgvector's codec, and the ledger/search queries."""
 
-    def __init__(self, dsn: str, *, pool_size: int = 2) -> None:
+    def __init__(self, dsn: str, *, pool_size: int = 2, retry_s: float = 60.0) -> None:
         self._dsn = dsn
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._dim: int | None = None
+        self.retry_s = retry_s
         self.where = describe_dsn(dsn)
 
     def __repr__(self) -> str:
@@ -114,12 +155,13 @@ class Database:
             async with self._pool.acquire() as conn:
                 yield conn
         except _DB_ERRORS as exc:
-            raise StoreError(
-                f"{what} failed at {self.where}: {redact(str(exc)) or type(exc).__name__}"
-            ) from exc
+            reason = redact(str(exc)) or type(exc).__name__
+            raise StoreError(f"{what} failed at {self.where}: {reason}",
+                             transient=isinstance(exc, _LINK_ERRORS)) from exc  # fmt: skip
 
     # ---- ledger ---------------------------------------------------------------------------
 
+    @retried
     async def register_channel(self, url: str) -> None:
         async with self._conn("register channel") as conn:
             await conn.execute(
@@ -128,6 +170,7 @@ class Database:
                 url,
             )
 
+    @retried
     async def done_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are already stored."""
         async with self._conn("read ledger") as conn:
@@ -136,6 +179,7 @@ class Database:
             )
         return {r["id"] for r in rows}
 
+    @retried
     async def register_video(self, ref: VideoRef) -> None:
         """Record a video as pending (keeps a done video done) and count an attempt."""
         async with self._conn("register video") as conn:
@@ -150,14 +194,50 @@ class Database:
                 ref.id, ref.channel, ref.title, ref.url, ref.webpage_url, ref.duration,
             )  # fmt: skip
 
-    async def mark_failed(self, video_id: str, stage: str, reason: str) -> None:
+    @retried
+    async def mark_failed(self, video_id: str, stage: str, reason: str, *, permanent: bool = False) -> None:
+        """Record why a video failed; ``permanent`` ones are not retried by a plain re-run."""
         async with self._conn("record failure") as conn:
             await conn.execute(
-                "UPDATE videos SET status = 'failed', error = $2, error_stage = $3, updated_at = now()"
-                " WHERE id = $1 AND status <> 'done'",
-                video_id, reason, stage,
+                "UPDATE videos SET status = 'failed', error = $2, error_stage = $3, permanent = $4,"
+                " updated_at = now() WHERE id = $1 AND status <> 'done'",
+                video_id, reason, stage, permanent,
             )  # fmt: skip
 
+    @retried
+    async def count_attempt(self, video_id: str) -> None:
+        """One more try at a video within this run (a retry after a transient error)."""
+        async with self._conn("count attempt") as conn:
+            await conn.execute("UPDATE videos SET attempts = attempts + 1 WHERE id = $1", video_id)
+
+    @retried
+    async def skip_reason(self, video_id: str) -> str | None:
+        """Why discovery should skip this video: stored already, or failed permanently; else None."""
+        async with self._conn("read ledger") as conn:
+            row = await conn.fetchrow("SELECT status, permanent FROM videos WHERE id = $1", video_id)
+        if row is None:
+            return None
+        if row["status"] == "done":
+            return "already stored"
+        if row["status"] == "failed" and row["permanent"]:
+            return "failed permanently (ytingest retry --failed tries again)"
+        return None
+
+    @retried
+    async def failed_refs(self, *, include_pending: bool = False) -> list[VideoRef]:
+        """Videos to try again (failed, and optionally pending), oldest first, as VideoRefs."""
+        states = ["failed", "pending"] if include_pending else ["failed"]
+        async with self._conn("read failures") as conn:
+            rows = await conn.fetch(
+                "SELECT id, url, title, duration, channel, webpage_url FROM videos"
+                " WHERE status = ANY($1::text[]) ORDER BY created_at, id",
+                states,
+            )
+            await conn.execute("UPDATE videos SET permanent = false WHERE status = ANY($1::text[])", states)
+        return [VideoRef(r["id"], r["url"], r["title"], r["duration"], r["channel"] or "", r["webpage_url"])
+                for r in rows]  # fmt: skip
+
+    @retried
     async def store_transcript(self, item: EmbeddedTranscript, *, asr_model: str, embed_model: str) -> None:
         """Binary COPY into staging, then move the rows and mark the video done in one transaction."""
         t = item.transcript

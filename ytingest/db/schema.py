@@ -73,6 +73,9 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    """
+    ALTER TABLE videos ADD COLUMN permanent boolean NOT NULL DEFAULT false;
+    """,
 )
 
 

@@ -88,6 +88,9 @@ def diagnose(window: Sequence[Snapshot], knobs: Knobs) -> Verdict:
         return Verdict("source", ev, f"the site is rate-limiting ({ev['rate_limited']} × 429/throttled): "
                        f"keep IO_WORKERS at {knobs.io_workers} or lower; raising it makes this worse",
                        "IO_WORKERS", knobs.io_workers, max(1, knobs.io_workers // 2))  # fmt: skip
+    if sum(w.disk_blocked for w in window) * 2 > len(window):
+        return Verdict("disk", ev, "downloads wait for disk room: raise MAX_AUDIO_BYTES or free space "
+                       "(MIN_FREE_BYTES); more IO_WORKERS would not help")  # fmt: skip
     if busy["store"] >= SATURATED and _fill(window, "store") >= BACKED_UP:
         n = knobs.db_workers
         return Verdict("store", ev, f"the database is the limit: raise DB_WORKERS {n}→{n * 2}",

@@ -81,6 +81,7 @@ class Metrics:
     failed: int = 0
     skipped: int = 0
     discovery_done: bool = False
+    disk: Any = None  # the run's DiskBudget (its ``blocked`` flag feeds the disk verdict)
 
     @classmethod
     def for_workers(cls, *, io: int, asr: int, embed: int = 1, store: int) -> Metrics:

@@ -45,6 +45,7 @@ class Snapshot:
     failed: int
     skipped: int
     discovery_done: bool
+    disk_blocked: bool = False
     verdict: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,5 +133,5 @@ class Sampler:
             rate_limited=now.rate_limited - prev.rate_limited,
             gpus=gpus, cpu_percent=cpu, rss_bytes=rss, audio_dir_bytes=audio,
             queued=m.queued, done=m.stages["store"].done, failed=m.failed, skipped=m.skipped,
-            discovery_done=m.discovery_done,
+            discovery_done=m.discovery_done, disk_blocked=bool(m.disk is not None and m.disk.blocked),
         )  # fmt: skip

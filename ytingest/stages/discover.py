@@ -70,6 +70,17 @@ def is_short(ref: VideoRef) -> bool:
 
 
 @dataclass
+class ListDiscoverer:
+    """Videos already known (``ytingest retry``): no listing, the refs come from the ledger."""
+
+    refs: list[VideoRef]
+
+    async def discover(self, url: str) -> AsyncGenerator[VideoRef, None]:
+        for ref in self.refs:
+            yield ref
+
+
+@dataclass
 class YtDlpDiscoverer:
     """Runs ``yt-dlp --flat-playlist -j`` and yields entries as yt-dlp prints them."""
 
@@ -152,10 +163,10 @@ async def run_discovery(
                 log.info("video_skipped", video_id=ref.id, reason="short")
                 continue
             taken += 1
-            if await ctx.ledger.done_ids([ref.id]):
+            if reason := await ctx.ledger.skip_reason(ref.id):
                 ctx.skipped += 1
                 ctx.metrics.skipped += 1
-                log.info("video_skipped", video_id=ref.id, reason="already stored")
+                log.info("video_skipped", video_id=ref.id, reason=reason)
                 continue
             await ctx.ledger.register_video(ref)
             log.info("video_queued", video_id=ref.id, title=ref.title, duration=ref.duration)

@@ -38,6 +38,17 @@ def transcribe_file(
     return segments, result.audio_seconds, result.language
 
 
+def quarantine(path: Path, folder: Path) -> Path:
+    """Move a file ASR could not read out of the audio folder, for a person to look at."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    try:
+        path.replace(target)
+    except OSError:
+        return path
+    return target
+
+
 async def transcribe_worker(
     ctx: RunContext,
     transcriber: Transcriber,
@@ -60,7 +71,8 @@ async def transcribe_worker(
             )
         except TranscribeError as exc:
             counters.end(t0, ok=False)
-            await ctx.fail(audio.video, "transcribe", str(exc))
+            kept = await asyncio.to_thread(quarantine, audio.path, ctx.settings.ytingest_home / "quarantine")
+            await ctx.fail(audio.video, "transcribe", f"{exc} (file kept in {kept})", permanent=True)
             continue
         finally:
             if not ctx.settings.keep_audio:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import av
@@ -54,18 +56,33 @@ def sample_episodes() -> list[Episode]:
 
 @dataclass
 class ChannelServer:
-    """Serves ``/feed.xml`` and ``/audio/<id>.mp3`` on 127.0.0.1.
+    """Serves ``/feed.xml`` and ``/audio/<id>.mp3`` on 127.0.0.1, with fault knobs.
 
-    Knobs (may be changed while running): ``bandwidth`` in bytes/s per
-    connection, ``latency`` in seconds before each response, ``fail`` maps an
-    episode id to the HTTP status its audio answers with.
+    Knobs (may be changed while running):
+    - ``bandwidth``: bytes/s per connection; ``latency``: seconds before each response;
+    - ``fail``: episode id → HTTP status its audio always answers with (403/404/410 …);
+    - ``flaky``: episode id → how many of its next requests answer 503;
+    - ``cut``: episode id → how many of its next requests stop halfway through the body;
+    - ``throttle``: how many of the next audio requests (any episode) answer 429;
+      ``retry_after``: the Retry-After header sent with them (None: no header);
+    - ``garbage``: episode ids served as bytes that are not audio; ``empty``: served as 0 bytes;
+    - ``bad_feed``: the feed is broken XML.
+    ``hits`` counts requests per episode and ``log`` keeps (monotonic time, episode id, status).
     """
 
     episodes: Sequence[Episode] = field(default_factory=sample_episodes)
     bandwidth: int | None = None
     latency: float = 0.0
     fail: dict[str, int] = field(default_factory=dict)
+    flaky: dict[str, int] = field(default_factory=dict)
+    cut: dict[str, int] = field(default_factory=dict)
+    throttle: int = 0
+    retry_after: float | None = None
+    garbage: set[str] = field(default_factory=set)
+    empty: set[str] = field(default_factory=set)
+    bad_feed: bool = False
     hits: Counter[str] = field(default_factory=Counter)
+    log: list[tuple[float, str, int]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -113,7 +130,7 @@ class ChannelServer:
                 f'<guid isPermaLink="false">{escape(ep.id)}</guid>'
                 f"<pubDate>{format_datetime(now - timedelta(days=n))}</pubDate>"
                 f"<itunes:duration>{round(ep.duration)}</itunes:duration>"
-                f'<enclosure url="{base}/audio/{escape(ep.id)}.mp3" '
+                f'<enclosure url="{base}/audio/{escape(quote(ep.id, safe=""))}.mp3" '
                 f'length="{ep.path.stat().st_size}" type="audio/mpeg"/>'
                 "</item>"
             )
@@ -128,23 +145,53 @@ class ChannelServer:
 
     async def _feed(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.latency)
+        if self.bad_feed:
+            return web.Response(text="<rss><channel><item><title>broken", content_type="application/rss+xml")
         return web.Response(text=self.feed_xml(), content_type="application/rss+xml")
+
+    def _fault(self, episode_id: str) -> web.Response | None:
+        """The injected answer for this request, if any (each counted knob is used up)."""
+        if episode_id in self.fail:
+            code = self.fail[episode_id]
+            return web.Response(status=code, text=f"fault injected: HTTP {code}")
+        if self.throttle > 0:
+            self.throttle -= 1
+            headers = {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
+            return web.Response(status=429, headers=headers, text="fault injected: slow down")
+        if self.flaky.get(episode_id, 0) > 0:
+            self.flaky[episode_id] -= 1
+            return web.Response(status=503, text="fault injected: try again")
+        return None
 
     async def _audio(self, request: web.Request) -> web.StreamResponse:
         episode_id = request.match_info["name"].removesuffix(".mp3")
         self.hits[episode_id] += 1
         await asyncio.sleep(self.latency)
-        if episode_id in self.fail:
-            code = self.fail[episode_id]
-            return web.Response(status=code, text=f"fault injected: HTTP {code}")
+        fault = self._fault(episode_id)
+        if fault is not None:
+            self.log.append((time.monotonic(), episode_id, fault.status))
+            return fault
         try:
             ep = self.episode(episode_id)
         except StopIteration:
             raise web.HTTPNotFound() from None
+        self.log.append((time.monotonic(), episode_id, 200))
         data = ep.path.read_bytes()
+        if episode_id in self.garbage:
+            data = b"<html>this is not audio</html>\n" * (len(data) // 32)
+        elif episode_id in self.empty:
+            data = b""
+        half = self.cut.get(episode_id, 0) > 0
+        if half:
+            self.cut[episode_id] -= 1
         resp = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
         resp.content_length = len(data)
         await resp.prepare(request)
+        if half:  # announce the full length, send half, then drop the connection
+            await resp.write(data[: len(data) // 2])
+            if request.transport is not None:
+                request.transport.close()
+            return resp
         try:
             for offset in range(0, len(data), _CHUNK):
                 await resp.write(data[offset : offset + _CHUNK])

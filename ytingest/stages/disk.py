@@ -1,0 +1,69 @@
+"""The disk budget: downloads wait while the audio folder is over MAX_AUDIO_BYTES or free space is low."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger("ytingest")
+
+
+LEFTOVER_SUFFIXES = (".part", ".ytdl", ".temp")
+
+
+def clean_leftovers(audio_dir: Path, *, keep_audio: bool) -> int:
+    """At start nothing is in flight: remove partial downloads (and, unless KEEP_AUDIO, orphaned
+    audio a killed run left behind). Returns how many files went."""
+    removed = 0
+    if not audio_dir.is_dir():
+        return 0
+    for entry in audio_dir.iterdir():
+        partial = any(s in entry.name for s in LEFTOVER_SUFFIXES)
+        if entry.is_file() and (partial or not keep_audio):
+            entry.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("cleaned_leftovers", files=removed)
+    return removed
+
+
+@dataclass
+class DiskBudget:
+    """Counts every file in the audio folder, ``.part`` files of downloads in flight included."""
+
+    audio_dir: Path
+    max_bytes: int
+    min_free_bytes: int
+    poll_s: float = 0.5
+    blocked: bool = False
+
+    def used(self) -> int:
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.audio_dir) if e.is_file())
+        except OSError:
+            return 0
+
+    def why_not(self) -> str | None:
+        """Why a download may not start now (blocking file-system calls: run in a thread)."""
+        used = self.used()
+        if used >= self.max_bytes:
+            return f"audio folder holds {used} bytes, MAX_AUDIO_BYTES is {self.max_bytes}"
+        free = shutil.disk_usage(self.audio_dir).free
+        if free < self.min_free_bytes:
+            return f"{free} bytes free, MIN_FREE_BYTES is {self.min_free_bytes}"
+        return None
+
+    async def wait_for_room(self) -> None:
+        while (reason := await asyncio.to_thread(self.why_not)) is not None:
+            if not self.blocked:
+                log.warning("disk_budget_wait", reason=reason)
+            self.blocked = True
+            await asyncio.sleep(self.poll_s)
+        if self.blocked:
+            log.info("disk_budget_ok")
+        self.blocked = False
