@@ -69,7 +69,7 @@ def fresh_dsn(pg_server: str) -> Iterator[str]:
 @pytest.fixture
 def channel() -> Iterator[ChannelServer]:
     """The bundled six-episode sample channel on 127.0.0.1."""
-    with serve_in_thread() as server:
+    with serve_in_thread(ChannelServer()) as server:
         yield server
 
 

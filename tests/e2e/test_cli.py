@@ -146,7 +146,7 @@ def test_a_404_episode_fails_with_its_reason_and_the_rest_are_stored(cli: Cli) -
 
 def test_skip_shorts_only_takes_videos_of_a_minute_or_more(cli: Cli) -> None:
     """--skip-shorts: the five sub-minute episodes are skipped before any download."""
-    with serve_in_thread() as channel:
+    with serve_in_thread(ChannelServer()) as channel:
         r = cli("stream", channel.feed_url, "--skip-shorts", "--json")
         assert r.returncode == 0, r.stderr[-2000:]
         assert (r.json()["done"], r.json()["skipped"]) == (1, 5)
@@ -179,7 +179,7 @@ def test_unreachable_database_exits_2_without_leaking_the_password(cli: Cli) -> 
 
 def test_unknown_model_exits_2(cli: Cli) -> None:
     """An ASR model that cannot be found is a configuration error, reported in one line."""
-    with serve_in_thread() as channel:
+    with serve_in_thread(ChannelServer()) as channel:
         r = cli("stream", channel.feed_url, "--asr-model", "/nonexistent/model")
     assert r.returncode == 2
     assert "ASR model" in _one_clean_line(r)
@@ -188,7 +188,7 @@ def test_unknown_model_exits_2(cli: Cli) -> None:
 
 def test_json_summary_is_the_only_stdout(cli: Cli) -> None:
     """With --json, stdout is exactly one JSON object (logs go to stderr)."""
-    with serve_in_thread() as channel:
+    with serve_in_thread(ChannelServer()) as channel:
         r = cli("stream", channel.feed_url, "--limit", "1", "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(r.stdout.strip().splitlines()) == 1

@@ -155,7 +155,7 @@ class Database:
             async with self._pool.acquire() as conn:
                 yield conn
         except _DB_ERRORS as exc:
-            reason = redact(str(exc)) or type(exc).__name__
+            reason = " ".join(redact(str(exc)).split()) or type(exc).__name__
             raise StoreError(f"{what} failed at {self.where}: {reason}",
                              transient=isinstance(exc, _LINK_ERRORS)) from exc  # fmt: skip
 

@@ -110,7 +110,7 @@ def _checked_file(printed: str, dest: Path, ref: VideoRef) -> AudioFile:
         raise DownloadError("downloaded file is missing") from None
     if size == 0:
         path.unlink(missing_ok=True)
-        raise DownloadError("downloaded file is empty")
+        raise DownloadError("downloaded file is empty", permanent=True)
     return AudioFile(video=ref, path=path, size=size)
 
 

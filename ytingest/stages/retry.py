@@ -23,6 +23,8 @@ def classify(reason: str, retry_after: float | None = None) -> DownloadError:
     """The error for yt-dlp's failure ``reason``: rate-limited, permanent, or transient."""
     if any(mark in reason for mark in _RATE_LIMITED):
         return RateLimitedError(reason, retry_after)
+    if "Did not get any data blocks" in reason:  # yt-dlp's words for an empty body
+        return DownloadError(f"the server sent an empty file ({reason})", permanent=True)
     return DownloadError(reason, permanent=any(mark.lower() in reason.lower() for mark in _PERMANENT))
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -203,12 +204,19 @@ class ChannelServer:
         return resp
 
 
+class _Served(Protocol):
+    async def start(self) -> object: ...
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Served)
+
+
 @contextmanager
-def serve_in_thread(server: ChannelServer | None = None) -> Iterator[ChannelServer]:
-    """Run a ChannelServer on its own event loop thread, for synchronous callers."""
-    server = server or ChannelServer()
+def serve_in_thread(server: S) -> Iterator[S]:
+    """Run a ChannelServer (or a PgProxy) on its own event loop thread, for synchronous callers."""
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="channel-server", daemon=True)
+    thread = threading.Thread(target=loop.run_forever, name="served-in-thread", daemon=True)
     thread.start()
     try:
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
