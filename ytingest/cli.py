@@ -254,7 +254,10 @@ def _print_summary(summary: RunSummary) -> None:
 
 async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
     summary = await engine.retry(include_pending=args.pending)
-    print(json.dumps(summary.to_dict())) if args.json else _print_summary(summary)
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        _print_summary(summary)
     if summary.stopped_early:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if summary.failed else EXIT_OK
