@@ -10,6 +10,8 @@ from pathlib import Path
 
 import structlog
 
+from ytingest.stages.retry import sleep_unless
+
 log = structlog.get_logger("ytingest")
 
 
@@ -58,12 +60,13 @@ class DiskBudget:
             return f"{free} bytes free, MIN_FREE_BYTES is {self.min_free_bytes}"
         return None
 
-    async def wait_for_room(self) -> None:
-        while (reason := await asyncio.to_thread(self.why_not)) is not None:
+    async def wait_for_room(self, stop: asyncio.Event) -> None:
+        """Until there is room, or the run is stopping."""
+        while not stop.is_set() and (reason := await asyncio.to_thread(self.why_not)) is not None:
             if not self.blocked:
                 log.warning("disk_budget_wait", reason=reason)
             self.blocked = True
-            await asyncio.sleep(self.poll_s)
+            await sleep_unless(stop, self.poll_s)
         if self.blocked:
             log.info("disk_budget_ok")
         self.blocked = False

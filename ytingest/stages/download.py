@@ -19,7 +19,7 @@ from ytingest.run import RunContext
 from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget
 from ytingest.stages.limiter import Limiter
-from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after
+from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
 
 log = structlog.get_logger("ytingest")
 
@@ -171,8 +171,8 @@ async def _download_with_retries(
     attempt = 0
     while True:
         if policy.disk is not None:
-            await policy.disk.wait_for_room()
-        await policy.backoff.wait()
+            await policy.disk.wait_for_room(ctx.stopping)
+        await policy.backoff.wait(ctx.stopping)
         if ctx.stopping.is_set():
             return None
         attempt += 1
@@ -201,7 +201,7 @@ async def _download_with_retries(
                 return None
             delay = backoff_delay(attempt, s.retry_base_s, s.retry_max_s)
             vlog.warning("download_retry", reason=str(exc), attempt=attempt, wait_s=round(delay, 2))
-            await asyncio.sleep(delay)
+            await sleep_unless(ctx.stopping, delay)
             continue
         finally:
             ctx.metrics.download.finished(ref.id)

@@ -41,6 +41,16 @@ def parse_retry_after(value: str) -> float | None:
         return None
 
 
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``stop`` is set first; True when it was (the run is stopping)."""
+    try:
+        async with asyncio.timeout(max(0.0, seconds)):
+            await stop.wait()
+    except TimeoutError:
+        return stop.is_set()
+    return True
+
+
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter in its upper half: base·2^(n-1), at most ``cap``."""
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
@@ -75,6 +85,7 @@ class SharedBackoff:
     def remaining(self) -> float:
         return max(0.0, self._until - time.monotonic())
 
-    async def wait(self) -> None:
-        while (left := self.remaining) > 0:  # noqa: ASYNC110 - another 429 may extend the pause
-            await asyncio.sleep(left)
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Until the pause is over (another 429 may extend it) or the run is stopping."""
+        while (left := self.remaining) > 0 and not stop.is_set():
+            await sleep_unless(stop, left)
