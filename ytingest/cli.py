@@ -194,7 +194,12 @@ async def cmd_stream(engine: Engine, args: argparse.Namespace) -> int:
     summary = run.result()
     if args.report is not None and engine.monitor is not None:
         write_report(list(engine.monitor.history), args.report, title=f"ytingest: {args.url}")
-    if args.json:
+    return _finish(summary, as_json=args.json)
+
+
+def _finish(summary: RunSummary, *, as_json: bool) -> int:
+    """Print the run's summary; its exit code: 130 stopped, 1 some failed, 0 all stored."""
+    if as_json:
         print(json.dumps(summary.to_dict()))
     else:
         _print_summary(summary)
@@ -254,13 +259,7 @@ def _print_summary(summary: RunSummary) -> None:
 
 async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
     summary = await engine.retry(include_pending=args.pending)
-    if args.json:
-        print(json.dumps(summary.to_dict()))
-    else:
-        _print_summary(summary)
-    if summary.stopped_early:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    return _finish(summary, as_json=args.json)
 
 
 async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:

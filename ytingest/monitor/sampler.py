@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import psutil
 
 from ytingest.monitor.gpu import GpuProbe, GpuSample
 from ytingest.monitor.metrics import QUEUE_OF, STAGES, Metrics
+from ytingest.stages.disk import folder_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +101,7 @@ class Sampler:
 
     def system(self) -> tuple[tuple[GpuSample, ...], float, int, int]:
         """GPU samples, system CPU %, our RSS, bytes in the audio folder."""
-        try:
-            audio = sum(e.stat().st_size for e in os.scandir(self.audio_dir) if e.is_file())
-        except OSError:
-            audio = 0
+        audio = folder_bytes(self.audio_dir)
         return self.gpu.sample(), psutil.cpu_percent(None), self._process.memory_info().rss, audio
 
     def sample(self, system: tuple[tuple[GpuSample, ...], float, int, int]) -> Snapshot:

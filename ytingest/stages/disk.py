@@ -18,6 +18,22 @@ log = structlog.get_logger("ytingest")
 LEFTOVER_SUFFIXES = (".part", ".ytdl", ".temp")
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files directly in ``folder``; files vanishing meanwhile are skipped."""
+    total = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        total += entry.stat().st_size
+                except OSError:
+                    continue
+    except OSError:
+        return 0
+    return total
+
+
 def clean_leftovers(audio_dir: Path, *, keep_audio: bool) -> int:
     """At start nothing is in flight: remove partial downloads (and, unless KEEP_AUDIO, orphaned
     audio a killed run left behind). Returns how many files went."""
@@ -45,10 +61,7 @@ class DiskBudget:
     blocked: bool = False
 
     def used(self) -> int:
-        try:
-            return sum(e.stat().st_size for e in os.scandir(self.audio_dir) if e.is_file())
-        except OSError:
-            return 0
+        return folder_bytes(self.audio_dir)
 
     def why_not(self) -> str | None:
         """Why a download may not start now (blocking file-system calls: run in a thread)."""
