@@ -235,9 +235,8 @@ def cli() -> None:
     print(
         f"{args.episodes} episodes ({result['audio_seconds']} s audio), {args.bandwidth} B/s per connection"
     )
-    print(
-        f"  {'mode':14s} {'wall s':>8s} {'audio-s/s':>10s} {'ASR busy':>9s} {'peak audio':>11s} {'peak RSS':>9s}"
-    )
+    head = ("mode", "wall s", "audio-s/s", "ASR busy", "peak audio", "peak RSS")
+    print("  {:14s} {:>8s} {:>10s} {:>9s} {:>11s} {:>9s}".format(*head))
     for name, r in result["modes"].items():
         print(f"  {name:14s} {r['wall_s']:8.1f} {r['audio_s_per_s']:10.1f} {r['asr_busy']:9.0%} "
               f"{r['peak_audio_bytes'] / 1e6:9.2f}MB {r['peak_rss_bytes'] / 1e6:7.0f}MB")  # fmt: skip

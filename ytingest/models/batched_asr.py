@@ -108,9 +108,19 @@ def _segments(item: PreparedAudio, chunks: list[list[dict[str, Any]]]) -> tuple[
     from faster_whisper.transcribe import restore_speech_timestamps
 
     raw = [
-        FwSegment(id=0, seek=s["seek"], start=s["start"], end=s["end"], text=s["text"], tokens=s["tokens"],
-                  avg_logprob=s["avg_logprob"], compression_ratio=s["compression_ratio"],
-                  no_speech_prob=s["no_speech_prob"], words=None, temperature=0.0)  # fmt: skip
+        FwSegment(
+            id=0,
+            seek=s["seek"],
+            start=s["start"],
+            end=s["end"],
+            text=s["text"],
+            tokens=s["tokens"],
+            avg_logprob=s["avg_logprob"],
+            compression_ratio=s["compression_ratio"],
+            no_speech_prob=s["no_speech_prob"],
+            words=None,
+            temperature=0.0,
+        )  # fmt: skip
         for chunk in chunks
         for s in chunk
         if s["text"].strip()

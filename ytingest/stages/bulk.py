@@ -2,7 +2,7 @@
 
 The same stage functions as streaming, run one phase at a time. Phase 1 stops starting downloads
 once BULK_DISK_BUDGET_MB of audio is on disk; the three phases then repeat for the next wave, so
-the disk budget holds (give or take the IO_WORKERS downloads in flight when it was reached).
+the disk budget holds (give or take IO_WORKERS + 2 files in flight when it was reached).
 """
 
 from __future__ import annotations

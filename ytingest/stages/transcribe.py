@@ -92,6 +92,8 @@ async def transcribe_worker(
                 ended = True
                 break
             group.append(nxt)
+        for d in group:
+            log.info("transcribe_start", video_id=d.file.video.id, bytes=d.file.size, batch_files=len(group))
         counters = ctx.metrics.stages["asr"]
         t0 = counters.begin()
         try:
