@@ -35,6 +35,7 @@ lint: install
 
 bench: install
 	$(PY) -m bench.run
+	$(PY) -m bench.asr_modes
 	$(PY) -m bench.autotune
 	$(PY) -m bench.speakers
 

@@ -1,12 +1,16 @@
-"""Streaming vs sequential on the same throttled local channel, measured side by side in one run.
+"""Sequential vs 3-phase bulk vs streaming vs ASR alone, on one throttled local channel, in one run.
 
-    make bench                      # 12 episodes at 32 KB/s per connection
+    make bench                                  # 12 episodes at 16 KB/s per connection
+    python -m bench.run --quick                 # 6 episodes (CI-sized)
     python -m bench.run --episodes 24 --bandwidth 16000
 
-(a) sequential: download → transcribe → embed → store, one video at a time, with the same
-    components and models as (b);
-(b) ytingest streaming (Engine.stream, default settings).
-Prints wall times and the ratio, and writes bench/results/latest.json.
+(a) sequential: download → transcribe → embed → store, one video at a time, same components;
+(b) bulk: Engine with MODE=bulk (download all, then ASR all, then embed + store all);
+(c) stream: Engine.stream with default settings;
+(d) asr_only: decode + ASR alone on the same files, already on disk (this machine's ceiling).
+Also: streaming again on a 4× channel (RSS must stay flat), the sink ratio (store_transcript vs a
+raw binary COPY of the same rows) and the embed ratio (the pipeline's encode rate vs plain
+``model.encode`` on the same batches, alone). Writes bench/results/latest.json and latest.png.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from bench.measure import Peaks, RecordingEmbedder, sink_replay, stored_items
 from ytingest import Engine, Settings
 from ytingest.db.database import Database
 from ytingest.db.embedded import EmbeddedPostgres
@@ -35,6 +40,7 @@ from ytingest.stages.download import YtDlpDownloader
 from ytingest.testing import ChannelServer, Episode, sample_episodes
 
 RESULTS = Path(__file__).parent / "results"
+MODES = ("sequential", "bulk", "stream", "asr_only")
 
 
 def channel_of(n: int) -> list[Episode]:
@@ -54,89 +60,189 @@ async def new_database(server_dsn: str, name: str) -> str:
     return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
-async def sequential(settings: Settings, url: str, asr: WhisperTranscriber, emb: SentenceEmbedder) -> float:
+async def sequential(settings: Settings, url: str, asr: WhisperTranscriber, emb: Any) -> dict[str, Any]:
     """One video at a time through the same components."""
     db = Database(settings.database_url.get_secret_value() if settings.database_url else "")
     await db.connect()
     await db.migrate(emb.dim)
     settings.audio_dir.mkdir(parents=True, exist_ok=True)
     downloader = YtDlpDownloader(settings.ytdlp_command)
-    t0 = time.perf_counter()
-    await db.register_channel(url)
-    async for ref in YtDlpDiscoverer(settings.ytdlp_command).discover(url):
-        await db.register_video(ref)
-        audio = await downloader.download(ref, settings.audio_dir)
-        result = await asyncio.to_thread(asr.transcribe, audio.path)
-        audio.path.unlink()
-        vectors = await asyncio.to_thread(emb.encode, [s.text for s in result.segments])
-        transcript = Transcript(ref, result.segments, result.audio_seconds)
-        await db.store_transcript(
-            EmbeddedTranscript(transcript, vectors), asr_model=asr.name, embed_model=emb.name
-        )
-    wall = time.perf_counter() - t0
-    await db.close()
-    return wall
-
-
-async def streaming(
-    settings: Settings, url: str, asr: WhisperTranscriber, emb: SentenceEmbedder
-) -> tuple[float, dict[str, Any]]:
-    async with Engine(settings, transcriber=asr, embedder=emb) as engine:
+    audio_s = asr_busy = 0.0
+    with Peaks(settings.audio_dir) as peaks:
         t0 = time.perf_counter()
-        summary = await engine.stream(url)
+        await db.register_channel(url)
+        async for ref in YtDlpDiscoverer(settings.ytdlp_command).discover(url):
+            await db.register_video(ref)
+            audio = await downloader.download(ref, settings.audio_dir)
+            t1 = time.perf_counter()
+            result = await asyncio.to_thread(asr.transcribe, audio.path)
+            asr_busy += time.perf_counter() - t1
+            audio.path.unlink()
+            vectors = await asyncio.to_thread(emb.encode, [s.text for s in result.segments])
+            transcript = Transcript(ref, result.segments, result.audio_seconds)
+            await db.store_transcript(EmbeddedTranscript(transcript, vectors), asr_model=asr.name,
+                                      embed_model=emb.name)  # fmt: skip
+            audio_s += result.audio_seconds
         wall = time.perf_counter() - t0
-    return wall, summary.to_dict()
+    await db.close()
+    return _row(wall, audio_s, asr_busy / wall, peaks)
 
 
-async def main(episodes: int, bandwidth: int) -> dict[str, Any]:
+async def engine_run(settings: Settings, url: str, asr: WhisperTranscriber, emb: Any) -> dict[str, Any]:
+    """Engine.stream in the mode ``settings`` names; ASR busy fraction from the monitor's counters."""
+    async with Engine(settings, transcriber=asr, embedder=emb) as engine:
+        with Peaks(settings.audio_dir) as peaks:
+            t0 = time.perf_counter()
+            summary = await engine.stream(url)
+            wall = time.perf_counter() - t0
+        assert engine.monitor is not None
+        c = engine.monitor.sampler.metrics.stages
+        busy = c["asr"].busy_seconds_now() / (wall * settings.asr_workers)
+        store_busy, embed_busy = c["store"].busy_seconds_now(), c["embed"].busy_seconds_now()
+    row = _row(wall, summary.audio_seconds, busy, peaks)
+    row.update(done=summary.done, failed=summary.failed, segments=summary.segments,
+               store_busy_s=store_busy, embed_busy_s=embed_busy)  # fmt: skip
+    return row
+
+
+async def asr_only(episodes: list[Episode], asr: WhisperTranscriber, batch: int) -> dict[str, Any]:
+    """Decode + VAD + ASR of the files, already local, the way the transcribe stage groups them."""
+    paths = [e.path for e in episodes]
+    t0 = time.perf_counter()
+    seconds = 0.0
+    for i in range(0, len(paths), batch if asr.batching == "cross" else 1):
+        prepared = [asr.prepare(p) for p in paths[i : i + (batch if asr.batching == "cross" else 1)]]
+        seconds += sum(r.audio_seconds for r in asr.transcribe_prepared(prepared))
+    wall = time.perf_counter() - t0
+    return {"wall_s": round(wall, 2), "audio_s_per_s": round(seconds / wall, 2), "asr_busy": 1.0,
+            "peak_audio_bytes": 0, "peak_rss_bytes": 0}  # fmt: skip
+
+
+def _row(wall: float, audio_s: float, busy: float, peaks: Peaks) -> dict[str, Any]:
+    return {"wall_s": round(wall, 2), "audio_s_per_s": round(audio_s / wall, 2), "asr_busy": round(busy, 3),
+            "peak_audio_bytes": peaks.audio, "peak_rss_bytes": peaks.rss}  # fmt: skip
+
+
+async def main(episodes: int, bandwidth: int, scale: int) -> dict[str, Any]:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # quiet: errors only
-    asr = WhisperTranscriber("bundled")
-    emb = SentenceEmbedder("bundled")
+    defaults = Settings()
+    asr = WhisperTranscriber("bundled", batching=defaults.asr_batching, batch_size=defaults.asr_batch_size)
+    emb = RecordingEmbedder(SentenceEmbedder("bundled"))
+    eps = channel_of(episodes)
+    rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg")
         server = await pg.start()
+
+        async def settings(name: str, **kw: Any) -> Settings:
+            dsn = await new_database(server, f"bench_{name}")
+            return Settings(ytingest_home=Path(tmp) / name, database_url=dsn, **kw)
+
         try:
-            async with ChannelServer(channel_of(episodes), bandwidth=bandwidth) as channel:
-                seq_settings = Settings(
-                    ytingest_home=Path(tmp) / "seq", database_url=await new_database(server, "bench_seq")
+            asr.transcribe(eps[0].path)  # warm-up
+            rows["asr_only"] = await asr_only(eps, asr, defaults.asr_batch_size)
+            async with ChannelServer(eps, bandwidth=bandwidth) as channel:
+                rows["sequential"] = await sequential(await settings("seq"), channel.feed_url, asr, emb)
+                rows["bulk"] = await engine_run(
+                    await settings("bulk", mode="bulk"), channel.feed_url, asr, emb
                 )
-                stream_settings = Settings(
-                    ytingest_home=Path(tmp) / "stream",
-                    database_url=await new_database(server, "bench_stream"),
-                )
-                t_seq = await sequential(seq_settings, channel.feed_url, asr, emb)
-                t_stream, summary = await streaming(stream_settings, channel.feed_url, asr, emb)
+                emb.batches.clear()
+                emb.seconds = 0.0
+                stream_cfg = await settings("stream")
+                rows["stream"] = await engine_run(stream_cfg, channel.feed_url, asr, emb)
+            embed_pipeline = sum(map(len, emb.batches)) / rows["stream"]["embed_busy_s"]
+            embed_raw = emb.raw_rate()
+            async with ChannelServer(channel_of(episodes * scale), bandwidth=bandwidth) as big:
+                rows[f"stream_x{scale}"] = await engine_run(await settings("big"), big.feed_url, asr, emb)
+            assert stream_cfg.database_url is not None
+            items = await stored_items(stream_cfg.database_url.get_secret_value())
+            sink_dsn = await new_database(server, "bench_sink")
+            t_store, t_raw, n_rows = await sink_replay(sink_dsn, items, emb.dim)
         finally:
             await pg.stop()
-    audio = summary["audio_seconds"]
-    result = {
+    a, b, c, d = (rows[m]["wall_s"] for m in MODES)
+    return {
         "episodes": episodes,
         "bandwidth_bytes_per_s": bandwidth,
+        "audio_seconds": round(sum(e.duration for e in eps), 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "wall_seconds": {"sequential": round(t_seq, 2), "stream": round(t_stream, 2)},
-        "audio_seconds_per_second": {
-            "sequential": round(audio / t_seq, 2),
-            "stream": round(audio / t_stream, 2),
+        "settings": {
+            "asr_batching": defaults.asr_batching,
+            "asr_batch_size": defaults.asr_batch_size,
+            "io_workers": defaults.io_workers,
+            "asr_workers": defaults.asr_workers,
+        },  # fmt: skip
+        "modes": rows,
+        "ratios": {
+            "stream_vs_asr_only": round(d / c, 3),
+            "stream_vs_bulk": round(b / c, 3),
+            "stream_vs_sequential": round(a / c, 3),
+            "sink_vs_raw_copy": round(t_raw / t_store, 3),
+            "embed_vs_raw_encode": round(embed_pipeline / embed_raw, 3),
         },
-        "ratios": {"stream_vs_sequential": round(t_seq / t_stream, 2)},
-        "stream_summary": summary,
+        "peak_audio_bytes": {
+            "stream": rows["stream"]["peak_audio_bytes"],
+            "bulk": rows["bulk"]["peak_audio_bytes"],
+        },
+        "peak_rss_bytes": {
+            "stream": rows["stream"]["peak_rss_bytes"],
+            f"stream_x{scale}": rows[f"stream_x{scale}"]["peak_rss_bytes"],
+        },  # fmt: skip
+        "sink": {
+            "rows": n_rows,
+            "store_rows_per_s": round(n_rows / t_store, 1),
+            "raw_copy_rows_per_s": round(n_rows / t_raw, 1),
+        },  # fmt: skip
+        "embed": {"pipeline_rows_per_s": round(embed_pipeline, 1), "raw_rows_per_s": round(embed_raw, 1)},
     }
-    return result
+
+
+def chart(result: dict[str, Any], path: Path) -> None:
+    """Wall time and audio-s/s per mode, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["modes"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.bar(names, [result["modes"][n]["wall_s"] for n in names], color="tab:blue")
+    left.set_ylabel("wall time (s)")
+    right.bar(names, [result["modes"][n]["audio_s_per_s"] for n in names], color="tab:green")
+    right.set_ylabel("audio seconds per second")
+    fig.suptitle(f"{result['episodes']} episodes, {result['bandwidth_bytes_per_s']} B/s per connection")
+    for ax in (left, right):
+        ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--episodes", type=int, default=12)
-    parser.add_argument("--bandwidth", type=int, default=32_000, help="bytes/s per connection")
+    parser.add_argument("--bandwidth", type=int, default=16_000, help="bytes/s per connection")
+    parser.add_argument(
+        "--scale", type=int, default=4, help="the RSS check's channel is this many times larger"
+    )
+    parser.add_argument("--quick", action="store_true", help="6 episodes, 2x scale (CI-sized)")
     args = parser.parse_args()
-    result = asyncio.run(main(args.episodes, args.bandwidth))
+    if args.quick:
+        args.episodes, args.scale = 6, 2
+    result = asyncio.run(main(args.episodes, args.bandwidth, args.scale))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    w = result["wall_seconds"]
-    print(f"{args.episodes} episodes, {args.bandwidth} B/s per connection")
-    print(f"  sequential {w['sequential']:7.1f} s   streaming {w['stream']:7.1f} s")
-    print(f"  streaming is {result['ratios']['stream_vs_sequential']:.2f}x faster than sequential")
-    print(f"  wrote {RESULTS / 'latest.json'}")
+    chart(result, RESULTS / "latest.png")
+    print(
+        f"{args.episodes} episodes ({result['audio_seconds']} s audio), {args.bandwidth} B/s per connection"
+    )
+    head = ("mode", "wall s", "audio-s/s", "ASR busy", "peak audio", "peak RSS")
+    print("  {:14s} {:>8s} {:>10s} {:>9s} {:>11s} {:>9s}".format(*head))
+    for name, r in result["modes"].items():
+        print(f"  {name:14s} {r['wall_s']:8.1f} {r['audio_s_per_s']:10.1f} {r['asr_busy']:9.0%} "
+              f"{r['peak_audio_bytes'] / 1e6:9.2f}MB {r['peak_rss_bytes'] / 1e6:7.0f}MB")  # fmt: skip
+    for k, v in result["ratios"].items():
+        print(f"  {k:22s} {v:.2f}")
+    print(f"  wrote {RESULTS / 'latest.json'} and latest.png")
 
 
 if __name__ == "__main__":

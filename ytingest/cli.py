@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="serve /metrics and /status on 127.0.0.1:PORT (0: any free port)"
     )
     p.add_argument("--report", type=Path, help="write the run's timeline to this HTML file")
+    # performance (issue 6)
+    p.add_argument("--mode", choices=["stream", "bulk"], help="stream (default) or 3-phase bulk (MODE)")
+    p.add_argument("--asr-batching", choices=["off", "file", "cross"], help="ASR batching (ASR_BATCHING)")
+    p.add_argument("--asr-batch-size", type=int, help="speech chunks per model call (ASR_BATCH_SIZE)")
 
     p = sub.add_parser("search", parents=[common], help="find segments by meaning")
     p.add_argument("query")
@@ -108,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _SETTING_FLAGS = ("io_workers", "asr_workers", "batch_size", "db_workers", "asr_model", "embed_model",
-                  "keep_audio", "database_url", "autotune", "metrics_port", "voices_dir")  # fmt: skip
+                  "keep_audio", "database_url", "autotune", "metrics_port", "voices_dir",
+                  "mode", "asr_batching", "asr_batch_size")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     min_free_bytes: int = Field(512 * 2**20, ge=0)
     db_retry_s: float = Field(60.0, ge=0)  # keep retrying a lost database connection this long
 
+    # performance: run mode, ASR batching, decode prefetch (defaults measured by bench/run.py)
+    mode: Literal["stream", "bulk"] = "stream"  # bulk: download all (within the budget), ASR all, store all
+    asr_batching: Literal["off", "file", "cross"] = "cross"  # off: WhisperModel.transcribe per file
+    asr_batch_size: int = Field(8, ge=1, le=256)  # speech chunks per model call (cross: files per call too)
+    decode_queue_size: int = Field(2, ge=1)  # decoded files waiting for the model
+    bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave
+
     # tools
     ytdlp_path: str | None = None  # None: the yt-dlp installed with ytingest (python -m yt_dlp)
     download_timeout_s: float = Field(1800.0, gt=0)

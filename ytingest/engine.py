@@ -25,6 +25,8 @@ from ytingest.monitor.sampler import Sampler
 from ytingest.run import Closing, RunContext
 from ytingest.runtime import make_fork_safe
 from ytingest.speakers.setup import build_tagger, save_unknowns
+from ytingest.stages.bulk import Parts, run_bulk
+from ytingest.stages.decode import DecodedAudio, decode_worker
 from ytingest.stages.discover import Discoverer, ListDiscoverer, YtDlpDiscoverer, run_discovery
 from ytingest.stages.disk import DiskBudget, clean_leftovers
 from ytingest.stages.download import Downloader, DownloadPolicy, YtDlpDownloader, run_downloads
@@ -69,6 +71,7 @@ class Engine:
         self._embedded: EmbeddedPostgres | None = None
         self._asr_pool = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="ytingest-asr")
         self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-embed")
+        self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-decode")
         self._run: RunContext | None = None
         self._stop_requested = False
         self._gpu: GpuProbe | None = None
@@ -132,6 +135,7 @@ class Engine:
             self._embedded = None
         self._asr_pool.shutdown(wait=False, cancel_futures=True)
         self._embed_pool.shutdown(wait=False, cancel_futures=True)
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         """Graceful stop: discovery and new downloads stop, work in flight finishes and is stored."""
@@ -167,6 +171,8 @@ class Engine:
                     workers=s.asr_workers,
                     cpu_threads=s.asr_cpu_threads,
                     beam_size=s.asr_beam_size,
+                    batching=s.asr_batching,
+                    batch_size=s.asr_batch_size,
                 ),  # fmt: skip
             )
         return self._transcriber
@@ -196,6 +202,7 @@ class Engine:
         await db.register_channel(url)
         io_q: asyncio.Queue[VideoRef | None] = asyncio.Queue(s.io_queue_size)
         asr_q: asyncio.Queue[AudioFile | None] = asyncio.Queue(s.asr_queue_size)
+        pcm_q: asyncio.Queue[DecodedAudio | None] = asyncio.Queue(s.decode_queue_size)
         embed_q: asyncio.Queue[Transcript | None] = asyncio.Queue(s.embed_queue_size)
         db_q: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue(s.db_queue_size)
         metrics = Metrics.for_workers(io=s.io_workers, asr=s.asr_workers, store=s.db_workers)
@@ -216,19 +223,28 @@ class Engine:
         log.info("run_started", channel=url, limit=limit, skip_shorts=skip_shorts,
                  io_workers=s.io_workers, asr_workers=s.asr_workers,
                  batch_size=s.batch_size, db_workers=s.db_workers)  # fmt: skip
+        discoverer = discoverer or self._discoverer
+        parts = Parts(ctx, discoverer, self._downloader, transcriber, tagger, embedder, policy,
+                      self._asr_pool, self._decode_pool, self._embed_pool)  # fmt: skip
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(run_discovery(ctx, discoverer or self._discoverer, url, io_q, limit=limit,
-                                             skip_shorts=skip_shorts), name="discover")  # fmt: skip
-                tg.create_task(run_downloads(ctx, self._downloader, io_q, asr_q, tg, policy), name="download")
-                for i in range(s.asr_workers):
-                    tg.create_task(transcribe_worker(ctx, transcriber, tagger, self._asr_pool,
-                                                     asr_q, embed_q, asr_done), name=f"asr-{i}")  # fmt: skip
-                tg.create_task(run_batcher(ctx, embedder, self._embed_pool, embed_q, db_q), name="embed")
-                for i in range(s.db_workers):
-                    tg.create_task(store_worker(ctx, db_q, db_done, asr_model=transcriber.name,
-                                                embed_model=embedder.name), name=f"store-{i}")  # fmt: skip
                 tg.create_task(monitor.run(ctx.finished), name="monitor")
+                if s.mode == "bulk":
+                    tg.create_task(run_bulk(parts, url, limit=limit, skip_shorts=skip_shorts), name="bulk")
+                else:  # streaming: every stage at once
+                    dl, asr_pool, dec_pool = self._downloader, self._asr_pool, self._decode_pool
+                    tg.create_task(run_discovery(ctx, discoverer, url, io_q, limit=limit,
+                                                 skip_shorts=skip_shorts), name="discover")  # fmt: skip
+                    tg.create_task(run_downloads(ctx, dl, io_q, asr_q, tg, policy), name="download")
+                    tg.create_task(decode_worker(ctx, transcriber, dec_pool, asr_q, pcm_q), name="decode")
+                    for i in range(s.asr_workers):
+                        tg.create_task(transcribe_worker(ctx, transcriber, tagger, asr_pool, pcm_q, embed_q,
+                                                         asr_done), name=f"asr-{i}")  # fmt: skip
+                    tg.create_task(run_batcher(ctx, embedder, self._embed_pool, embed_q, db_q), name="embed")
+                    for i in range(s.db_workers):
+                        tg.create_task(store_worker(ctx, db_q, db_done, asr_model=transcriber.name,
+                                                    embed_model=embedder.name),
+                                       name=f"store-{i}")  # fmt: skip
         except* YtingestError as group:
             raise first_error(group) from None
         finally:

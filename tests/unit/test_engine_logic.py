@@ -48,16 +48,16 @@ async def test_downloads_never_exceed_io_workers(tmp_path: Path) -> None:
 
 
 async def test_slow_asr_backpressure_bounds_files_on_disk(tmp_path: Path) -> None:
-    """A slow ASR stage makes downloads wait: files on disk never exceed io + queue + asr slots."""
+    """A slow ASR stage makes downloads wait: files on disk never exceed io + queues + decode + asr slots."""
     engine, p = make_engine(
-        tmp_path, io_workers=4, asr_queue_size=2, asr_workers=1,
+        tmp_path, io_workers=4, asr_queue_size=2, asr_workers=1, decode_queue_size=2,
         discoverer=FakeDiscoverer(refs(16)), downloader=FakeDownloader(delay=0.001),
         transcriber=FakeTranscriber(delay=0.05),
     )  # fmt: skip
     async with engine:
         summary = await engine.stream("chan")
     assert summary.done == 16
-    assert p["downloader"].max_files_on_disk <= 4 + 2 + 1
+    assert p["downloader"].max_files_on_disk <= 4 + 2 + 1 + 2 + 1  # io, asr_q, decoding, pcm_q, asr
     assert list((tmp_path / "audio").iterdir()) == []  # every file deleted once transcribed
 
 

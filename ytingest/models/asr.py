@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import ConfigError, TranscribeError
 from ytingest.items import Segment
+from ytingest.models.batched_asr import SAMPLE_RATE as SAMPLE_RATE
+from ytingest.models.batched_asr import ChunkBatcher, PreparedAudio, prepare_audio
 
-SAMPLE_RATE = 16_000
+AsrBatching = Literal["off", "file", "cross"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,12 @@ def pick_device(device: str) -> str:
 
 
 class WhisperTranscriber:
-    """A faster-whisper model with ``workers`` parallel inference slots."""
+    """A faster-whisper model with ``workers`` parallel inference slots.
+
+    ``batching``: ``off`` = ``WhisperModel.transcribe`` per file (sequential decoding, VAD inside);
+    ``file`` = speech chunks of one file batched (as ``BatchedInferencePipeline``); ``cross`` = the
+    chunks of every file given to ``transcribe_prepared`` share batches of ``batch_size``.
+    """
 
     def __init__(
         self,
@@ -57,6 +66,8 @@ class WhisperTranscriber:
         workers: int = 1,
         cpu_threads: int = 0,
         beam_size: int = 1,
+        batching: AsrBatching = "off",
+        batch_size: int = 8,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -76,6 +87,8 @@ class WhisperTranscriber:
         except Exception as exc:  # hub lookups, bad files and CUDA errors all land here
             raise ConfigError(f"cannot load ASR model {model!r}: {exc}") from None
         self._beam_size = beam_size
+        self.batching = batching
+        self._batcher = ChunkBatcher(self._model, batch_size=batch_size, beam_size=beam_size)
 
     def decode(self, path: Path) -> npt.NDArray[np.float32]:
         """Decode any audio file to 16 kHz mono float32."""
@@ -89,21 +102,43 @@ class WhisperTranscriber:
             raise TranscribeError("audio file holds no samples")
         return np.asarray(audio, dtype=np.float32)
 
-    def transcribe(self, path: Path) -> AsrResult:
-        """Decode ``path`` and transcribe it with VAD on."""
+    def prepare(self, path: Path) -> PreparedAudio:
+        """Decode (and, when batching, VAD + features): the CPU work that need not wait for the model."""
         audio = self.decode(path)
+        if self.batching == "off":
+            return PreparedAudio(audio)
         try:
-            raw, info = self._model.transcribe(audio, beam_size=self._beam_size, vad_filter=True)
-            segments = tuple(
-                Segment(
-                    idx=i,
-                    start=float(s.start),
-                    end=float(s.end),
-                    text=s.text.strip(),
-                    avg_logprob=float(s.avg_logprob),
-                )
-                for i, s in enumerate(s for s in raw if s.text.strip())
-            )
+            return prepare_audio(self._model, audio)
+        except Exception as exc:
+            raise TranscribeError(f"VAD/features failed: {type(exc).__name__}: {exc}") from None
+
+    def transcribe_prepared(self, items: Sequence[PreparedAudio]) -> list[AsrResult]:
+        """Transcribe prepared files; with ``cross`` batching their chunks share model batches."""
+        try:
+            if self.batching == "off":
+                return [self._plain(p) for p in items]
+            if self.batching == "file":
+                segments = [self._batcher.run([p])[0] for p in items]
+            else:
+                segments = self._batcher.run(items)
         except Exception as exc:
             raise TranscribeError(f"transcription failed: {type(exc).__name__}: {exc}") from None
-        return AsrResult(segments, len(audio) / SAMPLE_RATE, info.language, audio)
+        return [AsrResult(s, p.seconds, "en", p.audio) for s, p in zip(segments, items, strict=True)]
+
+    def transcribe(self, path: Path) -> AsrResult:
+        """Decode ``path`` and transcribe it with VAD on."""
+        return self.transcribe_prepared([self.prepare(path)])[0]
+
+    def _plain(self, item: PreparedAudio) -> AsrResult:
+        raw, info = self._model.transcribe(item.audio, beam_size=self._beam_size, vad_filter=True)
+        segments = tuple(
+            Segment(
+                idx=i,
+                start=float(s.start),
+                end=float(s.end),
+                text=s.text.strip(),
+                avg_logprob=float(s.avg_logprob),
+            )  # fmt: skip
+            for i, s in enumerate(s for s in raw if s.text.strip())
+        )
+        return AsrResult(segments, item.seconds, info.language, item.audio)

@@ -37,12 +37,16 @@ class StageCounters:
         self.busy += 1
         return time.monotonic()
 
-    def end(self, started: float, *, ok: bool = True, audio_seconds: float = 0.0) -> None:
+    def end(
+        self, started: float, *, ok: bool = True, audio_seconds: float = 0.0, items: int = 1, errors: int = 0
+    ) -> None:
+        """A worker finished a call: ``items`` done (or, ``ok=False``, one error) plus ``errors`` failed."""
         self._accrue()
         self.busy -= 1
         self.latencies.append(time.monotonic() - started)
+        self.errors += errors
         if ok:
-            self.done += 1
+            self.done += items
             self.audio_seconds += audio_seconds
         else:
             self.errors += 1

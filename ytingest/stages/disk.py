@@ -18,6 +18,17 @@ log = structlog.get_logger("ytingest")
 LEFTOVER_SUFFIXES = (".part", ".ytdl", ".temp")
 
 
+def quarantine(path: Path, folder: Path) -> Path:
+    """Move a file ASR could not read out of the audio folder, for a person to look at."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    try:
+        path.replace(target)
+    except OSError:
+        return path
+    return target
+
+
 def folder_bytes(folder: Path) -> int:
     """Bytes of the files directly in ``folder``; files vanishing meanwhile are skipped."""
     total = 0

@@ -1,0 +1,128 @@
+"""Bench helpers: peak RSS / audio-on-disk sampling, an embedder that records its batches, the sink replay."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+import psutil
+from pgvector.asyncpg import register_vector
+
+from ytingest.db.database import Database
+from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
+from ytingest.models.embedder import SentenceEmbedder
+
+
+class Peaks:
+    """Samples this process's RSS and the bytes in ``audio_dir`` every 50 ms; keeps the peaks."""
+
+    def __init__(self, audio_dir: Path) -> None:
+        self.audio_dir = audio_dir
+        self.rss = 0
+        self.audio = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        proc = psutil.Process()
+        while not self._stop.wait(0.05):
+            self.rss = max(self.rss, proc.memory_info().rss)
+            try:
+                size = sum(e.stat().st_size for e in os.scandir(self.audio_dir) if e.is_file())
+            except OSError:
+                size = 0
+            self.audio = max(self.audio, size)
+
+    def __enter__(self) -> Peaks:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class RecordingEmbedder:
+    """The real embedder; remembers each batch of texts and the seconds spent inside ``encode``."""
+
+    def __init__(self, inner: SentenceEmbedder) -> None:
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.batches: list[list[str]] = []
+        self.seconds = 0.0
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        t0 = time.perf_counter()
+        out = self.inner.encode(texts)
+        self.seconds += time.perf_counter() - t0
+        self.batches.append(list(texts))
+        return out
+
+    def raw_rate(self) -> float:
+        """Rows/s of plain ``model.encode`` on the same batches, nothing else running."""
+        t0 = time.perf_counter()
+        for batch in self.batches:
+            self.inner.encode(batch)
+        return sum(map(len, self.batches)) / (time.perf_counter() - t0)
+
+
+async def stored_items(dsn: str) -> list[EmbeddedTranscript]:
+    """Every stored video back as EmbeddedTranscripts (the rows a sink replay writes again)."""
+    conn = await asyncpg.connect(dsn)
+    await register_vector(conn)
+    try:
+        rows = await conn.fetch("SELECT video_id, idx, start_s, end_s, text, avg_logprob, embedding"
+                                " FROM segments ORDER BY video_id, idx")  # fmt: skip
+        videos = {r["id"]: r for r in await conn.fetch("SELECT id, url, audio_seconds FROM videos")}
+    finally:
+        await conn.close()
+    by_video: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        by_video.setdefault(r["video_id"], []).append(r)
+    items = []
+    for vid, rs in by_video.items():
+        segs = tuple(Segment(r["idx"], r["start_s"], r["end_s"], r["text"], r["avg_logprob"]) for r in rs)
+        vecs = np.stack([np.asarray(r["embedding"].to_numpy(), dtype=np.float32) for r in rs])
+        ref = VideoRef(vid, videos[vid]["url"])
+        items.append(EmbeddedTranscript(Transcript(ref, segs, videos[vid]["audio_seconds"]), vecs))
+    return items
+
+
+async def sink_replay(dsn: str, items: list[EmbeddedTranscript], dim: int) -> tuple[float, float, int]:
+    """Seconds to store ``items`` through ``Database.store_transcript`` and through a raw binary COPY
+    of the same rows (one call per video, a table without indexes); and the row count."""
+    db = Database(dsn)
+    await db.connect()
+    await db.migrate(dim)
+    await db.register_channel("bench://sink")
+    for it in items:
+        await db.register_video(it.transcript.video)
+    t0 = time.perf_counter()
+    for it in items:
+        await db.store_transcript(it, asr_model="bench", embed_model="bench")
+    t_store = time.perf_counter() - t0
+    await db.close()
+    conn = await asyncpg.connect(dsn)
+    await register_vector(conn)
+    cols = ("video_id", "idx", "start_s", "end_s", "text", "speaker", "speaker_score", "avg_logprob",
+            "embedding", "embed_model")  # fmt: skip
+    try:
+        await conn.execute("CREATE TABLE raw_copy (LIKE segments INCLUDING DEFAULTS EXCLUDING GENERATED)")
+        t0 = time.perf_counter()
+        for it in items:
+            t = it.transcript
+            records = [(t.video.id, s.idx, s.start, s.end, s.text, None, None, s.avg_logprob, v, "bench")
+                       for s, v in zip(t.segments, it.vectors, strict=True)]  # fmt: skip
+            await conn.copy_records_to_table("raw_copy", records=records, columns=cols)
+        t_raw = time.perf_counter() - t0
+    finally:
+        await conn.close()
+    return t_store, t_raw, sum(len(it.transcript.segments) for it in items)

@@ -1,0 +1,69 @@
+"""Cross-file batched ASR on the bundled model: same words as per-file, exact per-file timelines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.wer import MAX_MEAN_WER, wer
+from ytingest.models.asr import WhisperTranscriber
+from ytingest.stages.decode import DecodedAudio, PreparingTranscriber
+from ytingest.stages.transcribe import transcribe_group
+from ytingest.testing import sample_episodes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cross() -> WhisperTranscriber:
+    return WhisperTranscriber("bundled", device="cpu", batching="cross", batch_size=8)
+
+
+def test_cross_file_batches_match_scripts_and_per_file_output(cross: WhisperTranscriber) -> None:
+    """Chunks of six files share batches; each file keeps its own words, order and timestamps."""
+    eps = sample_episodes()
+    prepared = [cross.prepare(e.path) for e in eps]
+    assert sum(len(p.chunks) for p in prepared) > len(eps)  # the long episode has several chunks
+    together = cross.transcribe_prepared(prepared)
+    alone = [cross.transcribe_prepared([p])[0] for p in prepared]
+    texts = [" ".join(s.text for s in r.segments) for r in together]
+    assert np.mean([wer(e.text, t) for e, t in zip(eps, texts, strict=True)]) <= MAX_MEAN_WER
+    for ep, mixed, single in zip(eps, together, alone, strict=True):
+        assert (
+            wer(" ".join(s.text for s in single.segments), " ".join(s.text for s in mixed.segments)) <= 0.05
+        )
+        starts = [s.start for s in mixed.segments]
+        assert starts == sorted(starts) and all(
+            0 <= s.start <= s.end <= ep.duration + 0.05 for s in mixed.segments
+        )
+        assert [s.idx for s in mixed.segments] == list(range(len(mixed.segments)))
+        assert mixed.audio_seconds == pytest.approx(ep.duration, abs=0.2)
+
+
+def test_cross_file_matches_plain_transcribe_per_file(cross: WhisperTranscriber) -> None:
+    """The batched path's words agree with WhisperModel.transcribe on the same file."""
+    ep = next(e for e in sample_episodes() if e.id == "ep06-bread")
+    plain = WhisperTranscriber("bundled", device="cpu", batching="off").transcribe(ep.path)
+    batched = cross.transcribe(ep.path)
+    joined = [" ".join(s.text for s in r.segments) for r in (plain, batched)]
+    assert wer(joined[0], joined[1]) <= 0.15
+    assert abs(batched.segments[-1].end - plain.segments[-1].end) <= 3.0
+
+
+def test_group_hands_the_decoded_audio_to_the_tagger(cross: WhisperTranscriber, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """transcribe_group runs the speaker tagger on each file's own decoded audio, in file order."""
+    from ytingest.items import AudioFile, VideoRef
+
+    eps = sample_episodes()[:3]
+    seen: list[int] = []
+
+    class Tagger:
+        def tag(self, audio, rate, segments):  # type: ignore[no-untyped-def]
+            seen.append(len(audio))
+            return segments
+
+    assert isinstance(cross, PreparingTranscriber)
+    group = [DecodedAudio(AudioFile(VideoRef(e.id, ""), e.path, 1), cross.prepare(e.path)) for e in eps]
+    outcomes = transcribe_group(cross, Tagger(), group)  # type: ignore[arg-type]
+    assert seen == [len(d.prepared.audio) for d in group if d.prepared is not None]
+    assert all(not isinstance(o, Exception) and o[0] for o in outcomes)

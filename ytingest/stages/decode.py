@@ -1,0 +1,76 @@
+"""decode: audio decode/resample (+ VAD and features when batching) in its own executor, ahead of ASR.
+
+One decode thread keeps DECODE_QUEUE_SIZE prepared files ready, so the model never waits for
+PyAV or the VAD: decoding the next files overlaps inference on the current ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import structlog
+
+from ytingest.errors import TranscribeError
+from ytingest.items import AudioFile
+from ytingest.models.asr import AsrResult
+from ytingest.models.batched_asr import PreparedAudio
+from ytingest.run import RunContext
+from ytingest.stages.disk import quarantine
+
+log = structlog.get_logger("ytingest")
+
+
+@runtime_checkable
+class PreparingTranscriber(Protocol):
+    """A transcriber whose decode step can run apart from (and ahead of) inference."""
+
+    name: str
+
+    def prepare(self, path: Path) -> PreparedAudio: ...
+    def transcribe_prepared(self, items: list[PreparedAudio]) -> list[AsrResult]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedAudio:
+    """A downloaded file and its decoded audio (None: the transcriber decodes by itself)."""
+
+    file: AudioFile
+    prepared: PreparedAudio | None = None
+
+
+async def fail_unreadable(ctx: RunContext, audio: AudioFile, exc: TranscribeError) -> None:
+    """A file ASR cannot read: quarantine it and fail the video for good (a re-run skips it)."""
+    kept = await asyncio.to_thread(quarantine, audio.path, ctx.settings.ytingest_home / "quarantine")
+    await ctx.fail(audio.video, "transcribe", f"{exc} (file kept in {kept})", permanent=True)
+
+
+async def decode_worker(
+    ctx: RunContext,
+    transcriber: object,
+    executor: Executor,
+    inbox: asyncio.Queue[AudioFile | None],
+    outbox: asyncio.Queue[DecodedAudio | None],
+) -> None:
+    """Prepare files in order until the end marker; a file that cannot be decoded fails here."""
+    loop = asyncio.get_running_loop()
+    preparing = isinstance(transcriber, PreparingTranscriber)
+    while (audio := await inbox.get()) is not None:
+        if not preparing:
+            await outbox.put(DecodedAudio(audio))
+            continue
+        assert isinstance(transcriber, PreparingTranscriber)
+        t0 = time.monotonic()
+        try:
+            prepared = await loop.run_in_executor(executor, transcriber.prepare, audio.path)
+        except TranscribeError as exc:
+            await fail_unreadable(ctx, audio, exc)
+            continue
+        log.debug("decoded", video_id=audio.video.id, chunks=len(prepared.chunks),
+                  ms=round(1000 * (time.monotonic() - t0)))  # fmt: skip
+        await outbox.put(DecodedAudio(audio, prepared))
+    await outbox.put(None)
