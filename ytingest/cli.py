@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
         command: Callable[[Engine, argparse.Namespace], Awaitable[int]] = COMMANDS[args.command]
-        return run(_with_engine(settings, args, command))
+        return run(_with_engine(settings, args, command), loop=settings.loop)
     except YtingestError as exc:
         print(f"ytingest: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

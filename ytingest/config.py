@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave
 
     # tools
+    loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # auto: uvloop where installed
     ytdlp_path: str | None = None  # None: the yt-dlp installed with ytingest (python -m yt_dlp)
     download_timeout_s: float = Field(1800.0, gt=0)
     cookies_file: Path | None = Field(None, repr=False)  # passed to yt-dlp; never logged

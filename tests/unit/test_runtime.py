@@ -44,3 +44,8 @@ def test_the_cli_uses_uvloop_where_installed() -> None:
         assert loop_factory() is None
     else:
         assert loop_factory() is uvloop.new_event_loop
+
+
+def test_loop_asyncio_setting_skips_uvloop() -> None:
+    """LOOP=asyncio gives asyncio's own loop even where uvloop is installed."""
+    assert loop_factory("asyncio") is None
