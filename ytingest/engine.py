@@ -258,7 +258,8 @@ class Engine:
         s = self.settings
         tuner = None
         if s.autotune_enabled:
-            tuner = AutoTuner(slots, metrics.stages["download"], io_max=max(s.io_workers, s.io_workers_max))
+            tuner = AutoTuner(slots, metrics.stages["download"], embedder=self._embedder,
+                              io_max=max(s.io_workers, s.io_workers_max))  # fmt: skip
         knobs = Knobs(s.io_workers, s.asr_workers, s.batch_size, s.db_workers, s.io_workers_max)
         sampler = Sampler(metrics, s.audio_dir, self._gpu or GpuProbe())
         return Monitor(sampler, knobs, interval_s=s.monitor_interval_s, window_s=s.diagnose_window_s,

@@ -28,7 +28,11 @@ class TranscribeError(YtingestError):
 
 
 class EmbedError(YtingestError):
-    """A batch of segments could not be embedded."""
+    """A batch of segments could not be embedded. ``out_of_memory``: smaller batches may fit."""
+
+    def __init__(self, message: str, *, out_of_memory: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_memory = out_of_memory
 
 
 class StoreError(YtingestError):

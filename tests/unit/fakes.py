@@ -78,6 +78,7 @@ class FakeTranscriber:
 class FakeEmbedder:
     dim: int = 4
     name: str = "fake-embed"
+    batch_size: int = 768
     batches: list[int] = field(default_factory=list)
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from tests.unit.fakes import (
     FakeDatabase,
@@ -169,3 +170,26 @@ async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -
         inbox.put_nowait(None)
         await asyncio.wait_for(task, 2)
     assert emb.batches == [2]
+
+
+async def test_embedding_out_of_memory_halves_the_batch_and_loses_nothing(tmp_path: Path) -> None:
+    """A CUDA OOM while embedding halves BATCH_SIZE and retries the same rows: every video is stored."""
+    from ytingest.errors import EmbedError
+
+    class OomEmbedder(FakeEmbedder):
+        def encode(self, texts: Any) -> Any:
+            if self.batch_size > 4:
+                raise EmbedError("embedding failed: OutOfMemoryError", out_of_memory=True)
+            return super().encode(texts)
+
+    emb = OomEmbedder()
+    emb.batch_size = 32
+    db = FakeDatabase()
+    engine, _ = make_engine(tmp_path, embedder=emb, database=db)
+    with structlog.testing.capture_logs() as logs:
+        async with engine:
+            summary = await engine.stream("chan")
+    assert (summary.done, summary.failed) == (10, 0)
+    assert emb.batch_size == 4
+    assert [(e["before"], e["after"]) for e in logs if e["event"] == "tune"] == [(32, 16), (16, 8), (8, 4)]
+    assert sum(db.stored.values()) == 30

@@ -102,3 +102,18 @@ def test_report_draws_each_chart_and_lists_verdicts(tmp_path: Path) -> None:
     page = out.read_text()
     assert page.count("<svg") == 3 and page.count("<polyline") == 4 + 4 + 1
     assert "<b>download</b> from 0s to 5s" in page
+
+
+async def test_autotune_grows_embedding_batches_only_with_free_vram() -> None:
+    """An embed verdict doubles BATCH_SIZE when a GPU has under half its VRAM used; never on CPU."""
+
+    class Emb:
+        batch_size = 256
+
+    emb = Emb()
+    tuner = AutoTuner(Limiter(2), embedder=emb, cooldown=0)
+    await tuner.step(Verdict("embed", {"vram": 0.35, "embed_busy": 0.95}))
+    assert emb.batch_size == 512
+    await tuner.step(Verdict("embed", {"vram": 0.8}))
+    await tuner.step(Verdict("embed", {"cpu": 0.9}))  # no GPU: no change
+    assert emb.batch_size == 512

@@ -57,5 +57,8 @@ class SentenceEmbedder:
                 show_progress_bar=False,
             )
         except Exception as exc:
-            raise EmbedError(f"embedding failed: {type(exc).__name__}: {exc}") from None
+            import torch
+
+            oom = isinstance(exc, torch.cuda.OutOfMemoryError)
+            raise EmbedError(f"embedding failed: {type(exc).__name__}: {exc}", out_of_memory=oom) from None
         return np.asarray(vectors, dtype=np.float32)

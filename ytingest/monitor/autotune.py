@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -23,6 +24,8 @@ class AutoTuner:
 
     downloads: Limiter
     counters: StageCounters | None = None
+    embedder: Any = None  # has a mutable ``batch_size``: grown while embedding is the limit and VRAM is free
+    batch_max: int = 8192
     io_min: int = 1
     io_max: int = 64
     cooldown: int = 3
@@ -38,6 +41,24 @@ class AutoTuner:
             await self._set(current, target, "downloads starve ASR", verdict)
         elif verdict.stage == "source":
             await self._set(current, max(self.io_min, current // 2), "site is rate-limiting", verdict)
+        elif verdict.stage == "embed" and self.embedder is not None:
+            self._grow_batch(verdict)
+
+    def _grow_batch(self, verdict: Verdict) -> None:
+        """Double BATCH_SIZE while embedding is the bottleneck and under half the VRAM is used.
+
+        Only with a GPU: on a CPU bigger batches do not make encoding faster. A CUDA OOM halves
+        it again (stages/embed.py), retrying the same rows.
+        """
+        vram = verdict.evidence.get("vram")
+        before = int(self.embedder.batch_size)
+        if vram is None or vram >= 0.5 or before >= self.batch_max:
+            return
+        self.embedder.batch_size = min(self.batch_max, before * 2)
+        self._wait = self.cooldown
+        reason = f"embedding is the limit and VRAM is {vram:.0%} used"
+        log.info("tune", knob="BATCH_SIZE", before=before, after=self.embedder.batch_size,
+                 reason=reason, evidence=verdict.evidence)  # fmt: skip
 
     async def _set(self, before: int, after: int, reason: str, verdict: Verdict) -> None:
         if after == before:

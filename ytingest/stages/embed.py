@@ -21,10 +21,11 @@ _AGED = object()  # the oldest waiting row reached BATCH_MAX_AGE_S
 
 
 class Embedder(Protocol):
-    """Synchronous: runs in an executor thread."""
+    """Synchronous: runs in an executor thread. ``batch_size`` rows per forward pass."""
 
     name: str
     dim: int
+    batch_size: int
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
@@ -64,6 +65,23 @@ async def run_batcher(
     await outbox.put(None)
 
 
+async def _encode_halving_on_oom(
+    embedder: Embedder, executor: Executor, texts: list[str]
+) -> npt.NDArray[np.float32]:
+    """Encode; on a CUDA out-of-memory error halve the batch size and retry the same rows."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await loop.run_in_executor(executor, embedder.encode, texts)
+        except EmbedError as exc:
+            if not exc.out_of_memory or embedder.batch_size <= 1:
+                raise
+            before = embedder.batch_size
+            embedder.batch_size = max(1, before // 2)
+            log.warning("tune", knob="BATCH_SIZE", before=before, after=embedder.batch_size,
+                        reason="CUDA out of memory while embedding; retrying the batch")  # fmt: skip
+
+
 async def _flush(
     ctx: RunContext,
     embedder: Embedder,
@@ -76,7 +94,7 @@ async def _flush(
     counters = ctx.metrics.stages["embed"]
     t0 = counters.begin()
     try:
-        vectors = await asyncio.get_running_loop().run_in_executor(executor, embedder.encode, texts)
+        vectors = await _encode_halving_on_oom(embedder, executor, texts)
     except EmbedError as exc:
         counters.end(t0, ok=False)
         for t in batch:
