@@ -33,7 +33,7 @@ class Ledger(Protocol):
 
 @dataclass
 class RunContext:
-    """Counters and shared state of one run. Only the event loop thread touches it."""
+    """Shared state of one run; its counts live in ``metrics``. Only the event loop thread touches it."""
 
     settings: Settings
     ledger: Ledger
@@ -41,10 +41,7 @@ class RunContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
-    done: int = 0
-    skipped: int = 0
     segments: int = 0
-    audio_seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
 
     async def fail(self, ref: VideoRef, stage: str, reason: str, *, permanent: bool = False) -> None:
@@ -56,12 +53,13 @@ class RunContext:
         await self.ledger.mark_failed(ref.id, stage, reason, permanent=permanent)
 
     def summary(self) -> RunSummary:
+        stored = self.metrics.stages["store"]
         return RunSummary(
-            done=self.done,
+            done=stored.done,
             failed=len(self.failures),
-            skipped=self.skipped,
+            skipped=self.metrics.skipped,
             segments=self.segments,
-            audio_seconds=self.audio_seconds,
+            audio_seconds=stored.audio_seconds,
             wall_seconds=time.monotonic() - self.started,
             failures=tuple(self.failures),
             stopped_early=self.stopping.is_set(),

@@ -96,7 +96,7 @@ async def test_a_failed_store_leaves_nothing_half_written(fresh_dsn: str, conn: 
 
 
 async def test_ledger_status_and_failures(fresh_dsn: str) -> None:
-    """done_ids, failures with reasons and attempt counts, and status totals agree."""
+    """skip_reason, failures with reasons and attempt counts, and status totals agree."""
     db = await open_db(fresh_dsn)
     try:
         for vid in ("a", "b", "c"):
@@ -105,7 +105,12 @@ async def test_ledger_status_and_failures(fresh_dsn: str) -> None:
         await db.mark_failed("b", "download", "HTTP Error 404: Not Found")
         await db.register_video(VideoRef("b", "http://x/b"))  # a second attempt
         await db.mark_failed("b", "download", "HTTP Error 404: Not Found")
-        assert await db.done_ids(["a", "b", "c", "zzz"]) == {"a"}
+        assert [await db.skip_reason(v) for v in ("a", "b", "c", "zzz")] == [
+            "already stored",
+            None,
+            None,
+            None,
+        ]
         report = await db.status()
         assert report["videos"] == {"done": 1, "failed": 1, "pending": 1}
         assert report["segments"] == 2

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -171,15 +171,6 @@ class Database:
             )
 
     @retried
-    async def done_ids(self, ids: Iterable[str]) -> set[str]:
-        """Which of ``ids`` are already stored."""
-        async with self._conn("read ledger") as conn:
-            rows = await conn.fetch(
-                "SELECT id FROM videos WHERE id = ANY($1::text[]) AND status = 'done'", list(ids)
-            )
-        return {r["id"] for r in rows}
-
-    @retried
     async def register_video(self, ref: VideoRef) -> None:
         """Record a video as pending (keeps a done video done) and count an attempt."""
         async with self._conn("register video") as conn:
@@ -334,16 +325,6 @@ class Database:
                 video_id,
             )
         return dict(video), [dict(r) for r in rows]
-
-    async def fetch_all_segments(self) -> Sequence[asyncpg.Record]:
-        """Every stored segment (video_id, idx, text): for tests and checks, not for big databases."""
-        async with self._conn("read segments") as conn:
-            rows: Sequence[asyncpg.Record] = await conn.fetch(
-                "SELECT video_id, idx, text FROM segments ORDER BY video_id, idx"
-            )
-        return rows
-
-    # ---- speakers -------------------------------------------------------------------------
 
     async def voiceprints(self) -> list[Voiceprint]:
         """Every enrolled voiceprint, by name."""

@@ -158,13 +158,11 @@ async def run_discovery(
                 continue
             seen.add(ref.id)
             if skip_shorts and is_short(ref):
-                ctx.skipped += 1
                 ctx.metrics.skipped += 1
                 log.info("video_skipped", video_id=ref.id, reason="short")
                 continue
             taken += 1
             if reason := await ctx.ledger.skip_reason(ref.id):
-                ctx.skipped += 1
                 ctx.metrics.skipped += 1
                 log.info("video_skipped", video_id=ref.id, reason=reason)
                 continue

@@ -32,9 +32,7 @@ async def store_worker(
             counters.end(t0, ok=False)
             raise
         counters.end(t0, audio_seconds=t.audio_seconds)
-        ctx.done += 1
         ctx.segments += len(t.segments)
-        ctx.audio_seconds += t.audio_seconds
         log.info(
             "video_stored",
             video_id=t.video.id,
