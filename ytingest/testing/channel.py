@@ -24,6 +24,8 @@ from xml.sax.saxutils import escape
 import av
 from aiohttp import web
 
+from ytingest.monitor.http import serve_app
+
 SAMPLES = Path(__file__).parent / "samples"
 _CHUNK = 8192
 
@@ -98,13 +100,7 @@ class ChannelServer:
         app = web.Application()
         app.router.add_get("/feed.xml", self._feed)
         app.router.add_get("/audio/{name}", self._audio)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_app(app, "127.0.0.1", self.port)
         return self.feed_url
 
     async def stop(self) -> None:
