@@ -78,8 +78,7 @@ async def after_first_store(engine: Engine) -> None:
 
 async def db_outage(engine: Engine, proxy: PgProxy) -> None:
     await after_first_store(engine)
-    proxy.down = True
-    proxy.cut_all()
+    proxy.take_down()
     await asyncio.sleep(3)
     proxy.down = False
 

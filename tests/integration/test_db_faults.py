@@ -67,6 +67,15 @@ async def _when_stored(engine: Engine, run: asyncio.Task[object], n: int) -> Non
             return
 
 
+async def _row_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Per video: status, the segment count it claims, and the rows actually stored (n)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT v.id, v.status, v.segments, count(s.idx) AS n FROM videos v "
+        "LEFT JOIN segments s ON s.video_id = v.id GROUP BY v.id"
+    )
+    return rows
+
+
 @pytest.mark.slow
 async def test_database_outage_backs_up_the_pipeline_and_work_resumes(
     tmp_path: Path,
@@ -84,8 +93,7 @@ async def test_database_outage_backs_up_the_pipeline_and_work_resumes(
             async with Engine(cfg, transcriber=asr, embedder=emb) as engine:
                 run = asyncio.create_task(engine.stream(channel.feed_url))
                 await _when_stored(engine, run, 1)
-                proxy.down = True
-                proxy.cut_all()
+                proxy.take_down()
                 await asyncio.sleep(4)
                 proxy.down = False
                 summary = await asyncio.wait_for(run, 120)
@@ -95,8 +103,7 @@ async def test_database_outage_backs_up_the_pipeline_and_work_resumes(
     for snap in history:
         for stage in snap.stages.values():
             assert stage.depth <= stage.capacity
-    rows = await conn.fetch("SELECT v.id, v.segments, count(s.idx) AS n FROM videos v "
-                            "LEFT JOIN segments s ON s.video_id = v.id GROUP BY v.id")  # fmt: skip
+    rows = await _row_counts(conn)
     assert len(rows) == 8 and all(r["segments"] == r["n"] > 0 for r in rows)
 
 
@@ -114,12 +121,10 @@ async def test_database_gone_for_good_fails_clearly_and_marks_nothing_done_unsto
         async with Engine(cfg, transcriber=asr, embedder=emb) as engine:
             run = asyncio.create_task(engine.stream(channel.feed_url))
             await _when_stored(engine, run, 1)
-            proxy.down = True
-            proxy.cut_all()
+            proxy.take_down()
             with pytest.raises(StoreError):
                 await asyncio.wait_for(run, 120)
-    rows = await conn.fetch("SELECT v.id, v.status, v.segments, count(s.idx) AS n FROM videos v "
-                            "LEFT JOIN segments s ON s.video_id = v.id GROUP BY v.id")  # fmt: skip
+    rows = await _row_counts(conn)
     done = [r for r in rows if r["status"] == "done"]
     assert done and all(r["segments"] == r["n"] > 0 for r in done)
     assert all(r["n"] == 0 for r in rows if r["status"] != "done")

@@ -72,6 +72,11 @@ class PgProxy:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def take_down(self) -> None:
+        """The database "goes away": refuse new connections and reset the open ones."""
+        self.down = True
+        self.cut_all()
+
     def cut_all(self) -> None:
         """Reset every open connection now."""
         for writer in list(self._links):
