@@ -15,9 +15,9 @@ log = structlog.get_logger("ytingest")
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop where it is installed (not on Windows) unless LOOP=asyncio; None: asyncio's own.
 
-    Trade-off measured here: uvloop starts children with fork() on the loop thread, which took
-    27 ms per yt-dlp spawn (worst 40 ms) with the models loaded and the CPU busy, against 1.5 ms
-    for asyncio's posix_spawn. LOOP=asyncio avoids that cost where spawns dominate.
+    Trade-off (``python -m bench.spawn``): uvloop starts children with fork() on the loop
+    thread, 28 ms per spawn with the models loaded against 0.7 ms for asyncio's posix_spawn.
+    LOOP=asyncio avoids that cost where spawns dominate.
     """
     if choice == "asyncio":
         return None
