@@ -239,7 +239,7 @@ async def top(args: argparse.Namespace) -> int:
 
         status = await fetch()
         if args.once:
-            Console().print(render_dashboard(status))
+            Console(width=None if sys.stdout.isatty() else 160).print(render_dashboard(status))
             return EXIT_OK
         console = Console(stderr=True)
         with Live(render_dashboard(status), console=console, refresh_per_second=2) as live:
