@@ -16,6 +16,7 @@ import structlog
 
 from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
+from ytingest.stages.extractors import extractor_hint
 from ytingest.run import RunContext
 
 log = structlog.get_logger("ytingest")
@@ -86,6 +87,7 @@ class YtDlpDiscoverer:
 
     ytdlp: tuple[str, ...] = ("yt-dlp",)
     timeout_s: float = 600.0
+    pick_extractor: bool = True  # pass the extractor found here (stages/extractors.py)
 
     async def discover(self, url: str) -> AsyncGenerator[VideoRef, None]:
         with tempfile.TemporaryFile() as errfile:
@@ -93,9 +95,10 @@ class YtDlpDiscoverer:
                 yield ref
 
     async def _run(self, url: str, errfile: Any) -> AsyncGenerator[VideoRef, None]:
+        hint = await asyncio.to_thread(extractor_hint, url) if self.pick_extractor else []
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.ytdlp, "--flat-playlist", "-j", "--no-warnings", "--", url,
+                *self.ytdlp, *hint, "--flat-playlist", "-j", "--no-warnings", "--", url,
                 stdout=asyncio.subprocess.PIPE, stderr=errfile, limit=16 * 1024 * 1024,
             )  # fmt: skip
         except OSError as exc:

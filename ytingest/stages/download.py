@@ -18,6 +18,7 @@ from ytingest.items import AudioFile, VideoRef
 from ytingest.run import RunContext
 from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget
+from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.limiter import Limiter
 from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
 
@@ -46,12 +47,14 @@ class YtDlpDownloader:
     timeout_s: float = 1800.0
     on_progress: ProgressCallback | None = None
     cookies_file: Path | None = None
+    pick_extractor: bool = True  # pass the extractor found here (stages/extractors.py)
 
     async def download(self, ref: VideoRef, dest: Path) -> AudioFile:
+        hint = await asyncio.to_thread(extractor_hint, ref.url) if self.pick_extractor else []
         with tempfile.TemporaryFile() as errfile, tempfile.TemporaryDirectory() as scratch:
             where = Path(scratch) / "path"
             args = [
-                *self.ytdlp, "-f", "bestaudio/best", "--no-playlist", "--no-mtime", "--no-overwrites",
+                *self.ytdlp, *hint, "-f", "bestaudio/best", "--no-playlist", "--no-mtime", "--no-overwrites",
                 "--restrict-filenames",
                 "--retries", "0", "--fragment-retries", "0", "--extractor-retries", "0",
                 "-o", str(dest / f"{ref.id}.%(ext)s"), "--print-to-file", "after_move:filepath", str(where),
