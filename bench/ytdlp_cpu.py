@@ -47,7 +47,8 @@ async def main(rounds: int) -> None:
                         wall[hinted] += time.perf_counter() - t0
     print(f"{n} downloads each way (yt-dlp children, local server)")
     for hinted, name in ((False, "yt-dlp searches"), (True, "extractor hint")):
-        print(f"  {name:16s} CPU {1000 * cpu[hinted] / n:6.0f} ms/download   wall {1000 * wall[hinted] / n:6.0f} ms")
+        per_cpu, per_wall = 1000 * cpu[hinted] / n, 1000 * wall[hinted] / n
+        print(f"  {name:16s} CPU {per_cpu:6.0f} ms/download   wall {per_wall:6.0f} ms")
     print(f"  CPU ratio hint/plain: {cpu[True] / cpu[False]:.2f}")
 
 

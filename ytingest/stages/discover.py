@@ -16,8 +16,8 @@ import structlog
 
 from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
-from ytingest.stages.extractors import extractor_hint
 from ytingest.run import RunContext
+from ytingest.stages.extractors import extractor_hint
 
 log = structlog.get_logger("ytingest")
 
