@@ -41,6 +41,9 @@ class RunContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
+    # One model call at a time (ASR or embed): on a CPU the two fight for the same cores, and the
+    # embed ran 5x slower beside ASR than alone. The wait is outside the stage's busy time.
+    model_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     segments: int = 0
     failures: list[Failure] = field(default_factory=list)
 

@@ -92,9 +92,10 @@ async def _flush(
     """Encode every segment of ``batch`` in one call; hand on one item per video."""
     texts = [s.text for t in batch for s in t.segments]
     counters = ctx.metrics.stages["embed"]
-    t0 = counters.begin()
     try:
-        vectors = await _encode_halving_on_oom(embedder, executor, texts)
+        async with ctx.model_lock:
+            t0 = counters.begin()
+            vectors = await _encode_halving_on_oom(embedder, executor, texts)
     except EmbedError as exc:
         counters.end(t0, ok=False)
         for t in batch:

@@ -95,9 +95,10 @@ async def transcribe_worker(
         for d in group:
             log.info("transcribe_start", video_id=d.file.video.id, bytes=d.file.size, batch_files=len(group))
         counters = ctx.metrics.stages["asr"]
-        t0 = counters.begin()
         try:
-            outcomes = await loop.run_in_executor(executor, transcribe_group, transcriber, tagger, group)
+            async with ctx.model_lock:
+                t0 = counters.begin()
+                outcomes = await loop.run_in_executor(executor, transcribe_group, transcriber, tagger, group)
         except BaseException:
             if not s.keep_audio:
                 for d in group:
