@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -15,9 +16,13 @@ import numpy.typing as npt
 import psutil
 from pgvector.asyncpg import register_vector
 
+from ytingest.config import Settings
 from ytingest.db.database import Database
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 from ytingest.models.embedder import SentenceEmbedder
+from ytingest.monitor.metrics import Metrics
+from ytingest.run import Closing, RunContext
+from ytingest.stages.store import store_worker
 
 
 class Peaks:
@@ -96,18 +101,38 @@ async def stored_items(dsn: str) -> list[EmbeddedTranscript]:
     return items
 
 
-async def sink_replay(dsn: str, items: list[EmbeddedTranscript], dim: int) -> tuple[float, float, int]:
-    """Seconds to store ``items`` through ``Database.store_transcript`` and through a raw binary COPY
-    of the same rows (one call per video, a table without indexes); and the row count."""
-    db = Database(dsn)
+class _GroupsSeen(Database):
+    """The real database; remembers how many videos each store transaction carried."""
+
+    groups: list[int]
+
+    async def store_transcripts(self, items: Sequence[EmbeddedTranscript], **kw: str) -> None:
+        self.groups.append(len(items))
+        await super().store_transcripts(items, **kw)
+
+
+async def sink_replay(
+    dsn: str, items: list[EmbeddedTranscript], dim: int, *, indexed: bool = False
+) -> tuple[float, float, int]:
+    """Seconds to write ``items`` through the store stage with all of them waiting (the sink at
+    capacity), and through raw ``copy_records_to_table`` of the same rows in the same groups into
+    a table without indexes; and the row count. ``indexed``: the HNSW index exists already (a
+    channel's second run), so every stored row is also a graph insert."""
+    db = _GroupsSeen(dsn)
+    db.groups = []
     await db.connect()
     await db.migrate(dim)
     await db.register_channel("bench://sink")
     for it in items:
         await db.register_video(it.transcript.video)
+    if indexed:
+        await db.ensure_search_index()
+    inbox: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue()
+    for it in [*items, None]:
+        inbox.put_nowait(it)
+    ctx = RunContext(Settings(), db, Metrics.for_workers(io=1, asr=1, store=1))
     t0 = time.perf_counter()
-    for it in items:
-        await db.store_transcript(it, asr_model="bench", embed_model="bench")
+    await store_worker(ctx, inbox, Closing(1, None), asr_model="bench", embed_model="bench")
     t_store = time.perf_counter() - t0
     await db.close()
     conn = await asyncpg.connect(dsn)
@@ -116,10 +141,14 @@ async def sink_replay(dsn: str, items: list[EmbeddedTranscript], dim: int) -> tu
             "embedding", "embed_model")  # fmt: skip
     try:
         await conn.execute("CREATE TABLE raw_copy (LIKE segments INCLUDING DEFAULTS EXCLUDING GENERATED)")
+        groups, at = [], 0
+        for n in db.groups:
+            groups.append(items[at : at + n])
+            at += n
         t0 = time.perf_counter()
-        for it in items:
-            t = it.transcript
+        for group in groups:
             records = [(t.video.id, s.idx, s.start, s.end, s.text, None, None, s.avg_logprob, v, "bench")
+                       for it in group for t in [it.transcript]
                        for s, v in zip(t.segments, it.vectors, strict=True)]  # fmt: skip
             await conn.copy_records_to_table("raw_copy", records=records, columns=cols)
         t_raw = time.perf_counter() - t0

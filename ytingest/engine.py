@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -250,9 +251,19 @@ class Engine:
         finally:
             self._run = None
         await save_unknowns(tagger, db)
+        await self._build_search_index(stopping=ctx.stopping.is_set())
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
         return summary
+
+    async def _build_search_index(self, *, stopping: bool) -> None:
+        """The HNSW index, built once the rows are in (a stopping run leaves it to the next one;
+        search works without it, by exact scan)."""
+        if stopping:
+            return
+        t0 = time.monotonic()
+        if await self.database.ensure_search_index():
+            log.info("search_index_built", ms=round(1000 * (time.monotonic() - t0)))
 
     def _make_monitor(self, metrics: Metrics, slots: Limiter) -> Monitor:
         s = self.settings

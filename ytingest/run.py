@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -14,6 +15,7 @@ from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
 from ytingest.monitor.metrics import Metrics
 
 log = structlog.get_logger("ytingest")
+T = TypeVar("T")
 
 
 class Ledger(Protocol):
@@ -26,8 +28,8 @@ class Ledger(Protocol):
     async def mark_failed(
         self, video_id: str, stage: str, reason: str, *, permanent: bool = False
     ) -> None: ...
-    async def store_transcript(
-        self, item: EmbeddedTranscript, *, asr_model: str, embed_model: str
+    async def store_transcripts(
+        self, items: Sequence[EmbeddedTranscript], *, asr_model: str, embed_model: str
     ) -> None: ...
 
 
@@ -67,6 +69,18 @@ class RunContext:
             failures=tuple(self.failures),
             stopped_early=self.stopping.is_set(),
         )
+
+
+def take_waiting(inbox: asyncio.Queue[T | None], first: T, most: int) -> tuple[list[T], bool]:
+    """``first`` plus the items already waiting in ``inbox`` (never waiting for more), at most
+    ``most`` in all; and whether the end marker was among them."""
+    group = [first]
+    while len(group) < most and not inbox.empty():
+        item = inbox.get_nowait()
+        if item is None:
+            return group, True
+        group.append(item)
+    return group, False
 
 
 class Closing:

@@ -42,7 +42,57 @@ async def test_migrations_are_idempotent_and_recorded(fresh_dsn: str, conn: asyn
     meta = dict(await conn.fetch("SELECT key, value FROM ytingest_meta"))
     assert meta == {"schema_version": str(len(MIGRATIONS)), "embedding_dim": str(DIM)}
     indexes = {r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes")}
-    assert {"segments_embedding_hnsw", "segments_tsv"} <= indexes
+    assert "segments_tsv" in indexes
+    assert "segments_embedding_hnsw" not in indexes  # built after the first load, not before
+
+
+async def test_search_index_is_built_once_after_the_rows_and_used(
+    fresh_dsn: str, conn: asyncpg.Connection
+) -> None:
+    """ensure_search_index builds HNSW over the stored rows once; search finds the same hit by it."""
+    db = await open_db(fresh_dsn)
+    try:
+        await db.register_video(item("a", 6).transcript.video)
+        await db.store_transcript(item("a", 6), asr_model="m", embed_model="e")
+        before = await db.search(unit(3), limit=1)  # exact scan, no index yet
+        assert await db.ensure_search_index() is True
+        assert await db.ensure_search_index() is False
+        after = await db.search(unit(3), limit=1)
+        assert before == after and after[0].text == "a says 3"
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await conn.fetch(
+                "EXPLAIN SELECT video_id FROM segments ORDER BY embedding <=> $1::vector LIMIT 3",
+                str(unit(3).tolist())))  # fmt: skip
+        assert "segments_embedding_hnsw" in plan
+    finally:
+        await db.close()
+
+
+async def test_a_group_of_videos_is_stored_in_one_transaction(
+    fresh_dsn: str, conn: asyncpg.Connection
+) -> None:
+    """Several videos in one call: all rows and statuses land; a repeat replaces, never duplicates;
+    one unregistered video fails the whole group and leaves nothing of it."""
+    db = await open_db(fresh_dsn)
+    try:
+        group = [item("a", 2), item("b", 3, axis=2), item("c", 0)]
+        for it in group:
+            await db.register_video(it.transcript.video)
+        for _ in range(2):
+            await db.store_transcripts(group, asr_model="m", embed_model="e")
+        rows = await conn.fetch("SELECT video_id, count(*) AS n FROM segments GROUP BY video_id ORDER BY 1")
+        assert [tuple(r) for r in rows] == [("a", 2), ("b", 3)]
+        videos = await conn.fetch("SELECT id, status, segments, audio_seconds FROM videos ORDER BY id")
+        expected = [("a", "done", 2, 4.0), ("b", "done", 3, 6.0), ("c", "done", 0, 0.0)]
+        assert [tuple(v) for v in videos] == expected
+        with pytest.raises(StoreError, match="2 videos .d, zzz.: not every video is registered"):
+            await db.register_video(item("d", 2).transcript.video)
+            await db.store_transcripts([item("d", 2), item("zzz", 0)], asr_model="m", embed_model="e")
+        assert await conn.fetchval("SELECT count(*) FROM segments WHERE video_id IN ('d', 'zzz')") == 0
+        assert await conn.fetchval("SELECT status FROM videos WHERE id = 'd'") == "pending"
+    finally:
+        await db.close()
 
 
 async def test_a_different_embedding_size_is_refused(fresh_dsn: str) -> None:

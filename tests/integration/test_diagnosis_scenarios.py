@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,9 @@ async def test_slowed_store_is_a_store_bottleneck(
     asr, emb = models
 
     class SlowDatabase(Database):
-        async def store_transcript(self, item: EmbeddedTranscript, **kw: str) -> None:
-            await asyncio.sleep(1.5)
-            await super().store_transcript(item, **kw)
+        async def store_transcripts(self, items: Sequence[EmbeddedTranscript], **kw: str) -> None:
+            await asyncio.sleep(1.5 * len(items))
+            await super().store_transcripts(items, **kw)
 
     cfg = settings(tmp_path, fresh_dsn, io_workers=4, db_workers=1, db_queue_size=2, embed_queue_size=2)
     db = SlowDatabase(fresh_dsn, pool_size=2)

@@ -96,6 +96,8 @@ class FakeDatabase:
     statuses: dict[str, str] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
     store_calls: list[str] = field(default_factory=list)
+    store_groups: list[int] = field(default_factory=list)
+    index_builds: int = 0
     reasons: dict[str, str] = field(default_factory=dict)
     where: str = "memory"
     three_stored: asyncio.Event = field(default_factory=asyncio.Event)
@@ -123,17 +125,23 @@ class FakeDatabase:
         self.statuses[video_id] = "failed"
         self.reasons[video_id] = f"{stage}: {reason}"
 
-    async def store_transcript(self, item: EmbeddedTranscript, **_: Any) -> None:
+    async def store_transcripts(self, items: Sequence[EmbeddedTranscript], **_: Any) -> None:
         if self.fail_store:
             raise StoreError("store video failed at memory: connection reset")
-        await asyncio.sleep(self.store_delay)
-        vid = item.transcript.video.id
-        assert len(item.vectors) == len(item.transcript.segments)
-        self.store_calls.append(vid)
-        self.stored[vid] = len(item.transcript.segments)
-        self.statuses[vid] = "done"
+        self.store_groups.append(len(items))
+        for item in items:
+            await asyncio.sleep(self.store_delay)
+            vid = item.transcript.video.id
+            assert len(item.vectors) == len(item.transcript.segments)
+            self.store_calls.append(vid)
+            self.stored[vid] = len(item.transcript.segments)
+            self.statuses[vid] = "done"
         if len(self.store_calls) >= 3:
             self.three_stored.set()
+
+    async def ensure_search_index(self) -> bool:
+        self.index_builds += 1
+        return True
 
 
 def refs(n: int, **kw: Any) -> list[VideoRef]:

@@ -115,6 +115,31 @@ async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Pat
     assert all(s in ("done", "pending") for s in db.statuses.values())
 
 
+async def test_a_slow_store_writes_the_waiting_videos_together(tmp_path: Path) -> None:
+    """While one group is being written, the next videos queue up and go in as one group."""
+    db = FakeDatabase(store_delay=0.02)
+    engine, _ = make_engine(tmp_path, database=db, db_workers=1, db_queue_size=8,
+                            discoverer=FakeDiscoverer(refs(30)))  # fmt: skip
+    async with engine:
+        summary = await engine.stream("chan")
+    assert summary.done == 30 and sum(db.store_groups) == 30
+    assert max(db.store_groups) > 1 and len(db.store_groups) < 30
+    assert sorted(db.store_calls) == sorted(set(db.store_calls))
+    assert db.index_builds == 1  # the search index, once, after the rows
+
+
+async def test_a_stopped_run_leaves_the_index_build_to_the_next(tmp_path: Path) -> None:
+    """Stopping means stop soon: no index build over the whole table at the end."""
+    db = FakeDatabase()
+    engine, _ = make_engine(tmp_path, database=db, discoverer=FakeDiscoverer(refs(50), delay=0.01))
+    async with engine:
+        task = asyncio.create_task(engine.stream("chan"))
+        await asyncio.wait_for(db.three_stored.wait(), 10)
+        engine.stop()
+        assert (await asyncio.wait_for(task, 10)).stopped_early
+    assert db.index_builds == 0
+
+
 async def test_store_error_ends_the_run_with_that_error(tmp_path: Path) -> None:
     """A database that refuses writes ends stream() with StoreError itself, not an ExceptionGroup."""
     engine, _ = make_engine(tmp_path, database=FakeDatabase(fail_store=True))

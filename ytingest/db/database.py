@@ -34,6 +34,9 @@ _COLUMNS = (
     "video_id", "idx", "start_s", "end_s", "text",
     "speaker", "speaker_score", "avg_logprob", "embedding", "embed_model",
 )  # fmt: skip
+_HNSW_INDEX = (
+    "CREATE INDEX IF NOT EXISTS segments_embedding_hnsw ON segments USING hnsw (embedding vector_cosine_ops)"
+)
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 # the connection or the server failed, not the statement: worth trying again
 _LINK_ERRORS = (
@@ -228,34 +231,53 @@ class Database:
         return [VideoRef(r["id"], r["url"], r["title"], r["duration"], r["channel"] or "", r["webpage_url"])
                 for r in rows]  # fmt: skip
 
-    @retried
     async def store_transcript(self, item: EmbeddedTranscript, *, asr_model: str, embed_model: str) -> None:
-        """Binary COPY into staging, then move the rows and mark the video done in one transaction."""
-        t = item.transcript
-        vid = t.video.id
+        """One video: ``store_transcripts([item])``."""
+        await self.store_transcripts([item], asr_model=asr_model, embed_model=embed_model)
+
+    @retried
+    async def store_transcripts(
+        self, items: Sequence[EmbeddedTranscript], *, asr_model: str, embed_model: str
+    ) -> None:
+        """Binary COPY of every row into staging, then move the rows and mark the videos done, all
+        in one transaction. Idempotent: a video's old rows are replaced, never duplicated."""
         records = [
-            (vid, s.idx, s.start, s.end, s.text, s.speaker, s.speaker_score, s.avg_logprob, vec, embed_model)
-            for s, vec in zip(t.segments, item.vectors, strict=True)
-        ]
+            (t.video.id, s.idx, s.start, s.end, s.text, s.speaker, s.speaker_score, s.avg_logprob, vec,
+             embed_model)
+            for t, vectors in ((it.transcript, it.vectors) for it in items)
+            for s, vec in zip(t.segments, vectors, strict=True)
+        ]  # fmt: skip
+        ids = [it.transcript.video.id for it in items]
         cols = ", ".join(_COLUMNS)
-        async with self._conn(f"store video {vid}") as conn, conn.transaction():
+        async with self._conn(f"store {_videos(ids)}") as conn, conn.transaction():
             await conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} "
                 f"(LIKE segments INCLUDING DEFAULTS EXCLUDING GENERATED) ON COMMIT DELETE ROWS"
             )
             if records:
                 await conn.copy_records_to_table(_STAGING, records=records, columns=_COLUMNS)
-            await conn.execute("DELETE FROM segments WHERE video_id = $1", vid)
+            await conn.execute("DELETE FROM segments WHERE video_id = ANY($1::text[])", ids)
             await conn.execute(f"INSERT INTO segments ({cols}) SELECT {cols} FROM {_STAGING}")
             status = await conn.execute(
-                """UPDATE videos SET status = 'done', error = NULL, error_stage = NULL,
-                     segments = $2, audio_seconds = $3, asr_model = $4, embed_model = $5,
+                """UPDATE videos v SET status = 'done', error = NULL, error_stage = NULL,
+                     segments = u.n, audio_seconds = u.seconds, asr_model = $4, embed_model = $5,
                      done_at = now(), updated_at = now()
-                   WHERE id = $1""",
-                vid, len(records), t.audio_seconds, asr_model, embed_model,
+                   FROM unnest($1::text[], $2::int[], $3::real[]) AS u(id, n, seconds)
+                   WHERE v.id = u.id""",
+                ids, [len(it.transcript.segments) for it in items],
+                [it.transcript.audio_seconds for it in items], asr_model, embed_model,
             )  # fmt: skip
-            if status != "UPDATE 1":
-                raise StoreError(f"video {vid} is not registered")
+            if status != f"UPDATE {len(set(ids))}":
+                raise StoreError(f"{_videos(ids)}: not every video is registered")
+
+    async def ensure_search_index(self) -> bool:
+        """Build the HNSW index if it is missing (after a first load: one bulk build, not one graph
+        insert per row while storing). True when it was built now."""
+        async with self._conn("build the search index") as conn:
+            if await conn.fetchval("SELECT to_regclass('segments_embedding_hnsw') IS NOT NULL"):
+                return False
+            await conn.execute(_HNSW_INDEX)
+        return True
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -399,6 +421,11 @@ class Database:
                 if label not in enrolled
             ],
         }
+
+
+def _videos(ids: Sequence[str]) -> str:
+    """``video a`` or ``3 videos (a, b, c)`` for messages."""
+    return f"video {ids[0]}" if len(ids) == 1 else f"{len(ids)} videos ({', '.join(ids[:5])})"
 
 
 def _floats(value: Any) -> npt.NDArray[np.float32]:

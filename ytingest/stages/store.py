@@ -1,4 +1,5 @@
-"""store: DB_WORKERS writers; each video is COPYed and committed whole, in one transaction."""
+"""store: DB_WORKERS writers. Each takes every video already waiting (up to STORE_GROUP_MAX) and
+COPYs and commits them whole, in one transaction: the sink keeps up by writing bigger groups."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import time
 import structlog
 
 from ytingest.items import EmbeddedTranscript
-from ytingest.run import Closing, RunContext
+from ytingest.run import Closing, RunContext, take_waiting
 
 log = structlog.get_logger("ytingest")
+STORE_GROUP_MAX = 64  # videos per transaction
 
 
 async def store_worker(
@@ -22,21 +24,20 @@ async def store_worker(
     embed_model: str,
 ) -> None:
     """Write videos until the end marker. A StoreError ends the run: the database is gone."""
-    while (item := await inbox.get()) is not None:
-        t = item.transcript
+    ended = False
+    while not ended and (first := await inbox.get()) is not None:
+        group, ended = take_waiting(inbox, first, STORE_GROUP_MAX)
         counters = ctx.metrics.stages["store"]
         t0 = counters.begin()
         try:
-            await ctx.ledger.store_transcript(item, asr_model=asr_model, embed_model=embed_model)
+            await ctx.ledger.store_transcripts(group, asr_model=asr_model, embed_model=embed_model)
         except BaseException:
             counters.end(t0, ok=False)
             raise
-        counters.end(t0, audio_seconds=t.audio_seconds)
-        ctx.segments += len(t.segments)
-        log.info(
-            "video_stored",
-            video_id=t.video.id,
-            segments=len(t.segments),
-            ms=round(1000 * (time.monotonic() - t0)),
-        )
+        counters.end(t0, audio_seconds=sum(it.transcript.audio_seconds for it in group), items=len(group))
+        ms = round(1000 * (time.monotonic() - t0))
+        for it in group:
+            ctx.segments += len(it.transcript.segments)
+            log.info("video_stored", video_id=it.transcript.video.id, segments=len(it.transcript.segments),
+                     ms=ms, group=len(group))  # fmt: skip
     await closing.worker_done(inbox)

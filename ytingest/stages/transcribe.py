@@ -19,7 +19,7 @@ from ytingest.errors import TranscribeError
 from ytingest.items import Segment, Transcript
 from ytingest.models.asr import SAMPLE_RATE, AsrResult
 from ytingest.models.speakers import SpeakerTagger
-from ytingest.run import Closing, RunContext
+from ytingest.run import Closing, RunContext, take_waiting
 from ytingest.stages.decode import DecodedAudio, PreparingTranscriber, fail_unreadable
 
 log = structlog.get_logger("ytingest")
@@ -85,13 +85,7 @@ async def transcribe_worker(
     most = s.asr_batch_size if cross else 1
     ended = False
     while not ended and (first := await inbox.get()) is not None:
-        group = [first]
-        while len(group) < most and not inbox.empty():
-            nxt = inbox.get_nowait()
-            if nxt is None:
-                ended = True
-                break
-            group.append(nxt)
+        group, ended = take_waiting(inbox, first, most)
         for d in group:
             log.info("transcribe_start", video_id=d.file.video.id, bytes=d.file.size, batch_files=len(group))
         counters = ctx.metrics.stages["asr"]
