@@ -17,7 +17,7 @@ import psutil
 from pgvector.asyncpg import register_vector
 
 from ytingest.config import Settings
-from ytingest.db.database import Database
+from ytingest.db.database import SEGMENT_COLUMNS, Database
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 from ytingest.models.embedder import SentenceEmbedder
 from ytingest.monitor.metrics import Metrics
@@ -113,11 +113,12 @@ class _GroupsSeen(Database):
 
 async def sink_replay(
     dsn: str, items: list[EmbeddedTranscript], dim: int, *, indexed: bool = False
-) -> tuple[float, float, int]:
+) -> dict[str, float]:
     """Seconds to write ``items`` through the store stage with all of them waiting (the sink at
-    capacity), and through raw ``copy_records_to_table`` of the same rows in the same groups into
-    a table without indexes; and the row count. ``indexed``: the HNSW index exists already (a
-    channel's second run), so every stored row is also a graph insert."""
+    capacity), and through raw ``copy_records_to_table`` of the same rows in the same groups: into
+    a copy of ``segments`` with its indexes and keys (``same``), and into a bare table (``bare``).
+    ``indexed``: the HNSW index exists already (a channel's second run): every row is also a graph
+    insert, for the raw COPY into the same table as well."""
     db = _GroupsSeen(dsn)
     db.groups = []
     await db.connect()
@@ -133,25 +134,23 @@ async def sink_replay(
     ctx = RunContext(Settings(), db, Metrics.for_workers(io=1, asr=1, store=1))
     t0 = time.perf_counter()
     await store_worker(ctx, inbox, Closing(1, None), asr_model="bench", embed_model="bench")
-    t_store = time.perf_counter() - t0
+    seconds = {"store": time.perf_counter() - t0, "rows": sum(len(it.transcript.segments) for it in items)}
     await db.close()
+    groups, at = [], 0
+    for n in db.groups:
+        groups.append([(t.video.id, s.idx, s.start, s.end, s.text, None, None, s.avg_logprob, v, "bench")
+                       for it in items[at : at + n] for t in [it.transcript]
+                       for s, v in zip(t.segments, it.vectors, strict=True)])  # fmt: skip
+        at += n
     conn = await asyncpg.connect(dsn)
     await register_vector(conn)
-    cols = ("video_id", "idx", "start_s", "end_s", "text", "speaker", "speaker_score", "avg_logprob",
-            "embedding", "embed_model")  # fmt: skip
     try:
-        await conn.execute("CREATE TABLE raw_copy (LIKE segments INCLUDING DEFAULTS EXCLUDING GENERATED)")
-        groups, at = [], 0
-        for n in db.groups:
-            groups.append(items[at : at + n])
-            at += n
-        t0 = time.perf_counter()
-        for group in groups:
-            records = [(t.video.id, s.idx, s.start, s.end, s.text, None, None, s.avg_logprob, v, "bench")
-                       for it in group for t in [it.transcript]
-                       for s, v in zip(t.segments, it.vectors, strict=True)]  # fmt: skip
-            await conn.copy_records_to_table("raw_copy", records=records, columns=cols)
-        t_raw = time.perf_counter() - t0
+        for name, like in (("same", "INCLUDING ALL"), ("bare", "INCLUDING DEFAULTS")):
+            await conn.execute(f"CREATE TABLE raw_{name} (LIKE segments {like})")
+            t0 = time.perf_counter()
+            for records in groups:
+                await conn.copy_records_to_table(f"raw_{name}", records=records, columns=SEGMENT_COLUMNS)
+            seconds[name] = time.perf_counter() - t0
     finally:
         await conn.close()
-    return t_store, t_raw, sum(len(it.transcript.segments) for it in items)
+    return seconds

@@ -29,8 +29,7 @@ from ytingest.speakers.voices import Voiceprint
 
 log = structlog.get_logger("ytingest")
 
-_STAGING = "ytingest_staging"
-_COLUMNS = (
+SEGMENT_COLUMNS = (
     "video_id", "idx", "start_s", "end_s", "text",
     "speaker", "speaker_score", "avg_logprob", "embedding", "embed_model",
 )  # fmt: skip
@@ -239,8 +238,9 @@ class Database:
     async def store_transcripts(
         self, items: Sequence[EmbeddedTranscript], *, asr_model: str, embed_model: str
     ) -> None:
-        """Binary COPY of every row into staging, then move the rows and mark the videos done, all
-        in one transaction. Idempotent: a video's old rows are replaced, never duplicated."""
+        """Delete the videos' old rows, binary COPY the new ones straight into ``segments`` and mark
+        the videos done, all in one transaction: a video is stored whole or not at all, and storing
+        it again replaces its rows, never duplicates them. (No staging table: nothing to merge.)"""
         records = [
             (t.video.id, s.idx, s.start, s.end, s.text, s.speaker, s.speaker_score, s.avg_logprob, vec,
              embed_model)
@@ -248,16 +248,10 @@ class Database:
             for s, vec in zip(t.segments, vectors, strict=True)
         ]  # fmt: skip
         ids = [it.transcript.video.id for it in items]
-        cols = ", ".join(_COLUMNS)
         async with self._conn(f"store {_videos(ids)}") as conn, conn.transaction():
-            await conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} "
-                f"(LIKE segments INCLUDING DEFAULTS EXCLUDING GENERATED) ON COMMIT DELETE ROWS"
-            )
-            if records:
-                await conn.copy_records_to_table(_STAGING, records=records, columns=_COLUMNS)
             await conn.execute("DELETE FROM segments WHERE video_id = ANY($1::text[])", ids)
-            await conn.execute(f"INSERT INTO segments ({cols}) SELECT {cols} FROM {_STAGING}")
+            if records:
+                await conn.copy_records_to_table("segments", records=records, columns=SEGMENT_COLUMNS)
             status = await conn.execute(
                 """UPDATE videos v SET status = 'done', error = NULL, error_stage = NULL,
                      segments = u.n, audio_seconds = u.seconds, asr_model = $4, embed_model = $5,
