@@ -116,7 +116,8 @@ async def sink_replay(
 ) -> dict[str, float]:
     """Seconds to write ``items`` through the store stage with all of them waiting (the sink at
     capacity), and through raw ``copy_records_to_table`` of the same rows in the same groups: into
-    a copy of ``segments`` with its indexes and keys (``same``), and into a bare table (``bare``).
+    a copy of ``segments`` with its indexes and keys, foreign key included (``same``: what the sink
+    adds over COPY itself), and into a table without any (``bare``).
     ``indexed``: the HNSW index exists already (a channel's second run): every row is also a graph
     insert, for the raw COPY into the same table as well."""
     db = _GroupsSeen(dsn)
@@ -147,6 +148,8 @@ async def sink_replay(
     try:
         for name, like in (("same", "INCLUDING ALL"), ("bare", "INCLUDING DEFAULTS")):
             await conn.execute(f"CREATE TABLE raw_{name} (LIKE segments {like})")
+            if name == "same":  # LIKE copies indexes and the key, not the foreign key
+                await conn.execute("ALTER TABLE raw_same ADD FOREIGN KEY (video_id) REFERENCES videos (id)")
             t0 = time.perf_counter()
             for records in groups:
                 await conn.copy_records_to_table(f"raw_{name}", records=records, columns=SEGMENT_COLUMNS)

@@ -194,7 +194,7 @@ async def main(episodes: int, bandwidth: int, scale: int) -> dict[str, Any]:
                     dsn = await new_database(server, f"bench_{name}")
                     rows[name] = await in_fresh_process(dsn, chan.feed_url, Path(tmp) / name)
             assert stream_cfg.database_url is not None
-            items = repeated(await stored_items(stream_cfg.database_url.get_secret_value()), 3000)
+            items = repeated(await stored_items(stream_cfg.database_url.get_secret_value()), 10_000)
             sink = {}
             for name, indexed in (("fresh", False), ("indexed", True)):
                 dsn = await new_database(server, f"bench_sink_{name}")
