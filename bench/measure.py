@@ -26,24 +26,33 @@ from ytingest.stages.store import store_worker
 
 
 class Peaks:
-    """Samples this process's RSS and the bytes in ``audio_dir`` every 50 ms; keeps the peaks."""
+    """Samples this process's RSS and the bytes in ``audio_dir`` every 50 ms; keeps the peaks (and
+    the RSS samples)."""
 
     def __init__(self, audio_dir: Path) -> None:
         self.audio_dir = audio_dir
         self.rss = 0
         self.audio = 0
+        self.rss_samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         proc = psutil.Process()
         while not self._stop.wait(0.05):
-            self.rss = max(self.rss, proc.memory_info().rss)
+            self.rss_samples.append(proc.memory_info().rss)
+            self.rss = max(self.rss, self.rss_samples[-1])
             try:
                 size = sum(e.stat().st_size for e in os.scandir(self.audio_dir) if e.is_file())
             except OSError:
                 size = 0
             self.audio = max(self.audio, size)
+
+    @property
+    def rss_median(self) -> int:
+        """Median RSS over the run: what it holds in steady state, without one-off spikes."""
+        ordered = sorted(self.rss_samples)
+        return ordered[len(ordered) // 2] if ordered else 0
 
     def __enter__(self) -> Peaks:
         self._thread.start()

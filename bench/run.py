@@ -152,12 +152,13 @@ async def asr_only(episodes: list[Episode], asr: WhisperTranscriber, batch: int)
         seconds += sum(r.audio_seconds for r in asr.transcribe_prepared(prepared))
     wall = time.perf_counter() - t0
     return {"wall_s": round(wall, 2), "audio_s_per_s": round(seconds / wall, 2), "asr_busy": 1.0,
-            "peak_audio_bytes": 0, "peak_rss_bytes": 0}  # fmt: skip
+            "peak_audio_bytes": 0, "peak_rss_bytes": 0, "median_rss_bytes": 0}  # fmt: skip
 
 
 def _row(wall: float, audio_s: float, busy: float, peaks: Peaks) -> dict[str, Any]:
     return {"wall_s": round(wall, 2), "audio_s_per_s": round(audio_s / wall, 2), "asr_busy": round(busy, 3),
-            "peak_audio_bytes": peaks.audio, "peak_rss_bytes": peaks.rss}  # fmt: skip
+            "peak_audio_bytes": peaks.audio, "peak_rss_bytes": peaks.rss,
+            "median_rss_bytes": peaks.rss_median}  # fmt: skip
 
 
 async def main(episodes: int, bandwidth: int, scale: int) -> dict[str, Any]:
@@ -234,6 +235,10 @@ async def main(episodes: int, bandwidth: int, scale: int) -> dict[str, Any]:
             f"stream_{episodes}": rows["stream_x1"]["peak_rss_bytes"],
             f"stream_{episodes * scale}": rows[f"stream_x{scale}"]["peak_rss_bytes"],
         },
+        "median_rss_bytes": {
+            f"stream_{episodes}": rows["stream_x1"]["median_rss_bytes"],
+            f"stream_{episodes * scale}": rows[f"stream_x{scale}"]["median_rss_bytes"],
+        },
         "sink_rows_per_s": {  # store stage / raw COPY into a same-shaped table / into a bare table
             db: {k: round(t["rows"] / t[k]) for k in ("store", "same", "bare")} for db, t in sink.items()
         },
@@ -279,11 +284,12 @@ def cli() -> None:
     print(
         f"{args.episodes} episodes ({result['audio_seconds']} s audio), {args.bandwidth} B/s per connection"
     )
-    head = ("mode", "wall s", "audio-s/s", "ASR busy", "peak audio", "peak RSS")
-    print("  {:14s} {:>8s} {:>10s} {:>9s} {:>11s} {:>9s}".format(*head))
+    head = ("mode", "wall s", "audio-s/s", "ASR busy", "peak audio", "peak RSS", "median RSS")
+    print("  {:14s} {:>8s} {:>10s} {:>9s} {:>11s} {:>9s} {:>10s}".format(*head))
     for name, r in result["modes"].items():
         print(f"  {name:14s} {r['wall_s']:8.1f} {r['audio_s_per_s']:10.1f} {r['asr_busy']:9.0%} "
-              f"{r['peak_audio_bytes'] / 1e6:9.2f}MB {r['peak_rss_bytes'] / 1e6:7.0f}MB")  # fmt: skip
+              f"{r['peak_audio_bytes'] / 1e6:9.2f}MB {r['peak_rss_bytes'] / 1e6:7.0f}MB "
+              f"{r['median_rss_bytes'] / 1e6:8.0f}MB")  # fmt: skip
     for k, v in result["ratios"].items():
         print(f"  {k:22s} {v:.2f}")
     print(f"  wrote {RESULTS / 'latest.json'} and latest.png")
