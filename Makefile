@@ -38,6 +38,7 @@ bench: install
 	$(PY) -m bench.asr_modes
 	$(PY) -m bench.autotune
 	$(PY) -m bench.speakers
+	$(PY) -m bench.ytdlp_cpu
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

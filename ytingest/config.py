@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     asr_batching: Literal["off", "file", "cross"] = "cross"  # off: WhisperModel.transcribe per file
     asr_batch_size: int = Field(8, ge=1, le=256)  # speech chunks per model call (cross: files per call too)
     decode_queue_size: int = Field(2, ge=1)  # decoded files waiting for the model
+    decode_process: bool = True  # decode in a child process (PyAV holds the GIL); False: a thread
     bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave
 
     # tools

@@ -15,6 +15,7 @@ from ytingest.db.database import Database
 from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.errors import ConfigError, YtingestError
 from ytingest.items import AudioFile, EmbeddedTranscript, RunSummary, SearchHit, Transcript, VideoRef
+from ytingest.models.decoder import DecoderProcess
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.monitor.autotune import AutoTuner
 from ytingest.monitor.diagnose import Knobs
@@ -27,7 +28,7 @@ from ytingest.run import Closing, RunContext
 from ytingest.runtime import make_fork_safe
 from ytingest.speakers.setup import build_tagger, save_unknowns
 from ytingest.stages.bulk import Parts, run_bulk
-from ytingest.stages.decode import DecodedAudio, decode_worker
+from ytingest.stages.decode import DecodedAudio, Prepare, PreparingTranscriber, decode_worker
 from ytingest.stages.discover import Discoverer, ListDiscoverer, YtDlpDiscoverer, run_discovery
 from ytingest.stages.disk import DiskBudget, clean_leftovers
 from ytingest.stages.download import Downloader, DownloadPolicy, YtDlpDownloader, run_downloads
@@ -73,6 +74,7 @@ class Engine:
         self._asr_pool = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="ytingest-asr")
         self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-embed")
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-decode")
+        self._decoder: DecoderProcess | None = None
         self._run: RunContext | None = None
         self._stop_requested = False
         self._gpu: GpuProbe | None = None
@@ -137,6 +139,9 @@ class Engine:
         self._asr_pool.shutdown(wait=False, cancel_futures=True)
         self._embed_pool.shutdown(wait=False, cancel_futures=True)
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        if self._decoder is not None:
+            await self._decoder.aclose()
+            self._decoder = None
 
     def stop(self) -> None:
         """Graceful stop: discovery and new downloads stop, work in flight finishes and is stored."""
@@ -225,19 +230,20 @@ class Engine:
                  io_workers=s.io_workers, asr_workers=s.asr_workers,
                  batch_size=s.batch_size, db_workers=s.db_workers)  # fmt: skip
         discoverer = discoverer or self._discoverer
+        prepare = await self._prepare_fn(transcriber)
         parts = Parts(ctx, discoverer, self._downloader, transcriber, tagger, embedder, policy,
-                      self._asr_pool, self._decode_pool, self._embed_pool)  # fmt: skip
+                      self._asr_pool, prepare, self._embed_pool)  # fmt: skip
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(monitor.run(ctx.finished), name="monitor")
                 if s.mode == "bulk":
                     tg.create_task(run_bulk(parts, url, limit=limit, skip_shorts=skip_shorts), name="bulk")
                 else:  # streaming: every stage at once
-                    dl, asr_pool, dec_pool = self._downloader, self._asr_pool, self._decode_pool
+                    dl, asr_pool = self._downloader, self._asr_pool
                     tg.create_task(run_discovery(ctx, discoverer, url, io_q, limit=limit,
                                                  skip_shorts=skip_shorts), name="discover")  # fmt: skip
                     tg.create_task(run_downloads(ctx, dl, io_q, asr_q, tg, policy), name="download")
-                    tg.create_task(decode_worker(ctx, transcriber, dec_pool, asr_q, pcm_q), name="decode")
+                    tg.create_task(decode_worker(ctx, prepare, asr_q, pcm_q), name="decode")
                     for i in range(s.asr_workers):
                         tg.create_task(transcribe_worker(ctx, transcriber, tagger, asr_pool, pcm_q, embed_q,
                                                          asr_done), name=f"asr-{i}")  # fmt: skip
@@ -255,6 +261,22 @@ class Engine:
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
         return summary
+
+    async def _prepare_fn(self, transcriber: Transcriber) -> Prepare | None:
+        """How the decode stage prepares a file: the decoder process for faster-whisper (started
+        now, so its imports overlap the first downloads), else the transcriber in a thread; None
+        when the transcriber decodes by itself."""
+        from ytingest.models.asr import WhisperTranscriber
+
+        if not isinstance(transcriber, PreparingTranscriber):
+            return None
+        if self.settings.decode_process and isinstance(transcriber, WhisperTranscriber):
+            if self._decoder is None:
+                self._decoder = DecoderProcess(transcriber.prepare_options)
+            await self._decoder.start()
+            return self._decoder.prepare
+        loop, pool = asyncio.get_running_loop(), self._decode_pool
+        return lambda path: loop.run_in_executor(pool, transcriber.prepare, path)
 
     async def _build_search_index(self, *, stopping: bool) -> None:
         """The HNSW index, built once the rows are in (a stopping run leaves it to the next one;

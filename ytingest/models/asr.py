@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +14,7 @@ import numpy.typing as npt
 from ytingest.errors import ConfigError, TranscribeError
 from ytingest.items import Segment
 from ytingest.models.batched_asr import SAMPLE_RATE as SAMPLE_RATE
-from ytingest.models.batched_asr import ChunkBatcher, PreparedAudio, prepare_audio
+from ytingest.models.batched_asr import ChunkBatcher, PreparedAudio, decode_file, prepare_file
 
 AsrBatching = Literal["off", "file", "cross"]
 
@@ -92,25 +92,16 @@ class WhisperTranscriber:
 
     def decode(self, path: Path) -> npt.NDArray[np.float32]:
         """Decode any audio file to 16 kHz mono float32."""
-        from faster_whisper import decode_audio
-
-        try:
-            audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-        except Exception as exc:  # PyAV raises many types for corrupt or non-audio files
-            raise TranscribeError(f"cannot decode audio: {type(exc).__name__}: {exc}") from None
-        if audio.size == 0:
-            raise TranscribeError("audio file holds no samples")
-        return np.asarray(audio, dtype=np.float32)
+        return decode_file(path)
 
     def prepare(self, path: Path) -> PreparedAudio:
         """Decode (and, when batching, VAD + features): the CPU work that need not wait for the model."""
-        audio = self.decode(path)
-        if self.batching == "off":
-            return PreparedAudio(audio)
-        try:
-            return prepare_audio(self._model, audio)
-        except Exception as exc:
-            raise TranscribeError(f"VAD/features failed: {type(exc).__name__}: {exc}") from None
+        return prepare_file(path, batching=self.batching, extractor=self._model.feature_extractor)
+
+    @property
+    def prepare_options(self) -> dict[str, Any]:
+        """What ``prepare`` needs, as JSON: the decoder process rebuilds it from this."""
+        return {"batching": self.batching, "features": dict(self._model.feat_kwargs)}
 
     def transcribe_prepared(self, items: Sequence[PreparedAudio]) -> list[AsrResult]:
         """Transcribe prepared files; with ``cross`` batching their chunks share model batches."""

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.errors import TranscribeError
 from ytingest.items import Segment
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
+    from faster_whisper.feature_extractor import FeatureExtractor
 
 SAMPLE_RATE = 16_000
 CHUNK_S = 30  # Whisper's window; VAD regions are merged into chunks of at most this length
@@ -39,7 +42,20 @@ class PreparedAudio:
         return len(self.audio) / SAMPLE_RATE
 
 
-def prepare_audio(model: WhisperModel, audio: npt.NDArray[np.float32]) -> PreparedAudio:
+def decode_file(path: Path) -> npt.NDArray[np.float32]:
+    """Decode any audio file to 16 kHz mono float32."""
+    from faster_whisper import decode_audio
+
+    try:
+        audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except Exception as exc:  # PyAV raises many types for corrupt or non-audio files
+        raise TranscribeError(f"cannot decode audio: {type(exc).__name__}: {exc}") from None
+    if audio.size == 0:
+        raise TranscribeError("audio file holds no samples")
+    return np.asarray(audio, dtype=np.float32)
+
+
+def prepare_audio(extractor: FeatureExtractor, audio: npt.NDArray[np.float32]) -> PreparedAudio:
     """VAD and features the way ``BatchedInferencePipeline.transcribe`` makes them (no inference)."""
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
@@ -49,9 +65,19 @@ def prepare_audio(model: WhisperModel, audio: npt.NDArray[np.float32]) -> Prepar
     if not clips:
         return PreparedAudio(audio)
     pieces, meta = collect_chunks(audio, clips, max_duration=CHUNK_S)
-    extract = model.feature_extractor
-    features = np.stack([pad_or_trim(extract(p)[..., :-1]) for p in pieces]).astype(np.float32)
+    features = np.stack([pad_or_trim(extractor(p)[..., :-1]) for p in pieces]).astype(np.float32)
     return PreparedAudio(audio, tuple(clips), tuple(meta), features)
+
+
+def prepare_file(path: Path, *, batching: str, extractor: FeatureExtractor) -> PreparedAudio:
+    """Decode (and, unless ``batching`` is off, VAD + features): all the CPU work before the model."""
+    audio = decode_file(path)
+    if batching == "off":
+        return PreparedAudio(audio)
+    try:
+        return prepare_audio(extractor, audio)
+    except Exception as exc:
+        raise TranscribeError(f"VAD/features failed: {type(exc).__name__}: {exc}") from None
 
 
 class ChunkBatcher:

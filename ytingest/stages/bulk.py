@@ -17,7 +17,7 @@ import structlog
 from ytingest.items import AudioFile, Transcript, VideoRef
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.run import Closing, RunContext
-from ytingest.stages.decode import DecodedAudio, decode_worker
+from ytingest.stages.decode import DecodedAudio, Prepare, decode_worker
 from ytingest.stages.discover import Discoverer, run_discovery
 from ytingest.stages.download import Downloader, DownloadPolicy, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
@@ -39,7 +39,7 @@ class Parts:
     embedder: Embedder
     policy: DownloadPolicy
     asr_pool: Executor
-    decode_pool: Executor
+    prepare: Prepare | None
     embed_pool: Executor
 
 
@@ -106,7 +106,7 @@ async def _transcribe_all(p: Parts, files: list[AudioFile]) -> list[Transcript]:
     p.ctx.metrics.queues.update(asr_q=asr_q, embed_q=out)
     done = Closing(s.asr_workers, out)
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(decode_worker(p.ctx, p.transcriber, p.decode_pool, asr_q, pcm_q), name="decode")
+        tg.create_task(decode_worker(p.ctx, p.prepare, asr_q, pcm_q), name="decode")
         for i in range(s.asr_workers):
             tg.create_task(transcribe_worker(p.ctx, p.transcriber, p.tagger, p.asr_pool, pcm_q, out, done),
                            name=f"asr-{i}")  # fmt: skip

@@ -1,14 +1,15 @@
-"""decode: audio decode/resample (+ VAD and features when batching) in its own executor, ahead of ASR.
+"""decode: audio decode/resample (+ VAD and features when batching), ahead of ASR.
 
-One decode thread keeps DECODE_QUEUE_SIZE prepared files ready, so the model never waits for
-PyAV or the VAD: decoding the next files overlaps inference on the current ones.
+One decoder keeps DECODE_QUEUE_SIZE prepared files ready, so the model never waits for PyAV or
+the VAD: decoding the next files overlaps inference on the current ones. The decoder is a child
+process by default (``models/decoder.py``: PyAV holds the GIL while it decodes), else a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -35,6 +36,9 @@ class PreparingTranscriber(Protocol):
     def transcribe_prepared(self, items: list[PreparedAudio]) -> list[AsrResult]: ...
 
 
+Prepare = Callable[[Path], Awaitable[PreparedAudio]]
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedAudio:
     """A downloaded file and its decoded audio (None: the transcriber decodes by itself)."""
@@ -51,22 +55,19 @@ async def fail_unreadable(ctx: RunContext, audio: AudioFile, exc: TranscribeErro
 
 async def decode_worker(
     ctx: RunContext,
-    transcriber: object,
-    executor: Executor,
+    prepare: Prepare | None,
     inbox: asyncio.Queue[AudioFile | None],
     outbox: asyncio.Queue[DecodedAudio | None],
 ) -> None:
-    """Prepare files in order until the end marker; a file that cannot be decoded fails here."""
-    loop = asyncio.get_running_loop()
-    preparing = isinstance(transcriber, PreparingTranscriber)
+    """Prepare files in order until the end marker; a file that cannot be decoded fails here.
+    ``prepare`` None: the transcriber decodes by itself, files pass straight through."""
     while (audio := await inbox.get()) is not None:
-        if not preparing:
+        if prepare is None:
             await outbox.put(DecodedAudio(audio))
             continue
-        assert isinstance(transcriber, PreparingTranscriber)
         t0 = time.monotonic()
         try:
-            prepared = await loop.run_in_executor(executor, transcriber.prepare, audio.path)
+            prepared = await prepare(audio.path)
         except TranscribeError as exc:
             await fail_unreadable(ctx, audio, exc)
             continue
