@@ -2,7 +2,7 @@
 
 faster-whisper's ``BatchedInferencePipeline`` batches the chunks of one file. Here the same
 pieces are split in two: ``prepare_audio`` (VAD → ``collect_chunks`` → log-mel features; no model
-inference, so it runs in the decode executor) and ``ChunkBatcher.run`` (``BatchedInferencePipeline.
+inference, so it runs in the decoder process) and ``ChunkBatcher.run`` (``BatchedInferencePipeline.
 forward`` on batches that mix chunks of many files), then each file's segments are mapped back to
 its own timeline with ``restore_speech_timestamps``. Executor only.
 """
