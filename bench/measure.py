@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import threading
 import time
@@ -26,8 +27,8 @@ from ytingest.stages.store import store_worker
 
 
 class Peaks:
-    """Samples this process's RSS and the bytes in ``audio_dir`` every 50 ms; keeps the peaks (and
-    the RSS samples)."""
+    """Samples the RSS of this process plus its decoder process, and the bytes in ``audio_dir``,
+    every 50 ms; keeps the peaks (and the RSS samples)."""
 
     def __init__(self, audio_dir: Path) -> None:
         self.audio_dir = audio_dir
@@ -39,8 +40,13 @@ class Peaks:
 
     def _loop(self) -> None:
         proc = psutil.Process()
-        while not self._stop.wait(0.05):
-            self.rss_samples.append(proc.memory_info().rss)
+        decoders: list[psutil.Process] = []
+        for tick in itertools.count():
+            if self._stop.wait(0.05):
+                break
+            if tick % 20 == 0:  # look for the decoder process once a second
+                decoders = _decoders(proc)
+            self.rss_samples.append(proc.memory_info().rss + sum(map(_rss, decoders)))
             self.rss = max(self.rss, self.rss_samples[-1])
             try:
                 size = sum(e.stat().st_size for e in os.scandir(self.audio_dir) if e.is_file())
@@ -63,6 +69,26 @@ class Peaks:
     ) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _decoders(proc: psutil.Process) -> list[psutil.Process]:
+    """The engine's decoder process (part of the pipeline's memory; yt-dlp children are not
+    counted: they come and go, IO_WORKERS of them)."""
+    found = []
+    for child in proc.children():
+        try:
+            if "ytingest.models.decoder" in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _rss(proc: psutil.Process) -> int:
+    try:
+        return int(proc.memory_info().rss)
+    except psutil.Error:
+        return 0
 
 
 class RecordingEmbedder:
