@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -33,6 +34,49 @@ class Ledger(Protocol):
     ) -> None: ...
 
 
+class ModelTurns:
+    """Who may call a model now: ASR calls may overlap each other (ASR_WORKERS); an embed call
+    runs alone, and a waiting one goes before new ASR calls. On a CPU the two fight for the same
+    cores: an encode beside a running ASR batch took 5x as long as alone. Stages count their busy
+    time from inside their turn, so the wait is not busy time."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._asr = 0
+        self._embedding = False
+        self._embed_waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def asr(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._embedding and self._embed_waiting == 0)
+            self._asr += 1
+        try:
+            yield
+        finally:
+            self._asr -= 1
+            await self._wake()
+
+    @contextlib.asynccontextmanager
+    async def embed(self) -> AsyncIterator[None]:
+        async with self._cond:
+            self._embed_waiting += 1
+            try:
+                await self._cond.wait_for(lambda: self._asr == 0 and not self._embedding)
+            finally:
+                self._embed_waiting -= 1
+            self._embedding = True
+        try:
+            yield
+        finally:
+            self._embedding = False
+            await self._wake()
+
+    async def _wake(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+
 @dataclass
 class RunContext:
     """Shared state of one run; its counts live in ``metrics``. Only the event loop thread touches it."""
@@ -43,9 +87,7 @@ class RunContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
-    # One model call at a time (ASR or embed): on a CPU the two fight for the same cores, and the
-    # embed ran 5x slower beside ASR than alone. The wait is outside the stage's busy time.
-    model_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    turns: ModelTurns = field(default_factory=ModelTurns)
     segments: int = 0
     failures: list[Failure] = field(default_factory=list)
 

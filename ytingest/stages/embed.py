@@ -93,7 +93,7 @@ async def _flush(
     texts = [s.text for t in batch for s in t.segments]
     counters = ctx.metrics.stages["embed"]
     try:
-        async with ctx.model_lock:
+        async with ctx.turns.embed():
             t0 = counters.begin()
             vectors = await _encode_halving_on_oom(embedder, executor, texts)
     except EmbedError as exc:

@@ -90,7 +90,7 @@ async def transcribe_worker(
             log.info("transcribe_start", video_id=d.file.video.id, bytes=d.file.size, batch_files=len(group))
         counters = ctx.metrics.stages["asr"]
         try:
-            async with ctx.model_lock:
+            async with ctx.turns.asr():
                 t0 = counters.begin()
                 outcomes = await loop.run_in_executor(executor, transcribe_group, transcriber, tagger, group)
         except BaseException:
