@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -18,11 +17,12 @@ import psutil
 from pgvector.asyncpg import register_vector
 
 from ytingest.config import Settings
-from ytingest.db.database import SEGMENT_COLUMNS, Database
+from ytingest.db.database import SEGMENT_COLUMNS, Database, segment_records
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 from ytingest.models.embedder import SentenceEmbedder
 from ytingest.monitor.metrics import Metrics
 from ytingest.run import Closing, RunContext
+from ytingest.stages.disk import folder_bytes
 from ytingest.stages.store import store_worker
 
 
@@ -48,11 +48,7 @@ class Peaks:
                 decoders = _decoders(proc)
             self.rss_samples.append(proc.memory_info().rss + sum(map(_rss, decoders)))
             self.rss = max(self.rss, self.rss_samples[-1])
-            try:
-                size = sum(e.stat().st_size for e in os.scandir(self.audio_dir) if e.is_file())
-            except OSError:
-                size = 0
-            self.audio = max(self.audio, size)
+            self.audio = max(self.audio, folder_bytes(self.audio_dir))
 
     @property
     def rss_median(self) -> int:
@@ -174,9 +170,7 @@ async def sink_replay(
     await db.close()
     groups, at = [], 0
     for n in db.groups:
-        groups.append([(t.video.id, s.idx, s.start, s.end, s.text, None, None, s.avg_logprob, v, "bench")
-                       for it in items[at : at + n] for t in [it.transcript]
-                       for s, v in zip(t.segments, it.vectors, strict=True)])  # fmt: skip
+        groups.append(segment_records(items[at : at + n], "bench"))
         at += n
     conn = await asyncpg.connect(dsn)
     await register_vector(conn)

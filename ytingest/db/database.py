@@ -241,12 +241,7 @@ class Database:
         """Delete the videos' old rows, binary COPY the new ones straight into ``segments`` and mark
         the videos done, all in one transaction: a video is stored whole or not at all, and storing
         it again replaces its rows, never duplicates them. (No staging table: nothing to merge.)"""
-        records = [
-            (t.video.id, s.idx, s.start, s.end, s.text, s.speaker, s.speaker_score, s.avg_logprob, vec,
-             embed_model)
-            for t, vectors in ((it.transcript, it.vectors) for it in items)
-            for s, vec in zip(t.segments, vectors, strict=True)
-        ]  # fmt: skip
+        records = segment_records(items, embed_model)
         ids = [it.transcript.video.id for it in items]
         async with self._conn(f"store {_videos(ids)}") as conn, conn.transaction():
             await conn.execute("DELETE FROM segments WHERE video_id = ANY($1::text[])", ids)
@@ -415,6 +410,16 @@ class Database:
                 if label not in enrolled
             ],
         }
+
+
+def segment_records(items: Sequence[EmbeddedTranscript], embed_model: str) -> list[tuple[Any, ...]]:
+    """The ``segments`` rows of ``items``, in SEGMENT_COLUMNS order, for a binary COPY."""
+    return [
+        (it.transcript.video.id, s.idx, s.start, s.end, s.text, s.speaker, s.speaker_score, s.avg_logprob,
+         vec, embed_model)
+        for it in items
+        for s, vec in zip(it.transcript.segments, it.vectors, strict=True)
+    ]  # fmt: skip
 
 
 def _videos(ids: Sequence[str]) -> str:
