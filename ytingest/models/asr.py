@@ -14,7 +14,7 @@ import numpy.typing as npt
 from ytingest.errors import ConfigError, TranscribeError
 from ytingest.items import Segment
 from ytingest.models.batched_asr import SAMPLE_RATE as SAMPLE_RATE
-from ytingest.models.batched_asr import ChunkBatcher, PreparedAudio, decode_file, prepare_file
+from ytingest.models.batched_asr import ChunkBatcher, PreparedAudio, prepare_file
 
 AsrBatching = Literal["off", "file", "cross"]
 
@@ -89,10 +89,6 @@ class WhisperTranscriber:
         self._beam_size = beam_size
         self.batching = batching
         self._batcher = ChunkBatcher(self._model, batch_size=batch_size, beam_size=beam_size)
-
-    def decode(self, path: Path) -> npt.NDArray[np.float32]:
-        """Decode any audio file to 16 kHz mono float32."""
-        return decode_file(path)
 
     def prepare(self, path: Path) -> PreparedAudio:
         """Decode (and, when batching, VAD + features): the CPU work that need not wait for the model."""
