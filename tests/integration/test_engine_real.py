@@ -35,6 +35,8 @@ async def test_stages_overlap_and_the_loop_never_blocks(
     assert summary.done == 6 and summary.failed == 0
     assert names.index("transcribe_start") < last_download
     assert names.index("video_stored") < last_download
+    last_store = max(i for i, n in enumerate(names) if n == "video_stored")
+    assert names.index("search_index_built") > last_store  # HNSW built once, after the rows
     assert hits[0].video_id == "ep06-bread"
     slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
     assert slow == [], slow
