@@ -8,13 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from ytingest.config import Settings
 from ytingest.db.database import Database
 from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.errors import ConfigError, YtingestError
 from ytingest.items import AudioFile, EmbeddedTranscript, RunSummary, SearchHit, Transcript, VideoRef
+from ytingest.logs import get_logger
 from ytingest.models.decoder import DecoderProcess
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.monitor.autotune import AutoTuner
@@ -38,7 +37,7 @@ from ytingest.stages.retry import SharedBackoff
 from ytingest.stages.store import store_worker
 from ytingest.stages.transcribe import Transcriber, transcribe_worker
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 class Engine:

@@ -55,3 +55,8 @@ def configure_logging(fmt: Literal["json", "console", "auto"] = "auto", level: s
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def get_logger() -> Any:
+    """The logger every ytingest module uses."""
+    return structlog.get_logger("ytingest")

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import structlog
-
 from ytingest.config import Settings
 from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
+from ytingest.logs import get_logger
 from ytingest.monitor.metrics import Metrics
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 T = TypeVar("T")
 
 

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import structlog
+from ytingest.logs import get_logger
 
 T = TypeVar("T")
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -17,17 +17,16 @@ from urllib.parse import urlsplit
 import asyncpg
 import numpy as np
 import numpy.typing as npt
-import structlog
 from pgvector.asyncpg import register_vector
 
 from ytingest.db.schema import migrate, prepare
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import EmbeddedTranscript, SearchHit, VideoRef
-from ytingest.logs import redact
+from ytingest.logs import get_logger, redact
 from ytingest.speakers.cluster import Unknown
 from ytingest.speakers.voices import Voiceprint
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 SEGMENT_COLUMNS = (
     "video_id", "idx", "start_s", "end_s", "text",

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
+from ytingest.logs import get_logger
 from ytingest.monitor.diagnose import Verdict
 from ytingest.monitor.metrics import StageCounters
 from ytingest.stages.limiter import Limiter
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 @dataclass

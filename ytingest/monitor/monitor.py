@@ -7,13 +7,12 @@ import time
 from collections import deque
 from dataclasses import replace
 
-import structlog
-
+from ytingest.logs import get_logger
 from ytingest.monitor.autotune import AutoTuner
 from ytingest.monitor.diagnose import Knobs, Verdict, diagnose
 from ytingest.monitor.sampler import Sampler, Snapshot
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 class Monitor:

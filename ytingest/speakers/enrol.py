@@ -8,13 +8,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from ytingest.db.database import Database
+from ytingest.logs import get_logger
 from ytingest.models.speakers import SpeakerEncoder
 from ytingest.speakers.voices import ClipError, Voiceprint, embed_voice, scan
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 @dataclass(frozen=True, slots=True)

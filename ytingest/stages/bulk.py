@@ -12,9 +12,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from ytingest.items import AudioFile, Transcript, VideoRef
+from ytingest.logs import get_logger
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.run import Closing, RunContext
 from ytingest.stages.decode import DecodedAudio, Prepare, decode_worker
@@ -24,7 +23,7 @@ from ytingest.stages.embed import Embedder, run_batcher
 from ytingest.stages.store import store_worker
 from ytingest.stages.transcribe import Transcriber, transcribe_worker
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import structlog
-
 from ytingest.errors import TranscribeError
 from ytingest.items import AudioFile
+from ytingest.logs import get_logger
 from ytingest.models.asr import AsrResult
 from ytingest.models.batched_asr import PreparedAudio
 from ytingest.run import RunContext
 from ytingest.stages.disk import quarantine
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 @runtime_checkable

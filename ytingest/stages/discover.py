@@ -12,14 +12,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import structlog
-
 from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
+from ytingest.logs import get_logger
 from ytingest.run import RunContext
 from ytingest.stages.extractors import extractor_hint
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 SHORTS_MAX_SECONDS = 60.0
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

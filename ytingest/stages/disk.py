@@ -8,11 +8,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
+from ytingest.logs import get_logger
 from ytingest.stages.retry import sleep_unless
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 LEFTOVER_SUFFIXES = (".part", ".ytdl", ".temp")

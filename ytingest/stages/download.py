@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import structlog
-
 from ytingest.errors import DownloadError, RateLimitedError
 from ytingest.items import AudioFile, VideoRef
+from ytingest.logs import get_logger
 from ytingest.run import RunContext
 from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget
@@ -22,7 +21,7 @@ from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.limiter import Limiter
 from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 
 class Downloader(Protocol):

@@ -10,13 +10,13 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-import structlog
 
 from ytingest.errors import EmbedError
 from ytingest.items import EmbeddedTranscript, Transcript
+from ytingest.logs import get_logger
 from ytingest.run import RunContext
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 _AGED = object()  # the oldest waiting row reached BATCH_MAX_AGE_S
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import structlog
-
 from ytingest.items import EmbeddedTranscript
+from ytingest.logs import get_logger
 from ytingest.run import Closing, RunContext, take_waiting
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 STORE_GROUP_MAX = 64  # videos per transaction
 
 

@@ -13,16 +13,15 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Protocol
 
-import structlog
-
 from ytingest.errors import TranscribeError
 from ytingest.items import Segment, Transcript
+from ytingest.logs import get_logger
 from ytingest.models.asr import SAMPLE_RATE, AsrResult
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.run import Closing, RunContext, take_waiting
 from ytingest.stages.decode import DecodedAudio, PreparingTranscriber, fail_unreadable
 
-log = structlog.get_logger("ytingest")
+log = get_logger()
 
 Outcome = tuple[tuple[Segment, ...], float, str] | TranscribeError
 
