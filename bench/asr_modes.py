@@ -28,8 +28,10 @@ def main(copies: int = 2) -> None:
         texts = [" ".join(s.text for s in r.segments) for r in results]
         mean = sum(wer(e.text, t) for e, t in zip(eps, texts, strict=True)) / len(eps)
         rate = total / (t2 - t1)
-        print(f"  {mode:6s} prepare {t1 - t0:5.2f} s  inference {t2 - t1:6.2f} s = {rate:5.1f} audio-s/s"
-              f"  WER {mean:.3f}  segments {sum(len(r.segments) for r in results)}")  # fmt: skip
+        print(
+            f"  {mode:6s} prepare {t1 - t0:5.2f} s  inference {t2 - t1:6.2f} s = {rate:5.1f} audio-s/s"
+            f"  WER {mean:.3f}  segments {sum(len(r.segments) for r in results)}"
+        )
         if mode == "file":
             pipe = BatchedInferencePipeline(asr._model)
             t0 = time.perf_counter()
@@ -38,8 +40,10 @@ def main(copies: int = 2) -> None:
             mean = sum(wer(e.text, " ".join(s.text for s in r)) for e, r in zip(eps, out, strict=True)) / len(
                 eps
             )
-            print(f"  BatchedInferencePipeline (VAD included) {dt:6.2f} s = {total / dt:5.1f} audio-s/s"
-                  f"  WER {mean:.3f}  segments {sum(map(len, out))}")  # fmt: skip
+            print(
+                f"  BatchedInferencePipeline (VAD included) {dt:6.2f} s = {total / dt:5.1f} audio-s/s"
+                f"  WER {mean:.3f}  segments {sum(map(len, out))}"
+            )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,13 @@ async def one_run(
     tunes = [(e["before"], e["after"]) for e in events if e["event"] == "tune"]
     verdicts = [e["stage"] for e in events if e["event"] == "bottleneck"]
     asr_busy = round(sum(busy) / max(len(busy), 1), 2)
-    return {"wall_seconds": round(wall, 2), "done": summary.done, "asr_busy_mean": asr_busy,
-            "tune_steps": tunes, "verdicts": verdicts}  # fmt: skip
+    return {
+        "wall_seconds": round(wall, 2),
+        "done": summary.done,
+        "asr_busy_mean": asr_busy,
+        "tune_steps": tunes,
+        "verdicts": verdicts,
+    }
 
 
 async def main(episodes: int, bandwidth: int, start: int) -> dict[str, Any]:
@@ -53,14 +58,23 @@ async def main(episodes: int, bandwidth: int, start: int) -> dict[str, Any]:
             async with ChannelServer(channel_of(episodes), bandwidth=bandwidth) as channel:
                 runs = {}
                 for name, autotune in (("pinned", False), ("autotune", True)):
-                    cfg = Settings(ytingest_home=Path(tmp) / name, io_workers=start, autotune=autotune,
-                                   database_url=await new_database(server, f"bench_{name}"))  # fmt: skip
+                    cfg = Settings(
+                        ytingest_home=Path(tmp) / name,
+                        io_workers=start,
+                        autotune=autotune,
+                        database_url=await new_database(server, f"bench_{name}"),
+                    )
                     runs[name] = await one_run(cfg, channel.feed_url, asr, emb)
         finally:
             await pg.stop()
     ratio = runs["pinned"]["wall_seconds"] / runs["autotune"]["wall_seconds"]
-    return {"episodes": episodes, "bandwidth_bytes_per_s": bandwidth, "start_io_workers": start,
-            "runs": runs, "ratios": {"autotune_vs_pinned": round(ratio, 2)}}  # fmt: skip
+    return {
+        "episodes": episodes,
+        "bandwidth_bytes_per_s": bandwidth,
+        "start_io_workers": start,
+        "runs": runs,
+        "ratios": {"autotune_vs_pinned": round(ratio, 2)},
+    }
 
 
 def cli() -> None:

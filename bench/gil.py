@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 
 from ytingest.models.asr import WhisperTranscriber
-from ytingest.models.decoder import DecoderProcess
 from ytingest.models.embedder import SentenceEmbedder
+from ytingest.stages.decoder_process import DecoderProcess
 from ytingest.testing import sample_episodes
 
 TEXTS = [f"segment {i}: vectors, sleep, gardens, bicycles and volcanoes" for i in range(15)]

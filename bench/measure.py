@@ -17,11 +17,12 @@ import psutil
 from pgvector.asyncpg import register_vector
 
 from ytingest.config import Settings
-from ytingest.db.database import SEGMENT_COLUMNS, Database, segment_records
+from ytingest.db.database import Database
+from ytingest.db.segments import SEGMENT_COLUMNS, segment_records
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 from ytingest.models.embedder import SentenceEmbedder
-from ytingest.monitor.metrics import Metrics
-from ytingest.run import Closing, RunContext
+from ytingest.pipeline.context import RunContext
+from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.disk import folder_bytes
 from ytingest.stages.store import store_worker
 
@@ -94,16 +95,8 @@ class RecordingEmbedder:
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
         self.batches: list[list[str]] = []
 
-    @property
-    def batch_size(self) -> int:  # the engine's BATCH_SIZE tuning reads and sets it
-        return self.inner.batch_size
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self.inner.batch_size = value
-
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        out = self.inner.encode(texts)
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> npt.NDArray[np.float32]:
+        out = self.inner.encode(texts, batch_size)
         self.batches.append(list(texts))
         return out
 
@@ -120,8 +113,10 @@ async def stored_items(dsn: str) -> list[EmbeddedTranscript]:
     conn = await asyncpg.connect(dsn)
     await register_vector(conn)
     try:
-        rows = await conn.fetch("SELECT video_id, idx, start_s, end_s, text, avg_logprob, embedding"
-                                " FROM segments ORDER BY video_id, idx")  # fmt: skip
+        rows = await conn.fetch(
+            "SELECT video_id, idx, start_s, end_s, text, avg_logprob, embedding"
+            " FROM segments ORDER BY video_id, idx"
+        )
         videos = {r["id"]: r for r in await conn.fetch("SELECT id, url, audio_seconds FROM videos")}
     finally:
         await conn.close()
@@ -168,9 +163,10 @@ async def sink_replay(
     inbox: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue()
     for it in [*items, None]:
         inbox.put_nowait(it)
-    ctx = RunContext(Settings(), db, Metrics.for_workers(io=1, asr=1, store=1))
+    settings = Settings()
+    ctx = RunContext(settings, db, metrics_for(PIPELINE, settings))
     t0 = time.perf_counter()
-    await store_worker(ctx, inbox, Closing(1, None), asr_model="bench", embed_model="bench")
+    await store_worker(ctx, inbox, asr_model="bench", embed_model="bench")
     seconds = {"store": time.perf_counter() - t0, "rows": sum(len(it.transcript.segments) for it in items)}
     await db.close()
     groups, at = [], 0

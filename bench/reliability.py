@@ -203,8 +203,15 @@ async def main() -> dict[str, Any]:
             res = await asyncio.to_thread(kill9_scenario, server, tmp, kdsn)
             stored = await audit(kdsn)
             lost, dup = compare(stored, reference, set(EPISODES))
-            rows.append(("kill -9 after the first stored video, same command again", res["ended"],
-                         set(stored) == set(EPISODES) and lost == 0 and dup == 0, lost, dup))  # fmt: skip
+            rows.append(
+                (
+                    "kill -9 after the first stored video, same command again",
+                    res["ended"],
+                    set(stored) == set(EPISODES) and lost == 0 and dup == 0,
+                    lost,
+                    dup,
+                )
+            )
             rss = {n: await peak_rss(server, tmp, asr, emb, n) for n in (5, 20)}
         finally:
             await pg.stop()
@@ -224,8 +231,10 @@ def render(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in results["rows"]:
-        lines.append(f"| {r['fault']} | {r['ended']} | {'yes' if r['survived'] else '**no**'} "
-                     f"| {r['lost']} | {r['duplicated']} |")  # fmt: skip
+        lines.append(
+            f"| {r['fault']} | {r['ended']} | {'yes' if r['survived'] else '**no**'} "
+            f"| {r['lost']} | {r['duplicated']} |"
+        )
     rss = results["peak_rss_slow_db"]
     lines += [
         "",

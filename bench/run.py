@@ -86,8 +86,9 @@ async def sequential(settings: Settings, url: str, asr: WhisperTranscriber, emb:
             audio.path.unlink()
             vectors = await asyncio.to_thread(emb.encode, [s.text for s in result.segments])
             transcript = Transcript(ref, result.segments, result.audio_seconds)
-            await db.store_transcript(EmbeddedTranscript(transcript, vectors), asr_model=asr.name,
-                                      embed_model=emb.name)  # fmt: skip
+            await db.store_transcript(
+                EmbeddedTranscript(transcript, vectors), asr_model=asr.name, embed_model=emb.name
+            )
             audio_s += result.audio_seconds
         wall = time.perf_counter() - t0
     await db.close()
@@ -120,8 +121,13 @@ async def engine_run(settings: Settings, url: str, asr: WhisperTranscriber, emb:
         busy = c["asr"].busy_seconds_now() / (wall * settings.asr_workers)
         store_busy, embed_busy = c["store"].busy_seconds_now(), c["embed"].busy_seconds_now()
     row = _row(wall, summary.audio_seconds, busy, peaks)
-    row.update(done=summary.done, failed=summary.failed, segments=summary.segments,
-               store_busy_s=store_busy, embed_busy_s=embed_busy)  # fmt: skip
+    row.update(
+        done=summary.done,
+        failed=summary.failed,
+        segments=summary.segments,
+        store_busy_s=store_busy,
+        embed_busy_s=embed_busy,
+    )
     return row
 
 
@@ -155,14 +161,25 @@ async def asr_only(episodes: list[Episode], asr: WhisperTranscriber, batch: int)
         prepared = [asr.prepare(p) for p in paths[i : i + (batch if asr.batching == "cross" else 1)]]
         seconds += sum(r.audio_seconds for r in asr.transcribe_prepared(prepared))
     wall = time.perf_counter() - t0
-    return {"wall_s": round(wall, 2), "audio_s_per_s": round(seconds / wall, 2), "asr_busy": 1.0,
-            "peak_audio_bytes": 0, "peak_rss_bytes": 0, "median_rss_bytes": 0}  # fmt: skip
+    return {
+        "wall_s": round(wall, 2),
+        "audio_s_per_s": round(seconds / wall, 2),
+        "asr_busy": 1.0,
+        "peak_audio_bytes": 0,
+        "peak_rss_bytes": 0,
+        "median_rss_bytes": 0,
+    }
 
 
 def _row(wall: float, audio_s: float, busy: float, peaks: Peaks) -> dict[str, Any]:
-    return {"wall_s": round(wall, 2), "audio_s_per_s": round(audio_s / wall, 2), "asr_busy": round(busy, 3),
-            "peak_audio_bytes": peaks.audio, "peak_rss_bytes": peaks.rss,
-            "median_rss_bytes": peaks.rss_median}  # fmt: skip
+    return {
+        "wall_s": round(wall, 2),
+        "audio_s_per_s": round(audio_s / wall, 2),
+        "asr_busy": round(busy, 3),
+        "peak_audio_bytes": peaks.audio,
+        "peak_rss_bytes": peaks.rss,
+        "median_rss_bytes": peaks.rss_median,
+    }
 
 
 async def main(episodes: int, bandwidth: int, scale: int) -> dict[str, Any]:
@@ -214,7 +231,7 @@ async def main(episodes: int, bandwidth: int, scale: int) -> dict[str, Any]:
             "asr_batch_size": defaults.asr_batch_size,
             "io_workers": defaults.io_workers,
             "asr_workers": defaults.asr_workers,
-        },  # fmt: skip
+        },
         "modes": rows,
         "ratios": {
             "stream_vs_asr_only": round(d / c, 3),
@@ -291,9 +308,11 @@ def cli() -> None:
     head = ("mode", "wall s", "audio-s/s", "ASR busy", "peak audio", "peak RSS", "median RSS")
     print("  {:14s} {:>8s} {:>10s} {:>9s} {:>11s} {:>9s} {:>10s}".format(*head))
     for name, r in result["modes"].items():
-        print(f"  {name:14s} {r['wall_s']:8.1f} {r['audio_s_per_s']:10.1f} {r['asr_busy']:9.0%} "
-              f"{r['peak_audio_bytes'] / 1e6:9.2f}MB {r['peak_rss_bytes'] / 1e6:7.0f}MB "
-              f"{r['median_rss_bytes'] / 1e6:8.0f}MB")  # fmt: skip
+        print(
+            f"  {name:14s} {r['wall_s']:8.1f} {r['audio_s_per_s']:10.1f} {r['asr_busy']:9.0%} "
+            f"{r['peak_audio_bytes'] / 1e6:9.2f}MB {r['peak_rss_bytes'] / 1e6:7.0f}MB "
+            f"{r['median_rss_bytes'] / 1e6:8.0f}MB"
+        )
     for k, v in result["ratios"].items():
         print(f"  {k:22s} {v:.2f}")
     print(f"  wrote {RESULTS / 'latest.json'} and latest.png")

@@ -12,9 +12,9 @@ import asyncio
 import sys
 import time
 
+from ytingest.eventloop import loop_factory, make_fork_safe
 from ytingest.models.asr import WhisperTranscriber
 from ytingest.models.embedder import SentenceEmbedder
-from ytingest.runtime import loop_factory, make_fork_safe
 
 
 async def spawn_times(n: int) -> list[float]:

@@ -34,8 +34,9 @@ def tag_all(
     enc: Ge2eEncoder, prints: list[Voiceprint], asr: dict[str, AsrResult], threshold: float, distance: float
 ) -> tuple[dict[str, list[tuple[float, float, str | None]]], float]:
     """Tag every episode with fresh anonymous labels; rows per episode and seconds spent tagging."""
-    tagger = VoiceTagger(enc, prints, UnknownSpeakers([], threshold), threshold=threshold,
-                         cluster_distance=distance)  # fmt: skip
+    tagger = VoiceTagger(
+        enc, prints, UnknownSpeakers([], threshold), threshold=threshold, cluster_distance=distance
+    )
     rows, spent = {}, 0.0
     for ep_id, r in asr.items():
         t0 = time.perf_counter()

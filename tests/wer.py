@@ -13,12 +13,18 @@ import jiwer
 MAX_EPISODE_WER = 0.35
 MAX_MEAN_WER = 0.25
 
-_NORMALISE = jiwer.Compose([
-    jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-    jiwer.Strip(), jiwer.ReduceToListOfListOfWords(),
-])  # fmt: skip
+_NORMALISE = jiwer.Compose(
+    [
+        jiwer.ToLowerCase(),
+        jiwer.RemovePunctuation(),
+        jiwer.RemoveMultipleSpaces(),
+        jiwer.Strip(),
+        jiwer.ReduceToListOfListOfWords(),
+    ]
+)
 
 
 def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(reference, hypothesis, reference_transform=_NORMALISE,
-                           hypothesis_transform=_NORMALISE))  # fmt: skip
+    return float(
+        jiwer.wer(reference, hypothesis, reference_transform=_NORMALISE, hypothesis_transform=_NORMALISE)
+    )

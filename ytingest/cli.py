@@ -23,12 +23,12 @@ from rich.live import Live
 from ytingest.config import Settings
 from ytingest.engine import Engine, first_error
 from ytingest.errors import ConfigError, YtingestError
+from ytingest.eventloop import run
 from ytingest.export import FORMATS, render
 from ytingest.items import RunSummary
 from ytingest.logs import configure_logging, redact
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
-from ytingest.runtime import run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--io-workers", type=int, help="concurrent downloads (IO_WORKERS)")
     p.add_argument("--asr-workers", type=int, help="parallel transcriptions (ASR_WORKERS)")
     p.add_argument("--batch-size", type=int, help="rows per embedding micro-batch (BATCH_SIZE)")
+    p.add_argument("--encode-batch-size", type=int, help="rows per model forward pass (ENCODE_BATCH_SIZE)")
     p.add_argument("--db-workers", type=int, help="database writers (DB_WORKERS)")
     p.add_argument("--asr-model", help="faster-whisper size name or model folder (ASR_MODEL)")
     p.add_argument("--embed-model", help="sentence-transformers name or folder (EMBED_MODEL)")
@@ -111,9 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SETTING_FLAGS = ("io_workers", "asr_workers", "batch_size", "db_workers", "asr_model", "embed_model",
-                  "keep_audio", "database_url", "autotune", "metrics_port", "voices_dir",
-                  "mode", "asr_batching", "asr_batch_size")  # fmt: skip
+_SETTING_FLAGS = (
+    "io_workers",
+    "asr_workers",
+    "batch_size",
+    "encode_batch_size",
+    "db_workers",
+    "asr_model",
+    "embed_model",
+    "keep_audio",
+    "database_url",
+    "autotune",
+    "metrics_port",
+    "voices_dir",
+    "mode",
+    "asr_batching",
+    "asr_batch_size",
+)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -28,13 +28,15 @@ class Settings(BaseSettings):
     # concurrency and batching
     io_workers: int = Field(12, ge=1, le=256)
     asr_workers: int = Field(1, ge=1, le=64)
-    batch_size: int = Field(768, ge=1, le=65536)
+    batch_size: int = Field(768, ge=1, le=65536)  # rows per embedding micro-batch, across videos
+    encode_batch_size: int = Field(768, ge=1, le=65536)  # rows per model forward pass (VRAM-bound)
     batch_max_age_s: float = Field(2.0, gt=0)
     db_workers: int = Field(2, ge=1, le=64)
 
-    # bounded queues between stages
-    io_queue_size: int = Field(64, ge=1)
-    asr_queue_size: int = Field(4, ge=1)
+    # bounded queues between stages: <STAGE>_QUEUE_SIZE is the queue that feeds that stage
+    io_queue_size: int = Field(64, ge=1)  # videos listed, waiting for a download slot
+    decode_queue_size: int = Field(4, ge=1)  # downloaded files waiting for the decoder
+    asr_queue_size: int = Field(2, ge=1)  # decoded files ready ahead of the model (the decode prefetch)
     embed_queue_size: int = Field(8, ge=1)
     db_queue_size: int = Field(8, ge=1)
 
@@ -78,7 +80,6 @@ class Settings(BaseSettings):
     mode: Literal["stream", "bulk"] = "stream"  # bulk: download all (within the budget), ASR all, store all
     asr_batching: Literal["off", "file", "cross"] = "cross"  # off: WhisperModel.transcribe per file
     asr_batch_size: int = Field(8, ge=1, le=256)  # speech chunks per model call (cross: files per call too)
-    decode_queue_size: int = Field(2, ge=1)  # decoded files waiting for the model
     decode_process: bool = True  # decode in a child process (PyAV holds the GIL); False: a thread
     bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave
 

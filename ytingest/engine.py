@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -12,30 +13,28 @@ from ytingest.config import Settings
 from ytingest.db.database import Database
 from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.errors import ConfigError, YtingestError
-from ytingest.items import AudioFile, EmbeddedTranscript, RunSummary, SearchHit, Transcript, VideoRef
+from ytingest.eventloop import make_fork_safe
+from ytingest.items import RunSummary, SearchHit
 from ytingest.logs import get_logger
-from ytingest.models.decoder import DecoderProcess
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.monitor.autotune import AutoTuner
 from ytingest.monitor.diagnose import Knobs
 from ytingest.monitor.gpu import GpuProbe
 from ytingest.monitor.http import MetricsServer
-from ytingest.monitor.metrics import Metrics
 from ytingest.monitor.monitor import Monitor
 from ytingest.monitor.sampler import Sampler
-from ytingest.run import Closing, RunContext
-from ytingest.runtime import make_fork_safe
+from ytingest.pipeline.context import RunContext
 from ytingest.speakers.setup import build_tagger, save_unknowns
-from ytingest.stages.bulk import Parts, run_bulk
-from ytingest.stages.decode import DecodedAudio, Prepare, PreparingTranscriber, decode_worker
+from ytingest.stages.bulk import run_bulk
+from ytingest.stages.decode import Prepare, PreparingTranscriber
+from ytingest.stages.decoder_process import DecoderProcess
+from ytingest.stages.description import PIPELINE, Parts, Stage, inbox_for, metrics_for, wire
 from ytingest.stages.discover import Discoverer, ListDiscoverer, YtDlpDiscoverer, run_discovery
 from ytingest.stages.disk import DiskBudget, clean_leftovers
-from ytingest.stages.download import Downloader, DownloadPolicy, YtDlpDownloader, run_downloads
-from ytingest.stages.embed import Embedder, run_batcher
-from ytingest.stages.limiter import Limiter
+from ytingest.stages.download import Downloader, DownloadPolicy, YtDlpDownloader
+from ytingest.stages.embed import Embedder
 from ytingest.stages.retry import SharedBackoff
-from ytingest.stages.store import store_worker
-from ytingest.stages.transcribe import Transcriber, transcribe_worker
+from ytingest.stages.transcribe import Transcriber
 
 log = get_logger()
 
@@ -58,8 +57,10 @@ class Engine:
         embedder: Embedder | None = None,
         tagger: SpeakerTagger | None = None,
         database: Database | None = None,
+        pipeline: Sequence[Stage] = PIPELINE,
     ) -> None:
         self.settings = settings
+        self.pipeline = tuple(pipeline)
         ytdlp = settings.ytdlp_command
         self._discoverer = discoverer or YtDlpDiscoverer(ytdlp)
         self._downloader = downloader or YtDlpDownloader(
@@ -75,7 +76,7 @@ class Engine:
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-decode")
         self._decoder: DecoderProcess | None = None
         self._run: RunContext | None = None
-        self._stop_requested = False
+        self._stopping: asyncio.Event | None = None  # set while a stream() call is under way
         self._gpu: GpuProbe | None = None
         self._http: MetricsServer | None = None
         self.monitor: Monitor | None = None  # the current (or last) run's monitor
@@ -109,8 +110,9 @@ class Engine:
         try:
             self._gpu = await asyncio.to_thread(GpuProbe)
             if self.settings.metrics_port is not None:
-                self._http = MetricsServer(self.status_document, self.settings.metrics_host,
-                                           self.settings.metrics_port)  # fmt: skip
+                self._http = MetricsServer(
+                    self.status_document, self.settings.metrics_host, self.settings.metrics_port
+                )
                 await self._http.start()
                 log.info("metrics_listening", url=f"http://{self._http.host}:{self._http.port}/status")
             await self._db.connect()
@@ -143,10 +145,11 @@ class Engine:
             self._decoder = None
 
     def stop(self) -> None:
-        """Graceful stop: discovery and new downloads stop, work in flight finishes and is stored."""
-        self._stop_requested = True
-        if self._run is not None:
-            self._run.stopping.set()
+        """Graceful stop of the current run: discovery and new downloads stop, work in flight
+        finishes and is stored. A later ``stream()`` runs normally; with no run under way it does
+        nothing."""
+        if self._stopping is not None and not self._stopping.is_set():
+            self._stopping.set()
             log.warning("stop_requested")
 
     # ---- models, loaded once, in the executor ------------------------------------------------
@@ -178,7 +181,7 @@ class Engine:
                     beam_size=s.asr_beam_size,
                     batching=s.asr_batching,
                     batch_size=s.asr_batch_size,
-                ),  # fmt: skip
+                ),
             )
         return self._transcriber
 
@@ -199,58 +202,73 @@ class Engine:
         discoverer: Discoverer | None = None,
     ) -> RunSummary:
         """Discover, download, transcribe, embed and store a channel's videos, all stages at once."""
+        self._stopping = stopping = asyncio.Event()
+        try:
+            return await self._stream(
+                url, stopping, limit=limit, skip_shorts=skip_shorts, discoverer=discoverer or self._discoverer
+            )
+        finally:
+            self._stopping = None
+
+    async def _stream(
+        self,
+        url: str,
+        stopping: asyncio.Event,
+        *,
+        limit: int | None,
+        skip_shorts: bool,
+        discoverer: Discoverer,
+    ) -> RunSummary:
         db, s = self.database, self.settings
         transcriber, embedder = await self.transcriber(), await self.embedder()
         await db.check_dim(embedder.dim)
         tagger = await self.speaker_tagger()
         await asyncio.to_thread(s.audio_dir.mkdir, parents=True, exist_ok=True)
         await db.register_channel(url)
-        io_q: asyncio.Queue[VideoRef | None] = asyncio.Queue(s.io_queue_size)
-        asr_q: asyncio.Queue[AudioFile | None] = asyncio.Queue(s.asr_queue_size)
-        pcm_q: asyncio.Queue[DecodedAudio | None] = asyncio.Queue(s.decode_queue_size)
-        embed_q: asyncio.Queue[Transcript | None] = asyncio.Queue(s.embed_queue_size)
-        db_q: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue(s.db_queue_size)
-        metrics = Metrics.for_workers(io=s.io_workers, asr=s.asr_workers, store=s.db_workers)
-        metrics.queues.update(io_q=io_q, asr_q=asr_q, embed_q=embed_q, db_q=db_q)
-        ctx = self._run = RunContext(s, db, metrics)
-        if self._stop_requested:
-            ctx.stopping.set()
+        ctx = self._run = RunContext(s, db, metrics_for(self.pipeline, s), stopping=stopping)
         await asyncio.to_thread(clean_leftovers, s.audio_dir, keep_audio=s.keep_audio)
-        slots = Limiter(s.io_workers)
         disk = DiskBudget(s.audio_dir, s.max_audio_bytes, s.min_free_bytes)
-        policy = DownloadPolicy(slots, SharedBackoff(s.rate_limit_base_s, s.rate_limit_max_s), disk)
-        metrics.disk = disk
-        monitor = self.monitor = self._make_monitor(metrics, slots)
+        backoff = SharedBackoff(s.rate_limit_base_s, s.rate_limit_max_s)
+        policy = DownloadPolicy(ctx.tuning.downloads, backoff, disk)
+        ctx.metrics.disk = disk
+        monitor = self.monitor = self._make_monitor(ctx, backoff)
         if isinstance(self._downloader, YtDlpDownloader):
-            self._downloader.on_progress = metrics.download.progress
-        asr_done = Closing(s.asr_workers, embed_q)
-        db_done = Closing(s.db_workers, None, finished=ctx.finished)
-        log.info("run_started", channel=url, limit=limit, skip_shorts=skip_shorts,
-                 io_workers=s.io_workers, asr_workers=s.asr_workers,
-                 batch_size=s.batch_size, db_workers=s.db_workers)  # fmt: skip
-        discoverer = discoverer or self._discoverer
+            self._downloader.on_progress = ctx.metrics.download.progress
+        log.info(
+            "run_started",
+            channel=url,
+            limit=limit,
+            skip_shorts=skip_shorts,
+            mode=s.mode,
+            stages=[st.name for st in self.pipeline],
+            **ctx.tuning.to_dict(),
+            asr_workers=s.asr_workers,
+            db_workers=s.db_workers,
+        )
         prepare = await self._prepare_fn(transcriber)
-        parts = Parts(ctx, discoverer, self._downloader, transcriber, tagger, embedder, policy,
-                      self._asr_pool, prepare, self._embed_pool)  # fmt: skip
+        parts = Parts(
+            ctx,
+            discoverer,
+            self._downloader,
+            transcriber,
+            tagger,
+            embedder,
+            policy,
+            self._asr_pool,
+            prepare,
+            self._embed_pool,
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(monitor.run(ctx.finished), name="monitor")
                 if s.mode == "bulk":
-                    tg.create_task(run_bulk(parts, url, limit=limit, skip_shorts=skip_shorts), name="bulk")
+                    bulk = run_bulk(parts, self.pipeline, url, limit=limit, skip_shorts=skip_shorts)
+                    tg.create_task(bulk, name="bulk")
                 else:  # streaming: every stage at once
-                    dl, asr_pool = self._downloader, self._asr_pool
-                    tg.create_task(run_discovery(ctx, discoverer, url, io_q, limit=limit,
-                                                 skip_shorts=skip_shorts), name="discover")  # fmt: skip
-                    tg.create_task(run_downloads(ctx, dl, io_q, asr_q, tg, policy), name="download")
-                    tg.create_task(decode_worker(ctx, prepare, asr_q, pcm_q), name="decode")
-                    for i in range(s.asr_workers):
-                        tg.create_task(transcribe_worker(ctx, transcriber, tagger, asr_pool, pcm_q, embed_q,
-                                                         asr_done), name=f"asr-{i}")  # fmt: skip
-                    tg.create_task(run_batcher(ctx, embedder, self._embed_pool, embed_q, db_q), name="embed")
-                    for i in range(s.db_workers):
-                        tg.create_task(store_worker(ctx, db_q, db_done, asr_model=transcriber.name,
-                                                    embed_model=embedder.name),
-                                       name=f"store-{i}")  # fmt: skip
+                    first = inbox_for(self.pipeline[0], s)
+                    listing = run_discovery(ctx, discoverer, url, first, limit=limit, skip_shorts=skip_shorts)
+                    tg.create_task(listing, name="discover")
+                    wire(tg, parts, self.pipeline, first, finished=ctx.finished)
         except* YtingestError as group:
             raise first_error(group) from None
         finally:
@@ -286,16 +304,24 @@ class Engine:
         if await self.database.ensure_search_index():
             log.info("search_index_built", ms=round(1000 * (time.monotonic() - t0)))
 
-    def _make_monitor(self, metrics: Metrics, slots: Limiter) -> Monitor:
+    def _make_monitor(self, ctx: RunContext, backoff: SharedBackoff) -> Monitor:
         s = self.settings
         tuner = None
         if s.autotune_enabled:
-            tuner = AutoTuner(slots, metrics.stages["download"], embedder=self._embedder,
-                              io_max=max(s.io_workers, s.io_workers_max))  # fmt: skip
-        knobs = Knobs(s.io_workers, s.asr_workers, s.batch_size, s.db_workers, s.io_workers_max)
-        sampler = Sampler(metrics, s.audio_dir, self._gpu or GpuProbe())
-        return Monitor(sampler, knobs, interval_s=s.monitor_interval_s, window_s=s.diagnose_window_s,
-                       stats_every_s=s.stats_interval_s, tuner=tuner)  # fmt: skip
+            io_max = max(s.io_workers, s.io_workers_max)
+            tuner = AutoTuner(ctx.tuning, backoff, ctx.metrics.stages["download"], io_max=io_max)
+        knobs = Knobs(
+            s.io_workers, s.asr_workers, s.batch_size, s.db_workers, s.io_workers_max, s.asr_queue_size
+        )
+        sampler = Sampler(ctx.metrics, s.audio_dir, self._gpu or GpuProbe())
+        return Monitor(
+            sampler,
+            knobs,
+            interval_s=s.monitor_interval_s,
+            window_s=s.diagnose_window_s,
+            stats_every_s=s.stats_interval_s,
+            tuner=tuner,
+        )
 
     @property
     def metrics_url(self) -> str | None:
@@ -309,13 +335,26 @@ class Engine:
         return {
             "state": "running" if self._run is not None else "idle",
             "snapshot": snap,
-            "knobs": {
-                "io_workers": m.knobs.io_workers if m else self.settings.io_workers,
-                "asr_workers": self.settings.asr_workers,
-                "batch_size": self.settings.batch_size,
-                "db_workers": self.settings.db_workers,
-                "autotune": self.settings.autotune_enabled,
-            },
+            "knobs": self._knobs(),
+        }
+
+    def _knobs(self) -> dict[str, Any]:
+        """The knobs now: the run's live tuning while one runs, else the settings."""
+        s, run = self.settings, self._run
+        live = (
+            run.tuning.to_dict()
+            if run is not None
+            else {
+                "io_workers": s.io_workers,
+                "batch_size": s.batch_size,
+                "encode_batch_size": s.encode_batch_size,
+            }
+        )
+        return {
+            **live,
+            "asr_workers": s.asr_workers,
+            "db_workers": s.db_workers,
+            "autotune": s.autotune_enabled,
         }
 
     # ---- reads --------------------------------------------------------------------------------

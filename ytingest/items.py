@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+SAMPLE_RATE = 16_000  # what the decoder produces and the models read: 16 kHz mono float32
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,28 @@ class AudioFile:
     video: VideoRef
     path: Path
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAudio:
+    """Decoded audio and, when batching, its VAD speech chunks and their log-mel features."""
+
+    audio: npt.NDArray[np.float32] = field(repr=False)
+    clips: tuple[dict[str, int], ...] = ()  # VAD speech regions, in samples of ``audio``
+    chunks: tuple[dict[str, Any], ...] = ()  # offset/duration in VAD-collected time, per chunk
+    features: npt.NDArray[np.float32] | None = field(default=None, repr=False)  # (chunks, n_mels, 3000)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedAudio:
+    """A downloaded file and its decoded audio (None: the transcriber decodes by itself)."""
+
+    file: AudioFile
+    prepared: PreparedAudio | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +148,22 @@ class SearchHit:
             "speaker": self.speaker,
             "score": round(self.score, 4),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Voiceprint:
+    """A speaker's enrolled voice: the normalised mean of its clips' embeddings."""
+
+    name: str
+    vector: npt.NDArray[np.float32] = field(repr=False)
+    model: str
+    files: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """An anonymous speaker, kept across videos: a label and the running mean of its voice."""
+
+    label: str
+    vector: npt.NDArray[np.float32]
+    weight: float

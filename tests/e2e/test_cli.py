@@ -95,7 +95,11 @@ def test_rerun_downloads_nothing_and_stores_nothing_new(ingested: Ingested) -> N
     r = ingested.cli("stream", ingested.channel.feed_url, "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     assert {k: r.json()[k] for k in ("done", "failed", "skipped", "segments")} == {
-        "done": 0, "failed": 0, "skipped": 6, "segments": 0}  # fmt: skip
+        "done": 0,
+        "failed": 0,
+        "skipped": 6,
+        "segments": 0,
+    }
     assert sum(ingested.channel.hits.values()) == hits_before
     assert ingested.cli("status", "--json").json() == before
 
@@ -122,8 +126,14 @@ def test_export_srt_and_vtt(ingested: Ingested) -> None:
 def test_logs_are_one_json_event_per_line_with_video_ids(ingested: Ingested) -> None:
     """stderr is JSON lines; every stage transition of every video is logged with its video_id."""
     events = ingested.first.events()
-    for name in ("video_queued", "download_start", "download_done", "transcribe_start",
-                 "transcribe_done", "video_stored"):  # fmt: skip
+    for name in (
+        "video_queued",
+        "download_start",
+        "download_done",
+        "transcribe_start",
+        "transcribe_done",
+        "video_stored",
+    ):
         ids = {e["video_id"] for e in events if e["event"] == name}
         assert ids == {ep.id for ep in ingested.channel.episodes}, name
 

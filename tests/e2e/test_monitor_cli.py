@@ -20,8 +20,13 @@ def test_top_attaches_to_a_running_stream_and_the_report_is_written(cli: Cli) ->
     report = cli.home.parent / "run.html"
     with serve_in_thread(ChannelServer(sample_episodes()[:5], bandwidth=12_000)) as ch:
         args = ["stream", ch.feed_url, "--metrics-port", "0", "--report", str(report), "--log-format", "json"]
-        proc = subprocess.Popen([sys.executable, "-m", "ytingest", *args], env=cli.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ytingest", *args],
+            env=cli.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert proc.stderr is not None
         port = None
         for line in proc.stderr:
@@ -31,14 +36,24 @@ def test_top_attaches_to_a_running_stream_and_the_report_is_written(cli: Cli) ->
             if port and event["event"] == "download_done":
                 break
         assert port is not None
-        top = subprocess.run([sys.executable, "-m", "ytingest", "top", "--port", port, "--once"],
-                             env=cli.env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        top = subprocess.run(
+            [sys.executable, "-m", "ytingest", "top", "--port", port, "--once"],
+            env=cli.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         out, _ = proc.communicate(timeout=240)
     assert top.returncode == 0, top.stderr
     assert "io_q=" in top.stdout and "bottleneck:" in top.stdout
     assert proc.returncode == 0, out
     page = report.read_text()
     assert page.count("<svg") == 3 and "5 stored" in page
-    gone = subprocess.run([sys.executable, "-m", "ytingest", "top", "--port", port, "--once"],
-                          env=cli.env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    gone = subprocess.run(
+        [sys.executable, "-m", "ytingest", "top", "--port", port, "--once"],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert gone.returncode == 2 and "no ytingest engine answers" in gone.stderr

@@ -6,8 +6,9 @@ import asyncpg
 import numpy as np
 import pytest
 
-from ytingest.db.database import Database, timestamp_url
+from ytingest.db.database import Database
 from ytingest.db.schema import MIGRATIONS
+from ytingest.db.segments import timestamp_url
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 
@@ -61,9 +62,13 @@ async def test_search_index_is_built_once_after_the_rows_and_used(
         assert before == after and after[0].text == "a says 3"
         async with conn.transaction():
             await conn.execute("SET LOCAL enable_seqscan = off")
-            plan = "\n".join(r[0] for r in await conn.fetch(
-                "EXPLAIN SELECT video_id FROM segments ORDER BY embedding <=> $1::vector LIMIT 3",
-                str(unit(3).tolist())))  # fmt: skip
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN SELECT video_id FROM segments ORDER BY embedding <=> $1::vector LIMIT 3",
+                    str(unit(3).tolist()),
+                )
+            )
         assert "segments_embedding_hnsw" in plan
     finally:
         await db.close()
@@ -135,8 +140,9 @@ async def test_a_failed_store_leaves_nothing_half_written(fresh_dsn: str, conn: 
         bad_vectors = good.vectors.copy()
         bad_vectors[2] = np.nan  # pgvector rejects NaN: the third row fails inside the COPY
         with pytest.raises(StoreError, match="store video b"):
-            await db.store_transcript(EmbeddedTranscript(good.transcript, bad_vectors),
-                                      asr_model="m", embed_model="e")  # fmt: skip
+            await db.store_transcript(
+                EmbeddedTranscript(good.transcript, bad_vectors), asr_model="m", embed_model="e"
+            )
         assert await conn.fetchval("SELECT count(*) FROM segments WHERE video_id = 'b'") == 0
         assert await conn.fetchval("SELECT status FROM videos WHERE id = 'b'") == "pending"
         await db.store_transcript(good, asr_model="m", embed_model="e")  # the pool is still usable
@@ -164,8 +170,9 @@ async def test_ledger_status_and_failures(fresh_dsn: str) -> None:
         report = await db.status()
         assert report["videos"] == {"done": 1, "failed": 1, "pending": 1}
         assert report["segments"] == 2
-        assert report["failures"] == [{"video_id": "b", "reason": "HTTP Error 404: Not Found",
-                                       "stage": "download", "attempts": 2}]  # fmt: skip
+        assert report["failures"] == [
+            {"video_id": "b", "reason": "HTTP Error 404: Not Found", "stage": "download", "attempts": 2}
+        ]
     finally:
         await db.close()
 
@@ -176,12 +183,15 @@ async def test_search_orders_by_cosine_and_filters_by_speaker(fresh_dsn: str) ->
     try:
         await db.register_video(VideoRef("a", "http://x/a", webpage_url="https://www.youtube.com/watch?v=a"))
         tagged = item("a", 4)
-        segs = tuple(Segment(s.idx, s.start, s.end, s.text, speaker="Ann" if s.idx % 2 else "Bob")
-                     for s in tagged.transcript.segments)  # fmt: skip
+        segs = tuple(
+            Segment(s.idx, s.start, s.end, s.text, speaker="Ann" if s.idx % 2 else "Bob")
+            for s in tagged.transcript.segments
+        )
         await db.store_transcript(
             EmbeddedTranscript(Transcript(tagged.transcript.video, segs, 8.0), tagged.vectors),
-            asr_model="m", embed_model="e",
-        )  # fmt: skip
+            asr_model="m",
+            embed_model="e",
+        )
         hits = await db.search(unit(2), limit=2)
         assert hits[0].text == "a says 2" and hits[0].score == pytest.approx(1.0)
         assert hits[0].url == "https://www.youtube.com/watch?v=a&t=4s"

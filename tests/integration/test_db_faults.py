@@ -86,9 +86,15 @@ async def test_database_outage_backs_up_the_pipeline_and_work_resumes(
     """The database disappears for 4 s mid-run: stages wait (queues stay bounded), then all is stored."""
     asr, emb = models
     async with PgProxy(fresh_dsn) as proxy, _channel(8) as channel:
-        queues = {"db_queue_size": 2, "embed_queue_size": 2, "asr_queue_size": 2}
-        cfg = Settings(ytingest_home=tmp_path, database_url=proxy.dsn, db_retry_s=60, batch_max_age_s=0.2,
-                       monitor_interval_s=0.25, **queues)  # fmt: skip
+        queues = {"db_queue_size": 2, "embed_queue_size": 2, "decode_queue_size": 2}
+        cfg = Settings(
+            ytingest_home=tmp_path,
+            database_url=proxy.dsn,
+            db_retry_s=60,
+            batch_max_age_s=0.2,
+            monitor_interval_s=0.25,
+            **queues,
+        )
         with structlog.testing.capture_logs() as logs:
             async with Engine(cfg, transcriber=asr, embedder=emb) as engine:
                 run = asyncio.create_task(engine.stream(channel.feed_url))

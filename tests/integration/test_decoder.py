@@ -11,7 +11,7 @@ import pytest
 
 from ytingest.errors import TranscribeError
 from ytingest.models.asr import WhisperTranscriber
-from ytingest.models.decoder import DecoderProcess
+from ytingest.stages.decoder_process import DecoderProcess
 from ytingest.testing import sample_episodes
 
 

@@ -1,4 +1,5 @@
-"""Bottleneck diagnosis on the real pipeline: a throttled source, a slowed ASR, a slowed database."""
+"""Bottleneck diagnosis on the real pipeline: a throttled source, a slowed decoder, a slowed ASR,
+a slowed database."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from ytingest import Engine, Settings
 from ytingest.db.database import Database
-from ytingest.items import EmbeddedTranscript
+from ytingest.items import EmbeddedTranscript, PreparedAudio
 from ytingest.models.asr import AsrResult, WhisperTranscriber
 from ytingest.models.embedder import SentenceEmbedder
 from ytingest.monitor.dashboard import render
@@ -38,8 +39,15 @@ def channel_of(n: int) -> ChannelServer:
 
 
 def settings(tmp_path: Path, dsn: str, **knobs: Any) -> Settings:
-    return Settings(ytingest_home=tmp_path, database_url=dsn, monitor_interval_s=0.25, diagnose_window_s=1.0,
-                    autotune=False, batch_max_age_s=0.2, **knobs)  # fmt: skip
+    return Settings(
+        ytingest_home=tmp_path,
+        database_url=dsn,
+        monitor_interval_s=0.25,
+        diagnose_window_s=1.0,
+        autotune=False,
+        batch_max_age_s=0.2,
+        **knobs,
+    )
 
 
 async def first_verdict(engine: Engine, url: str, want: str, on_seen: Any = None) -> Verdict | None:
@@ -86,15 +94,50 @@ async def test_throttled_source_is_a_download_bottleneck(
 
     families = {f.name: f for f in text_string_to_metric_families(seen["metrics"])}
     busy = {s.labels["stage"]: s.value for s in families["ytingest_stage_busy_ratio"].samples}
-    assert set(busy) == {"download", "asr", "embed", "store"}
+    assert set(busy) == {"download", "decode", "asr", "embed", "store"}
     assert {"ytingest_queue_depth", "ytingest_stage_items", "ytingest_bottleneck"} <= set(families)
+    depth = {s.labels["stage"]: s.value for s in families["ytingest_queue_depth"].samples}
+    assert set(depth) == set(busy)  # ytingest_queue_depth{stage="decode"} among them
     doc = seen["status"]
+    assert doc["snapshot"]["stages"]["decode"]["queue"] == "decode_q"
     screen = Console(record=True, width=160)
     screen.print(render(doc))
     text = screen.export_text()
     for name, stage in doc["snapshot"]["stages"].items():
         assert f"{stage['queue']}={stage['depth']}" in text, name
     assert f"done {doc['snapshot']['done']}" in text and doc["snapshot"]["verdict"]["stage"] in text
+
+
+async def test_slowed_decoder_is_a_decode_bottleneck_not_asr(
+    tmp_path: Path, fresh_dsn: str, models: tuple[WhisperTranscriber, SentenceEmbedder]
+) -> None:
+    """The real decoder slowed by a test hook, with a fast source and the real model: verdict
+    decode (its queue backs up while ASR starves), with advice about the decoder, not ASR_WORKERS."""
+    asr, emb = models
+
+    class SlowDecoder:
+        name = asr.name
+
+        def prepare(self, path: Path) -> PreparedAudio:
+            time.sleep(1.5)
+            return asr.prepare(path)
+
+        def transcribe_prepared(self, items: list[PreparedAudio]) -> list[AsrResult]:
+            return asr.transcribe_prepared(items)
+
+        def transcribe(self, path: Path) -> AsrResult:
+            return asr.transcribe(path)
+
+    cfg = settings(tmp_path, fresh_dsn, io_workers=4, decode_queue_size=2, decode_process=False)
+    with structlog.testing.capture_logs() as logs:
+        async with channel_of(10) as channel, Engine(cfg, transcriber=SlowDecoder(), embedder=emb) as engine:
+            verdict = await first_verdict(engine, channel.feed_url, "decode")
+    assert verdict is not None, "no decode verdict"
+    assert verdict.evidence["decode_busy"] >= 0.85 and verdict.evidence["decode_q"] >= 1
+    assert verdict.evidence["asr_busy"] < 0.6
+    assert "decoding is the limit" in verdict.advice and "ASR_WORKERS would not help" in verdict.advice
+    announced = [e["stage"] for e in logs if e["event"] == "bottleneck"]
+    assert "asr" not in announced[: announced.index("decode")]  # never blamed on ASR first
 
 
 async def test_slowed_asr_is_an_asr_bottleneck(
@@ -110,7 +153,7 @@ async def test_slowed_asr_is_an_asr_bottleneck(
             time.sleep(1.5)
             return asr.transcribe(path)
 
-    cfg = settings(tmp_path, fresh_dsn, io_workers=4, asr_queue_size=2)
+    cfg = settings(tmp_path, fresh_dsn, io_workers=4, decode_queue_size=2)
     async with channel_of(10) as channel, Engine(cfg, transcriber=SlowAsr(), embedder=emb) as engine:
         verdict = await first_verdict(engine, channel.feed_url, "asr")
     assert verdict is not None, "no asr verdict"

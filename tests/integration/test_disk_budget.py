@@ -33,8 +33,15 @@ async def test_downloads_pause_above_the_budget_and_everything_is_still_stored(
     base = sample_episodes()[:5]
     episodes = [replace(base[i % 5], id=f"{base[i % 5].id}-{i}") for i in range(8)]
     largest = max(e.path.stat().st_size for e in episodes)
-    cfg = Settings(ytingest_home=tmp_path, database_url=fresh_dsn, io_workers=4, asr_queue_size=4,
-                   max_audio_bytes=BUDGET, monitor_interval_s=0.2, diagnose_window_s=0.6)  # fmt: skip
+    cfg = Settings(
+        ytingest_home=tmp_path,
+        database_url=fresh_dsn,
+        io_workers=4,
+        decode_queue_size=4,
+        max_audio_bytes=BUDGET,
+        monitor_interval_s=0.2,
+        diagnose_window_s=0.6,
+    )
     async with ChannelServer(episodes) as channel, Engine(cfg, transcriber=SlowAsr(), embedder=emb) as engine:
         summary = await engine.stream(channel.feed_url)
         history = list(engine.monitor.history) if engine.monitor else []

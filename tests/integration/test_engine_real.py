@@ -23,8 +23,7 @@ async def test_stages_overlap_and_the_loop_never_blocks(
     loop.set_debug(True)
     loop.slow_callback_duration = 1.0
     caplog.set_level(logging.WARNING, logger="asyncio")
-    settings = Settings(ytingest_home=tmp_path, database_url=fresh_dsn, io_workers=2,
-                        batch_max_age_s=0.5)  # fmt: skip
+    settings = Settings(ytingest_home=tmp_path, database_url=fresh_dsn, io_workers=2, batch_max_age_s=0.5)
     async with ChannelServer(bandwidth=24_000) as channel:
         with structlog.testing.capture_logs() as events:
             async with Engine(settings) as engine:

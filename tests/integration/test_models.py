@@ -57,8 +57,13 @@ def test_missing_model_folder_is_a_config_error() -> None:
 
 def test_embeddings_are_normalised_and_meaningful(embedder: SentenceEmbedder) -> None:
     """384-d unit vectors; a paraphrase is nearer than an unrelated sentence."""
-    vecs = embedder.encode(["Volcanoes erupt when magma rises.", "Magma rising makes a volcano erupt.",
-                            "Tomatoes need full sun."])  # fmt: skip
+    vecs = embedder.encode(
+        [
+            "Volcanoes erupt when magma rises.",
+            "Magma rising makes a volcano erupt.",
+            "Tomatoes need full sun.",
+        ]
+    )
     assert vecs.shape == (3, 384) and vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.3

@@ -78,11 +78,12 @@ class FakeTranscriber:
 class FakeEmbedder:
     dim: int = 4
     name: str = "fake-embed"
-    batch_size: int = 768
     batches: list[int] = field(default_factory=list)
+    forward_sizes: list[int | None] = field(default_factory=list)
 
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> npt.NDArray[np.float32]:
         self.batches.append(len(texts))
+        self.forward_sizes.append(batch_size)
         return np.ones((len(texts), self.dim), dtype=np.float32)
 
 

@@ -37,8 +37,15 @@ class TimedTranscriber(FakeTranscriber):
 async def test_bulk_downloads_everything_before_transcribing(tmp_path: Path) -> None:
     """Every download ends before the first transcription starts; every video is stored once."""
     db, dl, asr = FakeDatabase(), TimedDownloader(delay=0.01), TimedTranscriber()
-    engine, _ = make_engine(tmp_path, mode="bulk", io_workers=3, database=db, downloader=dl,
-                            transcriber=asr, discoverer=FakeDiscoverer(refs(12)))  # fmt: skip
+    engine, _ = make_engine(
+        tmp_path,
+        mode="bulk",
+        io_workers=3,
+        database=db,
+        downloader=dl,
+        transcriber=asr,
+        discoverer=FakeDiscoverer(refs(12)),
+    )
     async with engine:
         summary = await engine.stream("chan")
     assert (summary.done, summary.failed) == (12, 0)
@@ -50,8 +57,16 @@ async def test_bulk_downloads_everything_before_transcribing(tmp_path: Path) -> 
 async def test_bulk_works_in_waves_when_the_channel_exceeds_the_disk_budget(tmp_path: Path) -> None:
     """With a 1 MB budget and 0.4 MB files, transcription starts before the last download ends."""
     db, dl, asr = FakeDatabase(), TimedDownloader(delay=0.01, size=400_000), TimedTranscriber()
-    engine, _ = make_engine(tmp_path, mode="bulk", io_workers=2, bulk_disk_budget_mb=1, database=db,
-                            downloader=dl, transcriber=asr, discoverer=FakeDiscoverer(refs(12)))  # fmt: skip
+    engine, _ = make_engine(
+        tmp_path,
+        mode="bulk",
+        io_workers=2,
+        bulk_disk_budget_mb=1,
+        database=db,
+        downloader=dl,
+        transcriber=asr,
+        discoverer=FakeDiscoverer(refs(12)),
+    )
     async with engine:
         summary = await engine.stream("chan")
     assert summary.done == 12

@@ -7,10 +7,14 @@ from ytingest.stages.discover import entry_to_ref, is_short, last_error_line, sa
 def test_youtube_entry_keeps_its_id_and_duration() -> None:
     """A plain YouTube entry keeps id, title, URL and duration."""
     ref = entry_to_ref(
-        {"id": "dQw4w9WgXcQ", "url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
-         "title": "Never  gonna\ngive", "duration": 212},
+        {
+            "id": "dQw4w9WgXcQ",
+            "url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+            "title": "Never  gonna\ngive",
+            "duration": 212,
+        },
         "https://www.youtube.com/@chan",
-    )  # fmt: skip
+    )
     assert ref is not None
     assert ref.id == "dQw4w9WgXcQ"
     assert ref.title == "Never gonna give"

@@ -19,8 +19,9 @@ from tests.unit.fakes import (
 )
 from ytingest import Engine, Settings, StoreError
 from ytingest.items import Segment, Transcript, VideoRef
-from ytingest.monitor.metrics import Metrics
-from ytingest.run import RunContext
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.counters import Metrics
+from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.embed import run_batcher
 
 
@@ -40,8 +41,9 @@ def make_engine(tmp_path: Path, **parts: Any) -> tuple[Engine, dict[str, Any]]:
 
 async def test_downloads_never_exceed_io_workers(tmp_path: Path) -> None:
     """With 20 videos and IO_WORKERS=3, exactly 3 downloads run at once at the peak."""
-    engine, p = make_engine(tmp_path, io_workers=3, discoverer=FakeDiscoverer(refs(20)),
-                            downloader=FakeDownloader(delay=0.03))  # fmt: skip
+    engine, p = make_engine(
+        tmp_path, io_workers=3, discoverer=FakeDiscoverer(refs(20)), downloader=FakeDownloader(delay=0.03)
+    )
     async with engine:
         summary = await engine.stream("chan")
     assert summary.done == 20
@@ -51,28 +53,40 @@ async def test_downloads_never_exceed_io_workers(tmp_path: Path) -> None:
 async def test_slow_asr_backpressure_bounds_files_on_disk(tmp_path: Path) -> None:
     """A slow ASR stage makes downloads wait: files on disk never exceed io + queues + decode + asr slots."""
     engine, p = make_engine(
-        tmp_path, io_workers=4, asr_queue_size=2, asr_workers=1, decode_queue_size=2,
-        discoverer=FakeDiscoverer(refs(16)), downloader=FakeDownloader(delay=0.001),
+        tmp_path,
+        io_workers=4,
+        asr_queue_size=2,
+        asr_workers=1,
+        decode_queue_size=2,
+        discoverer=FakeDiscoverer(refs(16)),
+        downloader=FakeDownloader(delay=0.001),
         transcriber=FakeTranscriber(delay=0.05),
-    )  # fmt: skip
+    )
     async with engine:
         summary = await engine.stream("chan")
     assert summary.done == 16
-    assert p["downloader"].max_files_on_disk <= 4 + 2 + 1 + 2 + 1  # io, asr_q, decoding, pcm_q, asr
+    assert p["downloader"].max_files_on_disk <= 4 + 2 + 1 + 2 + 1  # io, decode_q, decoding, asr_q, asr
     assert list((tmp_path / "audio").iterdir()) == []  # every file deleted once transcribed
 
 
 async def test_each_video_is_stored_once_and_failures_are_recorded(tmp_path: Path) -> None:
     """Download and decode failures are recorded with reasons; every other video is stored once."""
     db = FakeDatabase()
-    engine, p = make_engine(tmp_path, database=db, downloader=FakeDownloader(fail={"v002", "v005"}),
-                            transcriber=FakeTranscriber(fail={"v007"}))  # fmt: skip
+    engine, p = make_engine(
+        tmp_path,
+        database=db,
+        downloader=FakeDownloader(fail={"v002", "v005"}),
+        transcriber=FakeTranscriber(fail={"v007"}),
+    )
     async with engine:
         summary = await engine.stream("chan")
     assert (summary.done, summary.failed) == (7, 3)
     assert sorted(db.store_calls) == sorted(set(db.store_calls))
     assert {f.video_id: f.stage for f in summary.failures} == {
-        "v002": "download", "v005": "download", "v007": "transcribe"}  # fmt: skip
+        "v002": "download",
+        "v005": "download",
+        "v007": "transcribe",
+    }
     assert "404" in db.reasons["v002"]
     assert [v for v, s in db.statuses.items() if s == "done"] == sorted(db.stored)
 
@@ -101,9 +115,13 @@ async def test_limit_and_skip_shorts_prefilter_listing_order(tmp_path: Path) -> 
 async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Path) -> None:
     """stop(): discovery ends, downloads already finished are stored, the rest stay pending."""
     db = FakeDatabase()
-    engine, p = make_engine(tmp_path, database=db, io_workers=2,
-                            discoverer=FakeDiscoverer(refs(50), delay=0.01),
-                            downloader=FakeDownloader(delay=0.02))  # fmt: skip
+    engine, p = make_engine(
+        tmp_path,
+        database=db,
+        io_workers=2,
+        discoverer=FakeDiscoverer(refs(50), delay=0.01),
+        downloader=FakeDownloader(delay=0.02),
+    )
     async with engine:
         task = asyncio.create_task(engine.stream("chan"))
         await asyncio.wait_for(db.three_stored.wait(), 10)
@@ -118,8 +136,9 @@ async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Pat
 async def test_a_slow_store_writes_the_waiting_videos_together(tmp_path: Path) -> None:
     """While one group is being written, the next videos queue up and go in as one group."""
     db = FakeDatabase(store_delay=0.02)
-    engine, _ = make_engine(tmp_path, database=db, db_workers=1, db_queue_size=8,
-                            discoverer=FakeDiscoverer(refs(30)))  # fmt: skip
+    engine, _ = make_engine(
+        tmp_path, database=db, db_workers=1, db_queue_size=8, discoverer=FakeDiscoverer(refs(30))
+    )
     async with engine:
         summary = await engine.stream("chan")
     assert summary.done == 30 and sum(db.store_groups) == 30
@@ -149,7 +168,7 @@ async def test_store_error_ends_the_run_with_that_error(tmp_path: Path) -> None:
 
 
 def _metrics() -> Metrics:
-    return Metrics.for_workers(io=1, asr=1, store=1)
+    return metrics_for(PIPELINE, Settings())
 
 
 def _transcript(vid: str, n: int) -> Transcript:
@@ -173,8 +192,7 @@ async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> No
         await run_batcher(ctx, emb, pool, inbox, outbox)
     assert emb.batches == [12, 8]  # 3 videos reach 10 rows, the last 2 flush at the end
     items = [outbox.get_nowait() for _ in range(outbox.qsize())]
-    assert [i.transcript.video.id for i in items[:-1]] == ["v0", "v1", "v2", "v3", "v4"]
-    assert items[-1] is None
+    assert [i.transcript.video.id for i in items] == ["v0", "v1", "v2", "v3", "v4"]
 
 
 async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -> None:
@@ -197,24 +215,30 @@ async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -
     assert emb.batches == [2]
 
 
-async def test_embedding_out_of_memory_halves_the_batch_and_loses_nothing(tmp_path: Path) -> None:
-    """A CUDA OOM while embedding halves BATCH_SIZE and retries the same rows: every video is stored."""
+async def test_embedding_out_of_memory_halves_the_forward_batch_and_loses_nothing(tmp_path: Path) -> None:
+    """A CUDA OOM while embedding halves ENCODE_BATCH_SIZE (not BATCH_SIZE) and retries the same
+    rows: every video is stored, and /status reports the halved value while the run goes on."""
     from ytingest.errors import EmbedError
 
+    knobs_seen: list[dict[str, Any]] = []
+
     class OomEmbedder(FakeEmbedder):
-        def encode(self, texts: Any) -> Any:
-            if self.batch_size > 4:
+        def encode(self, texts: Any, batch_size: int | None = None) -> Any:
+            if batch_size is None or batch_size > 4:
+                self.forward_sizes.append(batch_size)
                 raise EmbedError("embedding failed: OutOfMemoryError", out_of_memory=True)
-            return super().encode(texts)
+            knobs_seen.append(engine.status_document()["knobs"])
+            return super().encode(texts, batch_size)
 
     emb = OomEmbedder()
-    emb.batch_size = 32
     db = FakeDatabase()
-    engine, _ = make_engine(tmp_path, embedder=emb, database=db)
+    engine, _ = make_engine(tmp_path, embedder=emb, database=db, encode_batch_size=32, batch_size=768)
     with structlog.testing.capture_logs() as logs:
         async with engine:
             summary = await engine.stream("chan")
     assert (summary.done, summary.failed) == (10, 0)
-    assert emb.batch_size == 4
-    assert [(e["before"], e["after"]) for e in logs if e["event"] == "tune"] == [(32, 16), (16, 8), (8, 4)]
+    assert emb.forward_sizes[:4] == [32, 16, 8, 4] and all(n == 4 for n in emb.forward_sizes[4:])
+    tunes = [(e["knob"], e["before"], e["after"]) for e in logs if e["event"] == "tune"]
+    assert tunes == [("ENCODE_BATCH_SIZE", 32, 16), ("ENCODE_BATCH_SIZE", 16, 8), ("ENCODE_BATCH_SIZE", 8, 4)]
+    assert knobs_seen and knobs_seen[0]["encode_batch_size"] == 4 and knobs_seen[0]["batch_size"] == 768
     assert sum(db.stored.values()) == 30

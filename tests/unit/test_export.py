@@ -7,11 +7,25 @@ import pytest
 from ytingest.export import render
 
 ROWS = [
-    {"idx": 0, "start_s": 0.0, "end_s": 2.5, "text": "Hello there.", "speaker": None,
-     "speaker_score": None, "avg_logprob": -0.2},
-    {"idx": 1, "start_s": 3661.25, "end_s": 3662.0, "text": "Later.", "speaker": "Ann",
-     "speaker_score": 0.9, "avg_logprob": -0.3},
-]  # fmt: skip
+    {
+        "idx": 0,
+        "start_s": 0.0,
+        "end_s": 2.5,
+        "text": "Hello there.",
+        "speaker": None,
+        "speaker_score": None,
+        "avg_logprob": -0.2,
+    },
+    {
+        "idx": 1,
+        "start_s": 3661.25,
+        "end_s": 3662.0,
+        "text": "Later.",
+        "speaker": "Ann",
+        "speaker_score": 0.9,
+        "avg_logprob": -0.3,
+    },
+]
 
 
 def test_json_has_start_end_text_speaker() -> None:

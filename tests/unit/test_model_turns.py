@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ytingest.run import ModelTurns
+from ytingest.pipeline.turns import ModelTurns
 
 
 async def test_asr_calls_overlap_and_embed_runs_alone() -> None:
@@ -22,8 +22,9 @@ async def test_asr_calls_overlap_and_embed_runs_alone() -> None:
             await asyncio.sleep(0.02)
             running.remove(kind)
 
-    await asyncio.gather(call("asr", 0), call("asr", 0.001), call("embed", 0.005),
-                         call("asr", 0.01), call("embed", 0.011))  # fmt: skip
+    await asyncio.gather(
+        call("asr", 0), call("asr", 0.001), call("embed", 0.005), call("asr", 0.01), call("embed", 0.011)
+    )
     assert ("asr", "asr") in seen  # two ASR workers at once
     assert all(s == ("embed",) for s in seen if "embed" in s)  # embed always alone
     # waiting embeds go before the ASR call that asked after them

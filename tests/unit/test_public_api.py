@@ -8,9 +8,10 @@ def test_all_names_exist_and_nothing_public_is_missing() -> None:
     for name in ytingest.__all__:
         assert hasattr(ytingest, name), name
     public = {
-        n for n, v in vars(ytingest).items()
+        n
+        for n, v in vars(ytingest).items()
         if not n.startswith("_") and getattr(v, "__module__", "").startswith("ytingest.")
-    }  # fmt: skip
+    }
     assert public == set(ytingest.__all__)
 
 

@@ -11,8 +11,13 @@ from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_
 
 def test_classify_permanent_transient_and_rate_limited() -> None:
     """403/404/410/private are permanent; 5xx and resets are transient; 429 is rate-limited."""
-    permanent = ["[generic] x: HTTP Error 404: Not Found", "HTTP Error 410: Gone", "HTTP Error 403",
-                 "[youtube] abc: Private video. Sign in", "Video unavailable"]  # fmt: skip
+    permanent = [
+        "[generic] x: HTTP Error 404: Not Found",
+        "HTTP Error 410: Gone",
+        "HTTP Error 403",
+        "[youtube] abc: Private video. Sign in",
+        "Video unavailable",
+    ]
     for reason in permanent:
         assert classify(reason).permanent, reason
     for reason in ("HTTP Error 503: Service Unavailable", "Connection reset by peer", "timed out"):

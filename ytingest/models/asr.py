@@ -12,9 +12,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import ConfigError, TranscribeError
-from ytingest.items import Segment
-from ytingest.models.batched_asr import SAMPLE_RATE as SAMPLE_RATE
-from ytingest.models.batched_asr import ChunkBatcher, PreparedAudio, prepare_file
+from ytingest.items import SAMPLE_RATE as SAMPLE_RATE
+from ytingest.items import PreparedAudio, Segment
+from ytingest.models.batched_asr import ChunkBatcher, prepare_file
 
 AsrBatching = Literal["off", "file", "cross"]
 
@@ -125,7 +125,7 @@ class WhisperTranscriber:
                 end=float(s.end),
                 text=s.text.strip(),
                 avg_logprob=float(s.avg_logprob),
-            )  # fmt: skip
+            )
             for i, s in enumerate(s for s in raw if s.text.strip())
         )
         return AsrResult(segments, item.seconds, info.language, item.audio)

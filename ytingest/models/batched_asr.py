@@ -10,7 +10,6 @@ its own timeline with ``restore_speech_timestamps``. Executor only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,28 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import TranscribeError
-from ytingest.items import Segment
+from ytingest.items import SAMPLE_RATE, PreparedAudio, Segment
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.feature_extractor import FeatureExtractor
 
-SAMPLE_RATE = 16_000
 CHUNK_S = 30  # Whisper's window; VAD regions are merged into chunks of at most this length
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedAudio:
-    """Decoded audio and, when batching, its VAD speech chunks and their log-mel features."""
-
-    audio: npt.NDArray[np.float32]
-    clips: tuple[dict[str, int], ...] = ()  # VAD speech regions, in samples of ``audio``
-    chunks: tuple[dict[str, Any], ...] = ()  # offset/duration in VAD-collected time, per chunk
-    features: npt.NDArray[np.float32] | None = None  # (len(chunks), n_mels, 3000); None: no speech
-
-    @property
-    def seconds(self) -> float:
-        return len(self.audio) / SAMPLE_RATE
 
 
 def decode_file(path: Path) -> npt.NDArray[np.float32]:
@@ -97,17 +81,33 @@ class ChunkBatcher:
         # multilingual: generate_segment_batched detects the language of every chunk on its own
         self._tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language="en")
         self._options = TranscriptionOptions(
-            beam_size=beam_size, best_of=5, patience=1, length_penalty=1, repetition_penalty=1,
-            no_repeat_ngram_size=0, log_prob_threshold=-1.0, no_speech_threshold=0.6,
-            compression_ratio_threshold=2.4, condition_on_previous_text=False,
-            prompt_reset_on_temperature=0.5, temperatures=[0.0], initial_prompt=None, prefix=None,
-            suppress_blank=True, suppress_tokens=get_suppressed_tokens(self._tokenizer, [-1]),
+            beam_size=beam_size,
+            best_of=5,
+            patience=1,
+            length_penalty=1,
+            repetition_penalty=1,
+            no_repeat_ngram_size=0,
+            log_prob_threshold=-1.0,
+            no_speech_threshold=0.6,
+            compression_ratio_threshold=2.4,
+            condition_on_previous_text=False,
+            prompt_reset_on_temperature=0.5,
+            temperatures=[0.0],
+            initial_prompt=None,
+            prefix=None,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(self._tokenizer, [-1]),
             without_timestamps=False,  # sentence-level segments, as the per-file default gives
-            max_initial_timestamp=0.0, word_timestamps=False,
-            prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",
-            multilingual=multilingual, max_new_tokens=None, clip_timestamps="0",
-            hallucination_silence_threshold=None, hotwords=None,
-        )  # fmt: skip
+            max_initial_timestamp=0.0,
+            word_timestamps=False,
+            prepend_punctuations="\"'“¿([{-",
+            append_punctuations="\"'.。,，!！?？:：”)]}、",
+            multilingual=multilingual,
+            max_new_tokens=None,
+            clip_timestamps="0",
+            hallucination_silence_threshold=None,
+            hotwords=None,
+        )
 
     def run(self, items: Sequence[PreparedAudio]) -> list[tuple[Segment, ...]]:
         """Segments of every item, in its own time, in order; chunks of all items share batches."""
@@ -146,7 +146,7 @@ def _segments(item: PreparedAudio, chunks: list[list[dict[str, Any]]]) -> tuple[
             no_speech_prob=s["no_speech_prob"],
             words=None,
             temperature=0.0,
-        )  # fmt: skip
+        )
         for chunk in chunks
         for s in chunk
         if s["text"].strip()

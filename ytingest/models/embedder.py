@@ -22,7 +22,7 @@ def resolve_embed_model(name: str) -> tuple[str, bool]:
 
 
 class SentenceEmbedder:
-    """A SentenceTransformer that encodes in micro-batches of ``batch_size``."""
+    """A SentenceTransformer; ``batch_size`` rows per forward pass unless a call says otherwise."""
 
     def __init__(self, model: str = "bundled", *, device: str = "auto", batch_size: int = 768) -> None:
         from sentence_transformers import SentenceTransformer
@@ -44,14 +44,14 @@ class SentenceEmbedder:
             raise ConfigError(f"embedding model {model!r} does not report its dimension")
         self.dim = int(dim)
 
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """One row per text, L2-normalised."""
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> npt.NDArray[np.float32]:
+        """One row per text, L2-normalised; ``batch_size`` rows per forward pass (None: the default)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         try:
             vectors = self._model.encode(
                 list(texts),
-                batch_size=self.batch_size,
+                batch_size=batch_size or self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,

@@ -97,8 +97,11 @@ class Ge2eEncoder:
         import torch
 
         self._torch = torch
-        self._device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                    ("cpu" if device == "auto" else device))  # fmt: skip
+        self._device = torch.device(
+            "cuda"
+            if device == "auto" and torch.cuda.is_available()
+            else ("cpu" if device == "auto" else device)
+        )
         self._lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
         self._linear = torch.nn.Linear(256, 256)
         state = torch.load(weights or weights_path(), map_location="cpu", weights_only=True)["model_state"]

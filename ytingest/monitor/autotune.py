@@ -1,70 +1,101 @@
-"""Act on verdicts: resize download concurrency within bounds; every change is a ``tune`` event."""
+"""Act on verdicts: resize download concurrency (AIMD) and the embedding batches; every change is
+a ``tune`` event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from ytingest.logs import get_logger
 from ytingest.monitor.diagnose import Verdict
-from ytingest.monitor.metrics import StageCounters
-from ytingest.stages.limiter import Limiter
+from ytingest.pipeline.counters import StageCounters
+from ytingest.pipeline.tuning import Tuning
 
 log = get_logger()
 
 
+class Pause(Protocol):
+    """The shared 429 pause (``stages.retry.SharedBackoff``): seconds until downloads may start."""
+
+    @property
+    def remaining(self) -> float: ...
+
+
 @dataclass
 class AutoTuner:
-    """Raises IO_WORKERS while downloads starve ASR, halves it when the site rate-limits.
+    """IO_WORKERS by AIMD, as TCP does with its window, and the embedding batch on a GPU.
 
-    ``cooldown`` evaluations pass after each change so its effect shows in the metrics
-    before the next one.
+    - ``download`` verdict: climb towards the Little's-law suggestion (never above it, nor above
+      ``io_max``). Until the site has ever rate-limited us, each step may double (slow start);
+      after that, one more download per step (additive increase).
+    - ``source`` verdict (429s): halve (multiplicative decrease). No climb while the shared pause
+      is still running.
+    - ``embed`` verdict on a GPU with VRAM to spare: double ENCODE_BATCH_SIZE (and BATCH_SIZE with
+      it when the forward batch would outgrow the micro-batch).
+
+    ``cooldown`` evaluations pass after each change, so its effect shows before the next one.
     """
 
-    downloads: Limiter
-    counters: StageCounters | None = None
-    embedder: Any = None  # has a mutable ``batch_size``: grown while embedding is the limit and VRAM is free
+    tuning: Tuning
+    pause: Pause | None = None
+    counters: StageCounters | None = None  # the download stage's, so the monitor shows the new limit
     batch_max: int = 8192
     io_min: int = 1
     io_max: int = 64
     cooldown: int = 3
+    rate_limited: bool = False  # the site has pushed back in this run: additive increase from now on
     _wait: int = 0
 
     async def step(self, verdict: Verdict) -> None:
         if self._wait > 0:
             self._wait -= 1
             return
-        current = self.downloads.limit
-        if verdict.stage == "download" and verdict.suggested:
-            target = min(self.io_max, max(current + 1, min(verdict.suggested, current * 2)))
-            await self._set(current, target, "downloads starve ASR", verdict)
-        elif verdict.stage == "source":
-            await self._set(current, max(self.io_min, current // 2), "site is rate-limiting", verdict)
-        elif verdict.stage == "embed" and self.embedder is not None:
+        current = self.tuning.io_workers
+        if verdict.stage == "source":
+            self.rate_limited = True
+            await self._set(current, max(self.io_min, current // 2), "site is rate-limiting: halve", verdict)
+        elif verdict.stage == "download" and verdict.suggested:
+            if self.pause is not None and self.pause.remaining > 0:
+                return  # the 429 pause is still on: downloads are not what limits us
+            bound = min(self.io_max, verdict.suggested)
+            step = current + 1 if self.rate_limited else current * 2
+            reason = "downloads starve ASR: " + ("+1 after a rate limit" if self.rate_limited else "double")
+            await self._set(current, max(current, min(bound, step)), reason, verdict)
+        elif verdict.stage == "embed":
             self._grow_batch(verdict)
 
     def _grow_batch(self, verdict: Verdict) -> None:
-        """Double BATCH_SIZE while embedding is the bottleneck and under half the VRAM is used.
+        """Double ENCODE_BATCH_SIZE while embedding is the bottleneck and under half the VRAM is used.
 
         Only with a GPU: on a CPU bigger batches do not make encoding faster. A CUDA OOM halves
         it again (stages/embed.py), retrying the same rows.
         """
         vram = verdict.evidence.get("vram")
-        before = int(self.embedder.batch_size)
+        t = self.tuning
+        before = t.encode_batch_size
         if vram is None or vram >= 0.5 or before >= self.batch_max:
             return
-        self.embedder.batch_size = min(self.batch_max, before * 2)
+        t.encode_batch_size = min(self.batch_max, before * 2)
+        t.batch_size = max(t.batch_size, t.encode_batch_size)
         self._wait = self.cooldown
         reason = f"embedding is the limit and VRAM is {vram:.0%} used"
-        log.info("tune", knob="BATCH_SIZE", before=before, after=self.embedder.batch_size,
-                 reason=reason, evidence=verdict.evidence)  # fmt: skip
+        log.info(
+            "tune",
+            knob="ENCODE_BATCH_SIZE",
+            before=before,
+            after=t.encode_batch_size,
+            batch_size=t.batch_size,
+            reason=reason,
+            evidence=verdict.evidence,
+        )
 
     async def _set(self, before: int, after: int, reason: str, verdict: Verdict) -> None:
         if after == before:
             return
-        await self.downloads.resize(after)
+        await self.tuning.downloads.resize(after)
         if self.counters is not None:
             self.counters.workers = after
         self._wait = self.cooldown
-        log.info("tune", knob="IO_WORKERS", before=before, after=after, reason=reason,
-                 evidence=verdict.evidence)  # fmt: skip
+        log.info(
+            "tune", knob="IO_WORKERS", before=before, after=after, reason=reason, evidence=verdict.evidence
+        )

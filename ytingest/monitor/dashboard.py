@@ -9,9 +9,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-_LABEL = {"download": "download", "asr": "transcribe", "embed": "embed", "store": "store"}
-_COLOUR = {"none": "green", "download": "yellow", "source": "red", "asr": "magenta",
-           "embed": "cyan", "store": "blue", "disk": "red"}  # fmt: skip
+_COLOUR = {
+    "none": "green",
+    "download": "yellow",
+    "source": "red",
+    "decode": "bright_magenta",
+    "asr": "magenta",
+    "embed": "cyan",
+    "store": "blue",
+    "disk": "red",
+}
 
 
 def _bar(fraction: float, width: int = 16) -> ProgressBar:
@@ -52,32 +59,58 @@ def render(status: dict[str, Any]) -> RenderableType:
     for name, st in snap["stages"].items():
         cap = st["capacity"] or 1
         table.add_row(
-            _LABEL.get(name, name), f"{st['queue']}={st['depth']}", _bar(st["depth"] / cap),
-            f"{st['busy']:.0%}", _bar(st["busy"]), str(st["workers"]), f"{st['items_per_s']:.2f}",
-            f"{st['audio_s_per_s']:.1f}", f"{st['latency_s']:.2f}", str(st["done"]), str(st["errors"]),
-        )  # fmt: skip
+            st.get("label") or name,
+            f"{st['queue']}={st['depth']}",
+            _bar(st["depth"] / cap),
+            f"{st['busy']:.0%}",
+            _bar(st["busy"]),
+            str(st["workers"]),
+            f"{st['items_per_s']:.2f}",
+            f"{st['audio_s_per_s']:.1f}",
+            f"{st['latency_s']:.2f}",
+            str(st["done"]),
+            str(st["errors"]),
+        )
     lines: list[RenderableType] = [table]
     for gpu in snap["gpus"]:
         vram = gpu["vram_used"] / gpu["vram_total"] if gpu["vram_total"] else 0.0
         row = Table.grid(padding=(0, 1))
-        row.add_row(f"GPU{gpu['index']} SM", _bar(gpu["sm"]), f"{gpu['sm']:.0%}", " VRAM", _bar(vram),
-                    f"{gpu['vram_used'] / 2**30:.1f}/{gpu['vram_total'] / 2**30:.1f} GiB")  # fmt: skip
+        row.add_row(
+            f"GPU{gpu['index']} SM",
+            _bar(gpu["sm"]),
+            f"{gpu['sm']:.0%}",
+            " VRAM",
+            _bar(vram),
+            f"{gpu['vram_used'] / 2**30:.1f}/{gpu['vram_total'] / 2**30:.1f} GiB",
+        )
         lines.append(row)
     if not snap["gpus"]:
         row = Table.grid(padding=(0, 1))
-        row.add_row("CPU", _bar(snap["cpu_percent"] / 100), f"{snap['cpu_percent']:.0f}%",
-                    f" RSS {snap['rss_bytes'] / 2**20:.0f} MiB")  # fmt: skip
+        row.add_row(
+            "CPU",
+            _bar(snap["cpu_percent"] / 100),
+            f"{snap['cpu_percent']:.0f}%",
+            f" RSS {snap['rss_bytes'] / 2**20:.0f} MiB",
+        )
         lines.append(row)
     verdict = snap.get("verdict") or {"stage": "none", "advice": ""}
     stage = verdict.get("stage", "none")
-    lines.append(Text.assemble(("bottleneck: ", "bold"), (stage, f"bold {_COLOUR.get(stage, 'white')}"),
-                               ("  " + verdict.get("advice", ""), "")))  # fmt: skip
+    lines.append(
+        Text.assemble(
+            ("bottleneck: ", "bold"),
+            (stage, f"bold {_COLOUR.get(stage, 'white')}"),
+            ("  " + verdict.get("advice", ""), ""),
+        )
+    )
     knobs = status.get("knobs", {})
-    lines.append(Text(
-        f"done {snap['done']}  failed {snap['failed']}  skipped {snap['skipped']}  queued {snap['queued']}"
-        f"  ETA {_eta(snap)}  {snap['download_bytes_per_s'] / 1024:.0f} KiB/s down"
-        f"  audio on disk {snap['audio_dir_bytes'] / 2**20:.1f} MiB"
-        f"  IO_WORKERS={knobs.get('io_workers', '?')}{' (autotune)' if knobs.get('autotune') else ''}",
-        style="dim",
-    ))  # fmt: skip
+    lines.append(
+        Text(
+            f"done {snap['done']}  failed {snap['failed']}  skipped {snap['skipped']}"
+            f"  queued {snap['queued']}"
+            f"  ETA {_eta(snap)}  {snap['download_bytes_per_s'] / 1024:.0f} KiB/s down"
+            f"  audio on disk {snap['audio_dir_bytes'] / 2**20:.1f} MiB"
+            f"  IO_WORKERS={knobs.get('io_workers', '?')}{' (autotune)' if knobs.get('autotune') else ''}",
+            style="dim",
+        )
+    )
     return Group(*lines)

@@ -1,20 +1,23 @@
 """Name the bottleneck from measured metrics, with evidence and advice that names a knob.
 
-Pure functions over recent ``Snapshot``s, so every rule is testable without a pipeline.
+Pure functions over recent ``Snapshot``s, so every rule is testable without a pipeline. The
+stages are whatever the snapshot holds, in pipeline order: each is judged on the queue that
+feeds it. A stage with no advice of its own below gets the generic advice for its knob.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ytingest.monitor.sampler import Snapshot
+from ytingest.monitor.sampler import Snapshot, StageSample
 
 SATURATED = 0.85  # a stage busier than this is at its limit
 STARVED = 0.6  # a stage less busy than this is waiting for work
 BACKED_UP = 0.5  # an input queue fuller than this is piling up
+MEASURED = 0.05  # a stage busier than this has a rate worth reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +27,12 @@ class Knobs:
     batch_size: int
     db_workers: int
     io_max: int = 64
+    decode_prefetch: int = 2  # ASR_QUEUE_SIZE: decoded files kept ahead of the model
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    stage: str  # download | source | asr | embed | store | disk | none
+    stage: str  # a stage's name, or source | disk | none
     evidence: dict[str, Any] = field(default_factory=dict)
     advice: str = ""
     knob: str | None = None
@@ -47,7 +51,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def evidence_of(window: Sequence[Snapshot]) -> dict[str, Any]:
-    """Averages over the window: queue depths, busy fractions, GPU use, rate limits."""
+    """Averages over the window: every stage's queue depth and busy fraction, GPU use, rate limits."""
     last = window[-1]
     ev: dict[str, Any] = {}
     for name, s in last.stages.items():
@@ -68,51 +72,126 @@ def _fill(window: Sequence[Snapshot], stage: str) -> float:
     return _mean([w.stages[stage].depth for w in window]) / cap if cap else 0.0
 
 
+def capacity(window: Sequence[Snapshot], stage: str) -> float | None:
+    """Videos per second ``stage`` could take if it were never starved: its rate over its busy
+    fraction (None while it has done too little to tell)."""
+    busy = _mean([w.stages[stage].busy for w in window])
+    rate = _mean([w.stages[stage].items_per_s for w in window])
+    return rate / busy if busy > MEASURED and rate > 0 else None
+
+
 def downloads_needed(window: Sequence[Snapshot], knobs: Knobs) -> int:
-    """Little's law: downloads in flight = ASR consumption rate × mean download time (+25%)."""
-    last = window[-1]
-    asr_latency = last.stages["asr"].latency_s
-    download_time = last.stages["download"].latency_s
-    if asr_latency <= 0 or download_time <= 0:
+    """Little's law: downloads in flight = what the slowest later stage can take (videos/s)
+    × mean download time, +25%; at least one more than now, at most IO_WORKERS_MAX."""
+    names = list(window[-1].stages)
+    download_time = window[-1].stages[names[0]].latency_s
+    rates = [c for n in names[1:] if (c := capacity(window, n)) is not None]
+    if not rates or download_time <= 0:
         return min(knobs.io_max, knobs.io_workers * 2)
-    asr_rate = knobs.asr_workers / asr_latency  # videos/s ASR can take when never starved
-    return max(knobs.io_workers + 1, min(knobs.io_max, math.ceil(1.25 * asr_rate * download_time)))
+    return max(knobs.io_workers + 1, min(knobs.io_max, math.ceil(1.25 * min(rates) * download_time)))
+
+
+Advice = Callable[[StageSample, dict[str, Any], Knobs], Verdict]
+
+
+def _store(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
+    n = knobs.db_workers
+    return Verdict(
+        "store", ev, f"the database is the limit: raise DB_WORKERS {n}→{n * 2}", "DB_WORKERS", n, n * 2
+    )
+
+
+def _embed(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
+    b = knobs.batch_size
+    where = "" if ev.get("gpu_sm") is None else " (or move embedding to the GPU)"
+    advice = f"embedding is the limit: raise BATCH_SIZE {b}→{b * 2}{where}"
+    return Verdict("embed", ev, advice, "BATCH_SIZE", b, b * 2)
+
+
+def _asr(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
+    n, gpu_sm = knobs.asr_workers, ev.get("gpu_sm")
+    if gpu_sm is not None and gpu_sm < 0.7:
+        advice = f"ASR is the limit and the GPU has room (SM {gpu_sm:.0%}): raise ASR_WORKERS {n}→{n + 1}"
+        return Verdict("asr", ev, advice, "ASR_WORKERS", n, n + 1)
+    device = f"GPU (SM {gpu_sm:.0%})" if gpu_sm is not None else f"CPU ({ev.get('cpu', 0):.0%})"
+    advice = (
+        f"ASR is the limit and the {device} is busy: more ASR_WORKERS would not help; use a faster "
+        f"device or a smaller ASR_MODEL; IO_WORKERS above {knobs.io_workers} only fills the disk"
+    )
+    return Verdict("asr", ev, advice, None, n, None)
+
+
+def _decode(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
+    """One decoder process turns files into audio and features; more downloads or ASR workers
+    cannot help it, a free CPU core can. The prefetch (ASR_QUEUE_SIZE) only evens out bursts."""
+    cpu = ev.get("cpu")
+    cores = (
+        f"the CPU is busy ({cpu:.0%}): it needs a free core (fewer ASR_CPU_THREADS, or more cores)"
+        if cpu is not None and cpu >= SATURATED
+        else "it needs a free CPU core"
+    )
+    advice = (
+        f"decoding is the limit (decoder busy {st.busy:.0%}, ASR busy {ev.get('asr_busy', 0):.0%}): {cores}; "
+        f"more IO_WORKERS or ASR_WORKERS would not help; ASR_QUEUE_SIZE={knobs.decode_prefetch} "
+        "(the decode prefetch) only evens out bursts"
+    )
+    return Verdict("decode", ev, advice)
+
+
+def _generic(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
+    if st.knob is None:
+        return Verdict(st.name, ev, f"{st.label} is the limit (busy {st.busy:.0%}, {st.queue} backing up)")
+    n = st.workers
+    advice = (
+        f"{st.label} is the limit (busy {st.busy:.0%}, {st.queue} backing up): raise {st.knob} {n}→{n * 2}"
+    )
+    return Verdict(st.name, ev, advice, st.knob, n, n * 2)
+
+
+ADVICE: dict[str, Advice] = {"store": _store, "embed": _embed, "asr": _asr, "decode": _decode}
+
+
+def _averaged(window: Sequence[Snapshot], name: str) -> StageSample:
+    return replace(window[-1].stages[name], busy=_mean([w.stages[name].busy for w in window]))
 
 
 def diagnose(window: Sequence[Snapshot], knobs: Knobs) -> Verdict:
-    """The current bottleneck over ``window`` (oldest first, at least one snapshot)."""
+    """The current bottleneck over ``window`` (oldest first, at least one snapshot).
+
+    Downstream stages are judged first: a backlog upstream of a slow stage is its effect.
+    A stage is the bottleneck when it is busy and the queue that feeds it is backing up; the
+    first stage (downloads) when every slot is busy while everything after it is starved.
+    """
     ev = evidence_of(window)
-    busy = {name: ev[f"{name}_busy"] for name in ("download", "asr", "embed", "store")}
-    gpu_sm = ev.get("gpu_sm")
+    last = window[-1]
+    names = list(last.stages)
+    busy = {name: ev[f"{name}_busy"] for name in names}
     if ev["rate_limited"]:
-        return Verdict("source", ev, f"the site is rate-limiting ({ev['rate_limited']} × 429/throttled): "
-                       f"keep IO_WORKERS at {knobs.io_workers} or lower; raising it makes this worse",
-                       "IO_WORKERS", knobs.io_workers, max(1, knobs.io_workers // 2))  # fmt: skip
+        advice = (
+            f"the site is rate-limiting ({ev['rate_limited']} × 429/throttled): keep IO_WORKERS at "
+            f"{knobs.io_workers} or lower; raising it makes this worse"
+        )
+        return Verdict("source", ev, advice, "IO_WORKERS", knobs.io_workers, max(1, knobs.io_workers // 2))
     if sum(w.disk_blocked for w in window) * 2 > len(window):
-        return Verdict("disk", ev, "downloads wait for disk room: raise MAX_AUDIO_BYTES or free space "
-                       "(MIN_FREE_BYTES); more IO_WORKERS would not help")  # fmt: skip
-    if busy["store"] >= SATURATED and _fill(window, "store") >= BACKED_UP:
-        n = knobs.db_workers
-        return Verdict("store", ev, f"the database is the limit: raise DB_WORKERS {n}→{n * 2}",
-                       "DB_WORKERS", n, n * 2)  # fmt: skip
-    if busy["embed"] >= SATURATED and _fill(window, "embed") >= BACKED_UP:
-        b = knobs.batch_size
-        where = "" if gpu_sm is None else " (or move embedding to the GPU)"
-        return Verdict("embed", ev, f"embedding is the limit: raise BATCH_SIZE {b}→{b * 2}{where}",
-                       "BATCH_SIZE", b, b * 2)  # fmt: skip
-    if busy["asr"] >= SATURATED and _fill(window, "asr") >= BACKED_UP:
-        n = knobs.asr_workers
-        if gpu_sm is not None and gpu_sm < 0.7:
-            return Verdict("asr", ev, f"ASR is the limit and the GPU has room (SM {gpu_sm:.0%}): "
-                           f"raise ASR_WORKERS {n}→{n + 1}", "ASR_WORKERS", n, n + 1)  # fmt: skip
-        device = f"GPU (SM {gpu_sm:.0%})" if gpu_sm is not None else f"CPU ({ev.get('cpu', 0):.0%})"
-        return Verdict("asr", ev, f"ASR is the limit and the {device} is busy: more ASR_WORKERS "
-                       f"would not help; use a faster device or a smaller ASR_MODEL; "
-                       f"IO_WORKERS above {knobs.io_workers} only fills the disk")  # fmt: skip
-    waiting = window[-1].stages["download"].depth > 0 or not window[-1].discovery_done
-    if busy["download"] >= SATURATED and busy["asr"] < STARVED and _fill(window, "asr") < 0.25 and waiting:
+        advice = "downloads wait for disk room: raise MAX_AUDIO_BYTES or free space (MIN_FREE_BYTES); "
+        return Verdict("disk", ev, advice + "more IO_WORKERS would not help")
+    for name in reversed(names[1:]):
+        if busy[name] >= SATURATED and _fill(window, name) >= BACKED_UP:
+            return ADVICE.get(name, _generic)(_averaged(window, name), ev, knobs)
+    if len(names) < 2:
+        return Verdict("none", ev, "no stage is saturated")
+    first, consumer = names[0], names[1]
+    starved = max(busy[n] for n in names[1:]) < STARVED and _fill(window, consumer) < 0.25
+    waiting = last.stages[first].depth > 0 or not last.discovery_done
+    if busy[first] >= SATURATED and starved and waiting:
         n, m = knobs.io_workers, downloads_needed(window, knobs)
-        return Verdict("download", ev, f"downloads starve ASR (ASR busy {busy['asr']:.0%}): "
-                       f"raise IO_WORKERS {n}→{m}; more ASR_WORKERS would not help",
-                       "IO_WORKERS", n, m)  # fmt: skip
-    return Verdict("none", ev, "no stage is saturated" if any(b > 0.05 for b in busy.values()) else "idle")
+        model = "asr" if "asr" in busy else consumer
+        who = "ASR" if model == "asr" else last.stages[model].label
+        advice = (
+            f"downloads starve {who} ({who} busy {busy[model]:.0%}): raise IO_WORKERS {n}→{m}; "
+            "more ASR_WORKERS would not help"
+        )
+        return Verdict(first, ev, advice, "IO_WORKERS", n, m)
+    return Verdict(
+        "none", ev, "no stage is saturated" if any(b > MEASURED for b in busy.values()) else "idle"
+    )

@@ -27,6 +27,11 @@ class SnapshotCollector(Collector):
         per_stage: dict[str, tuple[str, str, str]] = {
             "depth": ("ytingest_queue_depth", "items waiting in the stage's input queue", "gauge"),
             "capacity": ("ytingest_queue_capacity", "size of the stage's input queue", "gauge"),
+            "queued_audio_s": (
+                "ytingest_queue_audio_seconds",
+                "audio-seconds waiting in the stage's input queue",
+                "gauge",
+            ),
             "workers": ("ytingest_stage_workers", "workers the stage may run", "gauge"),
             "busy": ("ytingest_stage_busy_ratio", "fraction of worker time busy, last interval", "gauge"),
             "items_per_s": ("ytingest_stage_items_per_second", "items finished per second", "gauge"),

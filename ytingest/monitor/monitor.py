@@ -54,7 +54,8 @@ class Monitor:
         system = await asyncio.to_thread(self.sampler.system)
         snap = self.sampler.sample(system)
         if self.tuner is not None:
-            self.knobs = replace(self.knobs, io_workers=self.tuner.downloads.limit)
+            t = self.tuner.tuning
+            self.knobs = replace(self.knobs, io_workers=t.io_workers, batch_size=t.batch_size)
         self.window.append(snap)
         verdict = diagnose(list(self.window), self.knobs)
         self._judge(verdict)
@@ -84,10 +85,13 @@ class Monitor:
 
 def _stats_fields(s: Snapshot) -> dict[str, object]:
     fields: dict[str, object] = {
-        "done": s.done, "failed": s.failed, "queued": s.queued,
-        "download_bytes_per_s": round(s.download_bytes_per_s), "rss_mb": round(s.rss_bytes / 2**20),
+        "done": s.done,
+        "failed": s.failed,
+        "queued": s.queued,
+        "download_bytes_per_s": round(s.download_bytes_per_s),
+        "rss_mb": round(s.rss_bytes / 2**20),
         "audio_dir_mb": round(s.audio_dir_bytes / 2**20, 1),
-    }  # fmt: skip
+    }
     for name, st in s.stages.items():
         fields[f"{name}_busy"] = round(st.busy, 2)
         fields[f"{name}_per_s"] = round(st.items_per_s, 3)

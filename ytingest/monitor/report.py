@@ -10,12 +10,24 @@ from typing import Any
 from ytingest.monitor.sampler import Snapshot
 
 _W, _H, _PAD = 900, 180, 40
-_COLOURS = {"download": "#d4a017", "asr": "#a347ba", "embed": "#1f9bb4", "store": "#3465a4",
-            "source": "#cc0000", "disk": "#8b0000", "gpu": "#4e9a06", "cpu": "#4e9a06"}  # fmt: skip
+_COLOURS = {
+    "download": "#d4a017",
+    "asr": "#a347ba",
+    "embed": "#1f9bb4",
+    "store": "#3465a4",
+    "source": "#cc0000",
+    "disk": "#8b0000",
+    "gpu": "#4e9a06",
+    "cpu": "#4e9a06",
+}
 
 
-def _chart(title: str, history: Sequence[Snapshot], series: Mapping[str, Callable[[Snapshot], float]],
-           top: float | None = None) -> str:  # fmt: skip
+def _chart(
+    title: str,
+    history: Sequence[Snapshot],
+    series: Mapping[str, Callable[[Snapshot], float]],
+    top: float | None = None,
+) -> str:
     t_end = max(history[-1].t, 1e-6)
     peak = top or max([1.0] + [f(s) for f in series.values() for s in history])
 
@@ -24,22 +36,28 @@ def _chart(title: str, history: Sequence[Snapshot], series: Mapping[str, Callabl
         y = _H - _PAD / 2 - (_H - _PAD) * v / peak
         return f"{x:.1f},{y:.1f}"
 
-    parts = [f'<svg width="{_W}" height="{_H}" xmlns="http://www.w3.org/2000/svg">',
-             f'<text x="{_PAD}" y="14" font-size="13" font-weight="bold">{html.escape(title)}</text>',
-             f'<text x="4" y="{_PAD}" font-size="10">{peak:g}</text>',
-             f'<text x="{_W - _PAD}" y="{_H - 4}" font-size="10">{t_end:.0f}s</text>']  # fmt: skip
+    parts = [
+        f'<svg width="{_W}" height="{_H}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="{_PAD}" y="14" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+        f'<text x="4" y="{_PAD}" font-size="10">{peak:g}</text>',
+        f'<text x="{_W - _PAD}" y="{_H - 4}" font-size="10">{t_end:.0f}s</text>',
+    ]
     for stage, start, end in _verdict_spans(history):
         x0 = _PAD + (_W - 2 * _PAD) * start / t_end
         x1 = _PAD + (_W - 2 * _PAD) * end / t_end
         colour = _COLOURS.get(stage, "#888")
-        parts.append(f'<rect x="{x0:.1f}" y="{_PAD / 2}" width="{max(x1 - x0, 1):.1f}" '
-                     f'height="{_H - _PAD}" fill="{colour}" opacity="0.08"/>')  # fmt: skip
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{_PAD / 2}" width="{max(x1 - x0, 1):.1f}" '
+            f'height="{_H - _PAD}" fill="{colour}" opacity="0.08"/>'
+        )
     for i, (name, f) in enumerate(series.items()):
         colour = _COLOURS.get(name.split()[0], "#333")
         points = " ".join(xy(s, f(s)) for s in history)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>')
-        parts.append(f'<text x="{_W - _PAD - 120}" y="{28 + 12 * i}" font-size="11" fill="{colour}">'
-                     f"{html.escape(name)}</text>")  # fmt: skip
+        parts.append(
+            f'<text x="{_W - _PAD - 120}" y="{28 + 12 * i}" font-size="11" fill="{colour}">'
+            f"{html.escape(name)}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 

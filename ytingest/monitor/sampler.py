@@ -10,14 +10,14 @@ from typing import Any
 import psutil
 
 from ytingest.monitor.gpu import GpuProbe, GpuSample
-from ytingest.monitor.metrics import QUEUE_OF, STAGES, Metrics
+from ytingest.pipeline.counters import Metrics
 from ytingest.stages.disk import folder_bytes
 
 
 @dataclass(frozen=True, slots=True)
 class StageSample:
     name: str
-    queue: str
+    queue: str  # the queue that feeds this stage
     depth: int
     capacity: int
     workers: int
@@ -27,6 +27,9 @@ class StageSample:
     latency_s: float  # mean over the last items
     done: int
     errors: int
+    label: str = ""
+    knob: str | None = None  # the setting that gives the stage more capacity
+    queued_audio_s: float = 0.0  # audio-seconds waiting in its queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,26 +112,47 @@ class Sampler:
         m, prev, now = self.metrics, self._last, self._totals()
         dt = max(now.at - prev.at, 1e-6)
         stages = {}
-        for name in STAGES:
-            c = m.stages[name]
-            q = m.queues.get(QUEUE_OF[name])
+        for name, c in m.stages.items():
+            q = c.inbox
             busy = (now.busy_seconds[name] - prev.busy_seconds[name]) / (dt * max(c.workers, 1))
             lat = list(c.latencies)
             stages[name] = StageSample(
-                name=name, queue=QUEUE_OF[name], depth=q.qsize() if q else 0, capacity=q.maxsize if q else 0,
-                workers=c.workers, busy=min(1.0, max(0.0, busy)),
+                name=name,
+                queue=c.queue,
+                depth=q.qsize() if q else 0,
+                capacity=q.maxsize if q else 0,
+                workers=c.workers,
+                busy=min(1.0, max(0.0, busy)),
                 items_per_s=(now.done[name] - prev.done[name]) / dt,
                 audio_s_per_s=(now.audio[name] - prev.audio[name]) / dt,
-                latency_s=sum(lat) / len(lat) if lat else 0.0, done=c.done, errors=c.errors,
-            )  # fmt: skip
+                latency_s=sum(lat) / len(lat) if lat else 0.0,
+                done=c.done,
+                errors=c.errors,
+                label=c.label or name,
+                knob=c.knob,
+                queued_audio_s=round(float(getattr(q, "audio_seconds", 0.0)), 1),
+            )
         self._last = now
         gpus, cpu, rss, audio = system
         return Snapshot(
-            t=now.at - self.started, stages=stages,
+            t=now.at - self.started,
+            stages=stages,
             download_bytes_per_s=(now.bytes_total - prev.bytes_total) / dt,
             active_downloads=len(m.download.in_flight),
             rate_limited=now.rate_limited - prev.rate_limited,
-            gpus=gpus, cpu_percent=cpu, rss_bytes=rss, audio_dir_bytes=audio,
-            queued=m.queued, done=m.stages["store"].done, failed=m.failed, skipped=m.skipped,
-            discovery_done=m.discovery_done, disk_blocked=bool(m.disk is not None and m.disk.blocked),
-        )  # fmt: skip
+            gpus=gpus,
+            cpu_percent=cpu,
+            rss_bytes=rss,
+            audio_dir_bytes=audio,
+            queued=m.queued,
+            done=_last_stage_done(m),
+            failed=m.failed,
+            skipped=m.skipped,
+            discovery_done=m.discovery_done,
+            disk_blocked=bool(m.disk is not None and m.disk.blocked),
+        )
+
+
+def _last_stage_done(m: Metrics) -> int:
+    """Videos through the whole pipeline: what its last stage has finished."""
+    return list(m.stages.values())[-1].done if m.stages else 0

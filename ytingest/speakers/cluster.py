@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.items import Unknown as Unknown  # defined with the other items: db returns it
+
 Vectors = npt.NDArray[np.float32]
 
 
@@ -64,15 +66,6 @@ def match(cents: Vectors, prints: Vectors, names: Sequence[str], threshold: floa
     return [
         Match(names[b] if sims[i, b] >= threshold else None, float(sims[i, b])) for i, b in enumerate(best)
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class Unknown:
-    """An anonymous speaker, kept across videos: a label and the running mean of its voice."""
-
-    label: str
-    vector: Vectors
-    weight: float
 
 
 class UnknownSpeakers:

@@ -52,6 +52,12 @@ async def enrol(db: Database, encoder: SpeakerEncoder, executor: Executor, voice
         prints.append(vp)
         computed.append(source.name)
     await db.save_voiceprints([p for p in prints if p.name in computed], keep=[p.name for p in prints])
-    log.info("voices_enrolled", speakers=[p.name for p in prints], computed=computed, reused=reused,
-             failed=[e.path for e in failed], model=encoder.name)  # fmt: skip
+    log.info(
+        "voices_enrolled",
+        speakers=[p.name for p in prints],
+        computed=computed,
+        reused=reused,
+        failed=[e.path for e in failed],
+        model=encoder.name,
+    )
     return EnrolReport(tuple(prints), tuple(computed), tuple(reused), tuple(failed))

@@ -28,9 +28,12 @@ async def build_tagger(settings: Settings, db: Database, executor: Executor) -> 
     known = await db.unknown_speakers(encoder.name)
     unknowns = UnknownSpeakers(known, s.speaker_threshold, next_number=await db.max_unknown_number() + 1)
     return VoiceTagger(
-        encoder, report.voiceprints, unknowns,
-        threshold=s.speaker_threshold, cluster_distance=s.speaker_cluster_distance,
-    )  # fmt: skip
+        encoder,
+        report.voiceprints,
+        unknowns,
+        threshold=s.speaker_threshold,
+        cluster_distance=s.speaker_cluster_distance,
+    )
 
 
 async def save_unknowns(tagger: SpeakerTagger | None, db: Database) -> None:

@@ -62,8 +62,11 @@ class VoiceTagger:
     ) -> None:
         self.encoder = encoder
         self.names = [v.name for v in voiceprints]
-        self._prints = (np.stack([v.vector for v in voiceprints]) if voiceprints
-                        else np.zeros((0, encoder.dim), dtype=np.float32))  # fmt: skip
+        self._prints = (
+            np.stack([v.vector for v in voiceprints])
+            if voiceprints
+            else np.zeros((0, encoder.dim), dtype=np.float32)
+        )
         self.unknowns = unknowns
         self.threshold = threshold
         self.cluster_distance = cluster_distance
@@ -100,8 +103,9 @@ class VoiceTagger:
                 label, _ = self.unknowns.assign(cents[c], weight)
                 names.append(label)
                 refs[c] = cents[c]
-        return tuple(self._label(i, s, wins, vecs, labels, durations, names, refs)
-                     for i, s in enumerate(segments))  # fmt: skip
+        return tuple(
+            self._label(i, s, wins, vecs, labels, durations, names, refs) for i, s in enumerate(segments)
+        )
 
     @staticmethod
     def _label(

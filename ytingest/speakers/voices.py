@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import ConfigError
+from ytingest.items import Voiceprint as Voiceprint  # defined with the other items: db returns it
 from ytingest.models.speakers import SpeakerEncoder
 from ytingest.speakers.cluster import unit
 
@@ -30,16 +31,6 @@ class VoiceSource:
     """One speaker's reference clips (paths relative to the voices folder) and their SHA-256."""
 
     name: str
-    files: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Voiceprint:
-    """A speaker's enrolled voice: the normalised mean of its clips' embeddings."""
-
-    name: str
-    vector: npt.NDArray[np.float32] = field(repr=False)
-    model: str
     files: Mapping[str, str]
 
 
@@ -65,8 +56,14 @@ def scan(voices_dir: Path) -> list[VoiceSource]:
         if entry.name.startswith(".") or not _inside(root, entry):
             continue
         if entry.is_dir():
-            clips = [p for p in sorted(entry.iterdir()) if p.is_file() and not p.name.startswith(".")
-                     and p.suffix.lower() in AUDIO_SUFFIXES and _inside(root, p)]  # fmt: skip
+            clips = [
+                p
+                for p in sorted(entry.iterdir())
+                if p.is_file()
+                and not p.name.startswith(".")
+                and p.suffix.lower() in AUDIO_SUFFIXES
+                and _inside(root, p)
+            ]
             if clips:
                 groups.setdefault(entry.name, []).extend(clips)
         elif entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
 from ytingest.logs import get_logger
-from ytingest.run import RunContext
+from ytingest.pipeline.context import RunContext
 from ytingest.stages.extractors import extractor_hint
 
 log = get_logger()
@@ -97,9 +97,17 @@ class YtDlpDiscoverer:
         hint = await asyncio.to_thread(extractor_hint, url) if self.pick_extractor else []
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.ytdlp, *hint, "--flat-playlist", "-j", "--no-warnings", "--", url,
-                stdout=asyncio.subprocess.PIPE, stderr=errfile, limit=16 * 1024 * 1024,
-            )  # fmt: skip
+                *self.ytdlp,
+                *hint,
+                "--flat-playlist",
+                "-j",
+                "--no-warnings",
+                "--",
+                url,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errfile,
+                limit=16 * 1024 * 1024,
+            )
         except OSError as exc:
             raise DiscoverError(f"cannot run {self.ytdlp[0]}: {exc.strerror or exc}") from None
         assert proc.stdout is not None

@@ -14,11 +14,11 @@ from typing import Protocol
 from ytingest.errors import DownloadError, RateLimitedError
 from ytingest.items import AudioFile, VideoRef
 from ytingest.logs import get_logger
-from ytingest.run import RunContext
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.limiter import Limiter
 from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget
 from ytingest.stages.extractors import extractor_hint
-from ytingest.stages.limiter import Limiter
 from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
 
 log = get_logger()
@@ -53,15 +53,35 @@ class YtDlpDownloader:
         with tempfile.TemporaryFile() as errfile, tempfile.TemporaryDirectory() as scratch:
             where = Path(scratch) / "path"
             args = [
-                *self.ytdlp, *hint, "-f", "bestaudio/best", "--no-playlist", "--no-mtime", "--no-overwrites",
+                *self.ytdlp,
+                *hint,
+                "-f",
+                "bestaudio/best",
+                "--no-playlist",
+                "--no-mtime",
+                "--no-overwrites",
                 "--restrict-filenames",
-                "--retries", "0", "--fragment-retries", "0", "--extractor-retries", "0",
-                "-o", str(dest / f"{ref.id}.%(ext)s"), "--print-to-file", "after_move:filepath", str(where),
-                "--quiet", "--print-traffic", "--progress", "--newline",
-                "--progress-template", f"download:{_PROGRESS}%(progress.downloaded_bytes)s",
+                "--retries",
+                "0",
+                "--fragment-retries",
+                "0",
+                "--extractor-retries",
+                "0",
+                "-o",
+                str(dest / f"{ref.id}.%(ext)s"),
+                "--print-to-file",
+                "after_move:filepath",
+                str(where),
+                "--quiet",
+                "--print-traffic",
+                "--progress",
+                "--newline",
+                "--progress-template",
+                f"download:{_PROGRESS}%(progress.downloaded_bytes)s",
                 *(["--cookies", str(self.cookies_file)] if self.cookies_file else []),
-                "--", ref.url,
-            ]  # fmt: skip
+                "--",
+                ref.url,
+            ]
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *args, stdout=asyncio.subprocess.PIPE, stderr=errfile
@@ -130,22 +150,22 @@ async def run_downloads(
     downloader: Downloader,
     inbox: asyncio.Queue[VideoRef | None],
     outbox: asyncio.Queue[AudioFile | None],
-    tg: asyncio.TaskGroup,
     policy: DownloadPolicy,
 ) -> None:
-    """Start one download task per video, never more than ``slots.limit`` (IO_WORKERS) at once.
+    """Start one download task per video, never more than ``slots.limit`` (IO_WORKERS) at once;
+    return once the inbox has ended and every download has finished.
 
     A finished file waits for room in ``outbox`` while still holding its slot:
     that is the backpressure that bounds the files on disk.
     """
-    while (ref := await inbox.get()) is not None:
-        await policy.slots.acquire()
-        if ctx.stopping.is_set():
-            await policy.slots.release()
-            continue  # left pending in the ledger; the next run picks it up
-        tg.create_task(_download_one(ctx, downloader, ref, outbox, policy), name=f"download:{ref.id}")
-    await policy.slots.wait_idle()
-    await outbox.put(None)
+    async with asyncio.TaskGroup() as downloads:
+        while (ref := await inbox.get()) is not None:
+            await policy.slots.acquire()
+            if ctx.stopping.is_set():
+                await policy.slots.release()
+                continue  # left pending in the ledger; the next run picks it up
+            task = _download_one(ctx, downloader, ref, outbox, policy)
+            downloads.create_task(task, name=f"download:{ref.id}")
 
 
 async def _download_one(

@@ -14,20 +14,20 @@ import numpy.typing as npt
 from ytingest.errors import EmbedError
 from ytingest.items import EmbeddedTranscript, Transcript
 from ytingest.logs import get_logger
-from ytingest.run import RunContext
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.tuning import Tuning
 
 log = get_logger()
 _AGED = object()  # the oldest waiting row reached BATCH_MAX_AGE_S
 
 
 class Embedder(Protocol):
-    """Synchronous: runs in an executor thread. ``batch_size`` rows per forward pass."""
+    """Synchronous: runs in an executor thread. ``batch_size`` rows per forward pass (None: its own)."""
 
     name: str
     dim: int
-    batch_size: int
 
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> npt.NDArray[np.float32]: ...
 
 
 async def run_batcher(
@@ -37,8 +37,9 @@ async def run_batcher(
     inbox: asyncio.Queue[Transcript | None],
     outbox: asyncio.Queue[EmbeddedTranscript | None],
 ) -> None:
-    """Flush when BATCH_SIZE rows are waiting, the oldest waited BATCH_MAX_AGE_S, or input ends."""
-    batch_size, max_age = ctx.settings.batch_size, ctx.settings.batch_max_age_s
+    """Flush when BATCH_SIZE rows are waiting (read live: autotune may change it), the oldest
+    waited BATCH_MAX_AGE_S, or the input ends."""
+    max_age = ctx.settings.batch_max_age_s
     pending: list[Transcript] = []
     rows = 0
     oldest = 0.0
@@ -55,31 +56,36 @@ async def run_batcher(
                 oldest = time.monotonic()
             pending.append(item)
             rows += len(item.segments)
-            if rows < batch_size:
+            if rows < ctx.tuning.batch_size:
                 continue
         if pending:
             await _flush(ctx, embedder, executor, pending, outbox)
             pending, rows = [], 0
         if item is None:
             break
-    await outbox.put(None)
 
 
 async def _encode_halving_on_oom(
-    embedder: Embedder, executor: Executor, texts: list[str]
+    tuning: Tuning, embedder: Embedder, executor: Executor, texts: list[str]
 ) -> npt.NDArray[np.float32]:
-    """Encode; on a CUDA out-of-memory error halve the batch size and retry the same rows."""
+    """Encode ENCODE_BATCH_SIZE rows per forward pass; on a CUDA out-of-memory error halve it and
+    retry the same rows (nothing is lost)."""
     loop = asyncio.get_running_loop()
     while True:
         try:
-            return await loop.run_in_executor(executor, embedder.encode, texts)
+            return await loop.run_in_executor(executor, embedder.encode, texts, tuning.encode_batch_size)
         except EmbedError as exc:
-            if not exc.out_of_memory or embedder.batch_size <= 1:
+            if not exc.out_of_memory or tuning.encode_batch_size <= 1:
                 raise
-            before = embedder.batch_size
-            embedder.batch_size = max(1, before // 2)
-            log.warning("tune", knob="BATCH_SIZE", before=before, after=embedder.batch_size,
-                        reason="CUDA out of memory while embedding; retrying the batch")  # fmt: skip
+            before = tuning.encode_batch_size
+            tuning.encode_batch_size = max(1, before // 2)
+            log.warning(
+                "tune",
+                knob="ENCODE_BATCH_SIZE",
+                before=before,
+                after=tuning.encode_batch_size,
+                reason="CUDA out of memory while embedding; retrying the batch",
+            )
 
 
 async def _flush(
@@ -95,13 +101,13 @@ async def _flush(
     try:
         async with ctx.turns.embed():
             t0 = counters.begin()
-            vectors = await _encode_halving_on_oom(embedder, executor, texts)
+            vectors = await _encode_halving_on_oom(ctx.tuning, embedder, executor, texts)
     except EmbedError as exc:
-        counters.end(t0, ok=False)
+        counters.end(t0, ok=False, errors=len(batch) - 1)  # one error per video
         for t in batch:
             await ctx.fail(t.video, "embed", str(exc))
         return
-    counters.end(t0, audio_seconds=sum(t.audio_seconds for t in batch))
+    counters.end(t0, audio_seconds=sum(t.audio_seconds for t in batch), items=len(batch))
     log.info("embed_batch", rows=len(texts), videos=len(batch), ms=round(1000 * (time.monotonic() - t0)))
     offset = 0
     for t in batch:

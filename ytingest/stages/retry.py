@@ -11,11 +11,22 @@ from ytingest.errors import DownloadError, RateLimitedError
 
 # yt-dlp's messages for answers that another try will not change
 _PERMANENT = (
-    "HTTP Error 403", "HTTP Error 404", "HTTP Error 410", "HTTP Error 401", "HTTP Error 451",
-    "Private video", "Video unavailable", "This video is not available", "has been removed",
-    "members-only", "Sign in to confirm your age", "Unsupported URL", "is not a valid URL",
-    "copyright", "account associated with this video has been terminated",
-)  # fmt: skip
+    "HTTP Error 403",
+    "HTTP Error 404",
+    "HTTP Error 410",
+    "HTTP Error 401",
+    "HTTP Error 451",
+    "Private video",
+    "Video unavailable",
+    "This video is not available",
+    "has been removed",
+    "members-only",
+    "Sign in to confirm your age",
+    "Unsupported URL",
+    "is not a valid URL",
+    "copyright",
+    "account associated with this video has been terminated",
+)
 _RATE_LIMITED = ("HTTP Error 429", "Too Many Requests", "rate-limit", "rate limit")
 
 

@@ -8,7 +8,8 @@ import time
 
 from ytingest.items import EmbeddedTranscript
 from ytingest.logs import get_logger
-from ytingest.run import Closing, RunContext, take_waiting
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.queues import take_waiting
 
 log = get_logger()
 STORE_GROUP_MAX = 64  # videos per transaction
@@ -17,7 +18,6 @@ STORE_GROUP_MAX = 64  # videos per transaction
 async def store_worker(
     ctx: RunContext,
     inbox: asyncio.Queue[EmbeddedTranscript | None],
-    closing: Closing,
     *,
     asr_model: str,
     embed_model: str,
@@ -37,6 +37,10 @@ async def store_worker(
         ms = round(1000 * (time.monotonic() - t0))
         for it in group:
             ctx.segments += len(it.transcript.segments)
-            log.info("video_stored", video_id=it.transcript.video.id, segments=len(it.transcript.segments),
-                     ms=ms, group=len(group))  # fmt: skip
-    await closing.worker_done(inbox)
+            log.info(
+                "video_stored",
+                video_id=it.transcript.video.id,
+                segments=len(it.transcript.segments),
+                ms=ms,
+                group=len(group),
+            )

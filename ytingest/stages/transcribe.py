@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Protocol
 
 from ytingest.errors import TranscribeError
-from ytingest.items import Segment, Transcript
+from ytingest.items import SAMPLE_RATE, DecodedAudio, Segment, Transcript
 from ytingest.logs import get_logger
-from ytingest.models.asr import SAMPLE_RATE, AsrResult
+from ytingest.models.asr import AsrResult
 from ytingest.models.speakers import SpeakerTagger
-from ytingest.run import Closing, RunContext, take_waiting
-from ytingest.stages.decode import DecodedAudio, PreparingTranscriber, fail_unreadable
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.queues import take_waiting
+from ytingest.stages.decode import PreparingTranscriber, fail_unreadable
 
 log = get_logger()
 
@@ -75,7 +76,6 @@ async def transcribe_worker(
     executor: Executor,
     inbox: asyncio.Queue[DecodedAudio | None],
     outbox: asyncio.Queue[Transcript | None],
-    closing: Closing,
 ) -> None:
     """Take decoded files until the end marker; hand on transcripts in order; delete the audio."""
     loop = asyncio.get_running_loop()
@@ -107,7 +107,12 @@ async def transcribe_worker(
             if not s.keep_audio:
                 d.file.path.unlink(missing_ok=True)
             segments, seconds, language = outcome
-            log.info("transcribe_done", video_id=d.file.video.id, segments=len(segments),
-                     audio_seconds=round(seconds, 2), ms=ms, batch_files=len(group))  # fmt: skip
+            log.info(
+                "transcribe_done",
+                video_id=d.file.video.id,
+                segments=len(segments),
+                audio_seconds=round(seconds, 2),
+                ms=ms,
+                batch_files=len(group),
+            )
             await outbox.put(Transcript(d.file.video, segments, seconds, language))
-    await closing.worker_done(inbox)

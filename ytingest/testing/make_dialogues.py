@@ -56,8 +56,14 @@ def main() -> None:
             parts, turns, t = [gap], [], GAP_S
             for i, (who, text) in enumerate(ep["turns"]):
                 audio = speak(text, voices[who]["espeak"], work / f"{ep['id']}-{i}.wav")
-                turns.append({"speaker": who, "start": round(t, 3), "end": round(t + len(audio) / RATE, 3),
-                              "text": text})  # fmt: skip
+                turns.append(
+                    {
+                        "speaker": who,
+                        "start": round(t, 3),
+                        "end": round(t + len(audio) / RATE, 3),
+                        "text": text,
+                    }
+                )
                 parts += [audio, gap]
                 t += (len(audio) + len(gap)) / RATE
             write_wav(np.concatenate(parts), work / f"{ep['id']}.wav")

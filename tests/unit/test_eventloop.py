@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from tests.unit.fakes import FakeDatabase, FakeEmbedder, FakeTranscriber
 from ytingest import Engine, Settings
-from ytingest.runtime import loop_factory
+from ytingest.eventloop import loop_factory
 
 
 def _openblas_threads() -> list[int]:
@@ -23,8 +23,12 @@ def test_uvloop_engine_keeps_openblas_single_threaded(tmp_path: Path) -> None:
     before = _openblas_threads()
 
     async def start_and_stop() -> None:
-        engine = Engine(Settings(ytingest_home=tmp_path), database=FakeDatabase(),
-                        transcriber=FakeTranscriber(), embedder=FakeEmbedder())  # fmt: skip
+        engine = Engine(
+            Settings(ytingest_home=tmp_path),
+            database=FakeDatabase(),
+            transcriber=FakeTranscriber(),
+            embedder=FakeEmbedder(),
+        )
         async with engine:
             pass
 

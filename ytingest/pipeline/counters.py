@@ -8,16 +8,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-STAGES = ("download", "asr", "embed", "store")
-QUEUE_OF = {"download": "io_q", "asr": "asr_q", "embed": "embed_q", "store": "db_q"}
-
 
 @dataclass
 class StageCounters:
-    """One stage: how many workers it may run, how many are busy, and cumulative totals."""
+    """One stage: its input queue, how many workers it may run, how many are busy, cumulative totals.
+
+    ``label``, ``queue`` and ``knob`` come from the pipeline description, so the monitor can
+    show and advise on any stage without knowing it by name.
+    """
 
     name: str
     workers: int
+    queue: str = ""
+    label: str = ""
+    knob: str | None = None  # the setting that gives the stage more capacity
+    inbox: asyncio.Queue[Any] | None = None  # the queue that feeds it (set when the run is wired)
     busy: int = 0
     done: int = 0
     errors: int = 0
@@ -78,16 +83,10 @@ class DownloadCounters:
 class Metrics:
     """The one source of truth for a run: stage counters, queues, download bytes, run totals."""
 
-    stages: dict[str, StageCounters]
-    queues: dict[str, asyncio.Queue[Any]] = field(default_factory=dict)
+    stages: dict[str, StageCounters]  # in pipeline order
     download: DownloadCounters = field(default_factory=DownloadCounters)
     queued: int = 0
     failed: int = 0
     skipped: int = 0
     discovery_done: bool = False
     disk: Any = None  # the run's DiskBudget (its ``blocked`` flag feeds the disk verdict)
-
-    @classmethod
-    def for_workers(cls, *, io: int, asr: int, embed: int = 1, store: int) -> Metrics:
-        sizes = {"download": io, "asr": asr, "embed": embed, "store": store}
-        return cls(stages={name: StageCounters(name, sizes[name]) for name in STAGES})

@@ -1,0 +1,115 @@
+"""``Ledger``: the ``channels`` and ``videos`` tables — what was found, tried, failed and stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ytingest.db.pool import Store, retried
+from ytingest.items import VideoRef
+
+
+class Ledger(Store):
+    """Which channels were run and each video's status, attempts and failure reason."""
+
+    @retried
+    async def register_channel(self, url: str) -> None:
+        async with self._conn("register channel") as conn:
+            await conn.execute(
+                "INSERT INTO channels (url, last_run) VALUES ($1, now())"
+                " ON CONFLICT (url) DO UPDATE SET last_run = now()",
+                url,
+            )
+
+    @retried
+    async def register_video(self, ref: VideoRef) -> None:
+        """Record a video as pending (keeps a done video done) and count an attempt."""
+        async with self._conn("register video") as conn:
+            await conn.execute(
+                """INSERT INTO videos (id, channel, title, url, webpage_url, duration, attempts)
+                   VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6, 1)
+                   ON CONFLICT (id) DO UPDATE SET
+                     title = EXCLUDED.title, url = EXCLUDED.url, webpage_url = EXCLUDED.webpage_url,
+                     duration = EXCLUDED.duration, attempts = videos.attempts + 1,
+                     status = CASE WHEN videos.status = 'done' THEN 'done' ELSE 'pending' END,
+                     updated_at = now()""",
+                ref.id,
+                ref.channel,
+                ref.title,
+                ref.url,
+                ref.webpage_url,
+                ref.duration,
+            )
+
+    @retried
+    async def mark_failed(self, video_id: str, stage: str, reason: str, *, permanent: bool = False) -> None:
+        """Record why a video failed; ``permanent`` ones are not retried by a plain re-run."""
+        async with self._conn("record failure") as conn:
+            await conn.execute(
+                "UPDATE videos SET status = 'failed', error = $2, error_stage = $3, permanent = $4,"
+                " updated_at = now() WHERE id = $1 AND status <> 'done'",
+                video_id,
+                reason,
+                stage,
+                permanent,
+            )
+
+    @retried
+    async def count_attempt(self, video_id: str) -> None:
+        """One more try at a video within this run (a retry after a transient error)."""
+        async with self._conn("count attempt") as conn:
+            await conn.execute("UPDATE videos SET attempts = attempts + 1 WHERE id = $1", video_id)
+
+    @retried
+    async def skip_reason(self, video_id: str) -> str | None:
+        """Why discovery should skip this video: stored already, or failed permanently; else None."""
+        async with self._conn("read ledger") as conn:
+            row = await conn.fetchrow("SELECT status, permanent FROM videos WHERE id = $1", video_id)
+        if row is None:
+            return None
+        if row["status"] == "done":
+            return "already stored"
+        if row["status"] == "failed" and row["permanent"]:
+            return "failed permanently (ytingest retry --failed tries again)"
+        return None
+
+    @retried
+    async def failed_refs(self, *, include_pending: bool = False) -> list[VideoRef]:
+        """Videos to try again (failed, and optionally pending), oldest first, as VideoRefs."""
+        states = ["failed", "pending"] if include_pending else ["failed"]
+        async with self._conn("read failures") as conn:
+            rows = await conn.fetch(
+                "SELECT id, url, title, duration, channel, webpage_url FROM videos"
+                " WHERE status = ANY($1::text[]) ORDER BY created_at, id",
+                states,
+            )
+            await conn.execute("UPDATE videos SET permanent = false WHERE status = ANY($1::text[])", states)
+        return [
+            VideoRef(r["id"], r["url"], r["title"], r["duration"], r["channel"] or "", r["webpage_url"])
+            for r in rows
+        ]
+
+    async def status(self) -> dict[str, Any]:
+        """Counts by status, stored segments, and every failure with its reason."""
+        async with self._conn("status") as conn:
+            counts = {
+                r["status"]: r["n"]
+                for r in await conn.fetch("SELECT status, count(*) AS n FROM videos GROUP BY status")
+            }
+            segments = await conn.fetchval("SELECT count(*) FROM segments")
+            failures = await conn.fetch(
+                "SELECT id, error, error_stage, attempts FROM videos"
+                " WHERE status = 'failed' ORDER BY updated_at"
+            )
+        return {
+            "videos": {k: counts.get(k, 0) for k in ("done", "failed", "pending")},
+            "segments": segments,
+            "failures": [
+                {
+                    "video_id": r["id"],
+                    "reason": r["error"],
+                    "stage": r["error_stage"],
+                    "attempts": r["attempts"],
+                }
+                for r in failures
+            ],
+        }

@@ -1,0 +1,75 @@
+"""``RunContext``: what every stage of one ``Engine.stream`` call shares (settings, ledger, counters)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ytingest.config import Settings
+from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
+from ytingest.logs import get_logger
+from ytingest.pipeline.counters import Metrics
+from ytingest.pipeline.limiter import Limiter
+from ytingest.pipeline.tuning import Tuning
+from ytingest.pipeline.turns import ModelTurns
+
+log = get_logger()
+
+
+class Ledger(Protocol):
+    """The part of the database the pipeline writes to (``Database`` implements it)."""
+
+    async def register_channel(self, url: str) -> None: ...
+    async def skip_reason(self, video_id: str) -> str | None: ...
+    async def register_video(self, ref: VideoRef) -> None: ...
+    async def count_attempt(self, video_id: str) -> None: ...
+    async def mark_failed(
+        self, video_id: str, stage: str, reason: str, *, permanent: bool = False
+    ) -> None: ...
+    async def store_transcripts(
+        self, items: Sequence[EmbeddedTranscript], *, asr_model: str, embed_model: str
+    ) -> None: ...
+
+
+@dataclass
+class RunContext:
+    """Shared state of one run; its counts live in ``metrics``. Only the event loop thread touches it."""
+
+    settings: Settings
+    ledger: Ledger
+    metrics: Metrics
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
+    turns: ModelTurns = field(default_factory=ModelTurns)
+    segments: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.tuning = Tuning(Limiter(s.io_workers), s.batch_size, s.encode_batch_size)
+
+    async def fail(self, ref: VideoRef, stage: str, reason: str, *, permanent: bool = False) -> None:
+        """Record that ``ref`` failed in ``stage``; the run goes on."""
+        reason = " ".join(reason.split())[:1000]
+        self.failures.append(Failure(ref.id, stage, reason))
+        self.metrics.failed += 1
+        log.warning("video_failed", video_id=ref.id, stage=stage, reason=reason, permanent=permanent)
+        await self.ledger.mark_failed(ref.id, stage, reason, permanent=permanent)
+
+    def summary(self) -> RunSummary:
+        stored = self.metrics.stages["store"]
+        return RunSummary(
+            done=stored.done,
+            failed=len(self.failures),
+            skipped=self.metrics.skipped,
+            segments=self.segments,
+            audio_seconds=stored.audio_seconds,
+            wall_seconds=time.monotonic() - self.started,
+            failures=tuple(self.failures),
+            stopped_early=self.stopping.is_set(),
+        )

@@ -1,0 +1,73 @@
+"""The bounded queues between stages, and how N workers share one and close the next."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class StageQueue(asyncio.Queue[T | None], Generic[T]):
+    """A stage's input queue that also knows how much audio waits in it.
+
+    ``worth(item)`` is what one item is worth in audio-seconds (from the pipeline description);
+    ``None`` is the end marker and is worth nothing. ``_put``/``_get`` are the hooks asyncio's own
+    queue subclasses override.
+    """
+
+    def __init__(self, maxsize: int = 0, *, worth: Callable[[T], float] | None = None) -> None:
+        super().__init__(maxsize)
+        self._worth = worth
+        self.audio_seconds = 0.0
+
+    def _value(self, item: T | None) -> float:
+        return self._worth(item) if item is not None and self._worth is not None else 0.0
+
+    def _put(self, item: T | None) -> None:
+        self.audio_seconds += self._value(item)
+        super()._put(item)  # asyncio.Queue's subclass hook, as PriorityQueue uses it
+
+    def _get(self) -> T | None:
+        item: T | None = super()._get()
+        self.audio_seconds = max(0.0, self.audio_seconds - self._value(item))
+        return item
+
+
+def take_waiting(inbox: asyncio.Queue[T | None], first: T, most: int) -> tuple[list[T], bool]:
+    """``first`` plus the items already waiting in ``inbox`` (never waiting for more), at most
+    ``most`` in all; and whether the end marker was among them."""
+    group = [first]
+    while len(group) < most and not inbox.empty():
+        item = inbox.get_nowait()
+        if item is None:
+            return group, True
+        group.append(item)
+    return group, False
+
+
+class Closing:
+    """N workers share one input queue; the last one to see the end closes the next queue
+    (or, for the last stage, sets ``finished``).
+
+    ``None`` marks the end of a queue. A worker that reads it puts it back for its
+    siblings, so every worker sees it exactly once.
+    """
+
+    def __init__(
+        self, workers: int, downstream: asyncio.Queue[Any] | None, finished: asyncio.Event | None = None
+    ) -> None:
+        self._left = workers
+        self._downstream = downstream
+        self._finished = finished
+
+    async def worker_done(self, upstream: asyncio.Queue[Any]) -> None:
+        upstream.put_nowait(None)
+        self._left -= 1
+        if self._left > 0:
+            return
+        if self._downstream is not None:
+            await self._downstream.put(None)
+        if self._finished is not None:
+            self._finished.set()

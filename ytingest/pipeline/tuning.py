@@ -1,0 +1,33 @@
+"""``Tuning``: the knobs that change while a run goes on, in one typed place that ``/status`` reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ytingest.pipeline.limiter import Limiter
+
+
+@dataclass
+class Tuning:
+    """Changed by the autotuner and the CUDA out-of-memory handler; read by the stages live.
+
+    Two batch sizes, two jobs: ``batch_size`` (BATCH_SIZE) is how many rows the embed stage
+    gathers across videos before it calls the model; ``encode_batch_size`` (ENCODE_BATCH_SIZE)
+    is how many of those rows go through the model in one forward pass (what VRAM limits).
+    """
+
+    downloads: Limiter  # IO_WORKERS: downloads at once
+    batch_size: int
+    encode_batch_size: int
+
+    @property
+    def io_workers(self) -> int:
+        return self.downloads.limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "io_workers": self.io_workers,
+            "batch_size": self.batch_size,
+            "encode_batch_size": self.encode_batch_size,
+        }

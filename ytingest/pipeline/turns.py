@@ -1,0 +1,50 @@
+"""``ModelTurns``: who may call a model now (ASR and embedding fight for the same cores)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+
+class ModelTurns:
+    """Who may call a model now: ASR calls may overlap each other (ASR_WORKERS); an embed call
+    runs alone, and a waiting one goes before new ASR calls. On a CPU the two fight for the same
+    cores: an encode beside a running ASR batch took 5x as long as alone. Stages count their busy
+    time from inside their turn, so the wait is not busy time."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._asr = 0
+        self._embedding = False
+        self._embed_waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def asr(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._embedding and self._embed_waiting == 0)
+            self._asr += 1
+        try:
+            yield
+        finally:
+            self._asr -= 1
+            await self._wake()
+
+    @contextlib.asynccontextmanager
+    async def embed(self) -> AsyncIterator[None]:
+        async with self._cond:
+            self._embed_waiting += 1
+            try:
+                await self._cond.wait_for(lambda: self._asr == 0 and not self._embedding)
+            finally:
+                self._embed_waiting -= 1
+            self._embedding = True
+        try:
+            yield
+        finally:
+            self._embedding = False
+            await self._wake()
+
+    async def _wake(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
