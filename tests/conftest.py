@@ -1,10 +1,16 @@
-"""Shared fixtures: a PostgreSQL to test against, the local sample channel, and a CLI runner."""
+"""Shared fixtures: a PostgreSQL to test against, the local sample channel, and a CLI runner.
+
+Also: every test that starts PostgreSQL, the CLI or the sample channel, and every test under
+integration/ and e2e/, is marked ``slow`` (``make test-fast`` skips them); and the session fails if a
+process it started (a child, an orphaned grandchild, an embedded PostgreSQL) is still running at its end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 import pytest
 import structlog
 
@@ -21,6 +28,118 @@ from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.testing import ChannelServer, serve_in_thread
 
 EXTERNAL_DSN = os.environ.get("DATABASE_URL")
+HERE = Path(__file__).parent
+# fixtures that start PostgreSQL, the CLI (models, yt-dlp) or the sample channel for yt-dlp
+SLOW_FIXTURES = frozenset({"pg_server", "fresh_dsn", "conn", "cli", "channel"})
+SLOW_DIRS = (HERE / "integration", HERE / "e2e")  # the real-component suites
+SESSION_MARK = "PYTEST_SESSION_MARK"  # inherited by every process the session starts, daemons too
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow`` for every test that starts real components, so ``-m "not slow"`` cannot forget one."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SLOW_FIXTURES or any(item.path.is_relative_to(d) for d in SLOW_DIRS):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark this session's processes: the leak check finds them even once reparented or daemonized."""
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
+
+
+def _started_by_this_session(config: pytest.Config) -> list[psutil.Process]:
+    """Our live descendants, processes carrying this session's mark, and PostgreSQL servers in basetemp."""
+    me = psutil.Process()
+    mark = os.environ.get(SESSION_MARK)
+    factory = getattr(config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)  # None: no tmp dir was made, so no server in one
+    found = {p.pid: p for p in me.children(recursive=True)}
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid == me.pid or proc.pid in found:
+            continue
+        cmdline = proc.info["cmdline"] or []
+        data_dir = cmdline[cmdline.index("-D") + 1] if "-D" in cmdline[:-1] else None
+        if basetemp is not None and data_dir and Path(data_dir).is_relative_to(basetemp):
+            found[proc.pid] = proc
+            continue
+        try:  # a daemonized or orphaned process is no child of ours, but it inherited the mark
+            if mark and proc.environ().get(SESSION_MARK) == mark:
+                found[proc.pid] = proc
+        except psutil.Error:
+            pass
+    alive = []
+    for proc in found.values():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:  # dead already; reaped when we exit
+                alive.append(proc)
+        except psutil.Error:
+            pass
+    # a PostgreSQL server's own workers go with it
+    servers = {p.pid for p in alive if _is_postmaster(p)}
+    return [p for p in alive if not _under(p, servers)]
+
+
+def _is_postmaster(proc: psutil.Process) -> bool:
+    try:
+        return "-D" in proc.cmdline() and Path(proc.cmdline()[0]).name == "postgres"
+    except (psutil.Error, IndexError):
+        return False
+
+
+def _under(proc: psutil.Process, pids: set[int]) -> bool:
+    try:
+        return any(parent.pid in pids for parent in proc.parents())
+    except psutil.Error:
+        return False
+
+
+def _end(procs: list[psutil.Process]) -> None:
+    """Stop them: PostgreSQL by a fast shutdown, the rest by SIGTERM; SIGKILL what is left after 10 s."""
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGINT if _is_postmaster(proc) else signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, left = psutil.wait_procs(procs, timeout=10)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(left, timeout=5)
+
+
+LEAKED = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(trylast=True)  # after the runner's own sessionfinish tore the session fixtures down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if anything it started is still running (and stop it, so nothing leaks)."""
+    leaked = _started_by_this_session(session.config)
+    if not leaked:
+        return
+    lines = []
+    for proc in leaked:
+        try:
+            lines.append(f"pid {proc.pid}: {' '.join(proc.cmdline())[:300]}")
+        except psutil.Error:
+            lines.append(f"pid {proc.pid}")
+    _end(leaked)
+    session.config.stash[LEAKED] = lines
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.config.pluginmanager.get_plugin("terminalreporter") is None:
+        print("processes left running by the tests:", *lines, sep="\n", file=sys.stderr)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    lines = config.stash.get(LEAKED, [])
+    if lines:
+        title = f"FAILED: {len(lines)} process(es) started by the tests still ran at the end (now stopped)"
+        terminalreporter.write_sep("=", title, red=True, bold=True)
+        for line in lines:
+            terminalreporter.write_line(line, red=True)
 
 
 def _with_database(dsn: str, name: str) -> str:
@@ -100,8 +219,12 @@ class Cli:
         env = {**self.env, **(extra_env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "ytingest", *args],
-            capture_output=True, text=True, env=env, timeout=timeout, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -328,8 +328,10 @@ async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
         print(json.dumps(report, ensure_ascii=False))
         return EXIT_OK
     for p in report["enrolled"]:
-        print(f"{p['name']}: {p['segments']} segments in {p['videos']} videos"
-              f" ({len(p['clips'])} clips, {p['model']})")  # fmt: skip
+        print(
+            f"{p['name']}: {p['segments']} segments in {p['videos']} videos"
+            f" ({len(p['clips'])} clips, {p['model']})"
+        )
     for u in report["unknown"]:
         print(f"{u['label']} (not enrolled): {u['segments']} segments in {u['videos']} videos")
     if not report["enrolled"] and not report["unknown"]:

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from tests.conftest import Cli
+from tests.integration.test_embedded_server import server_processes
 from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import sample_episodes
@@ -123,8 +124,13 @@ def _segments(cli: Cli) -> set[tuple[str, int, str]]:
 
 
 def _spawn(cli: Cli, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "ytingest", *args], env=cli.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "ytingest", *args],
+        env=cli.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_for_event(proc: subprocess.Popen[str], name: str, timeout: float = 120) -> None:
@@ -152,6 +158,7 @@ def test_kill_9_mid_run_then_rerun_equals_a_clean_run(tmp_path: Path, cli: Cli) 
     assert again.json()["skipped"] >= 1
     assert _segments(cli) == _segments(clean)
     assert not list((cli.home / "audio").glob("*.part"))
+    assert not server_processes(cli.home / "pg"), "the killed run's PostgreSQL outlived the re-run"
 
 
 def _children_of_feed(port: int) -> list[psutil.Process]:
