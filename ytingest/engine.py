@@ -24,6 +24,7 @@ from ytingest.monitor.http import MetricsServer
 from ytingest.monitor.monitor import Monitor
 from ytingest.monitor.sampler import Sampler
 from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.tuning import Tuning
 from ytingest.speakers.setup import build_tagger, save_unknowns
 from ytingest.stages.bulk import run_bulk
 from ytingest.stages.decode import Prepare, PreparingTranscriber
@@ -341,15 +342,7 @@ class Engine:
     def _knobs(self) -> dict[str, Any]:
         """The knobs now: the run's live tuning while one runs, else the settings."""
         s, run = self.settings, self._run
-        live = (
-            run.tuning.to_dict()
-            if run is not None
-            else {
-                "io_workers": s.io_workers,
-                "batch_size": s.batch_size,
-                "encode_batch_size": s.encode_batch_size,
-            }
-        )
+        live = (run.tuning if run is not None else Tuning.from_settings(s)).to_dict()
         return {
             **live,
             "asr_workers": s.asr_workers,

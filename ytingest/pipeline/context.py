@@ -12,7 +12,6 @@ from ytingest.config import Settings
 from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.counters import Metrics
-from ytingest.pipeline.limiter import Limiter
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import ModelTurns
 
@@ -50,8 +49,7 @@ class RunContext:
     tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings
 
     def __post_init__(self) -> None:
-        s = self.settings
-        self.tuning = Tuning(Limiter(s.io_workers), s.batch_size, s.encode_batch_size)
+        self.tuning = Tuning.from_settings(self.settings)
 
     async def fail(self, ref: VideoRef, stage: str, reason: str, *, permanent: bool = False) -> None:
         """Record that ``ref`` failed in ``stage``; the run goes on."""

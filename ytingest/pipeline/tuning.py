@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ytingest.config import Settings
 from ytingest.pipeline.limiter import Limiter
 
 
@@ -20,6 +21,11 @@ class Tuning:
     downloads: Limiter  # IO_WORKERS: downloads at once
     batch_size: int
     encode_batch_size: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tuning:
+        """The knobs as configured, before anything has tuned them."""
+        return cls(Limiter(settings.io_workers), settings.batch_size, settings.encode_batch_size)
 
     @property
     def io_workers(self) -> int:
