@@ -145,14 +145,9 @@ class Sampler:
             rss_bytes=rss,
             audio_dir_bytes=audio,
             queued=m.queued,
-            done=_last_stage_done(m),
+            done=m.through.done,
             failed=m.failed,
             skipped=m.skipped,
             discovery_done=m.discovery_done,
             disk_blocked=bool(m.disk is not None and m.disk.blocked),
         )
-
-
-def _last_stage_done(m: Metrics) -> int:
-    """Videos through the whole pipeline: what its last stage has finished."""
-    return list(m.stages.values())[-1].done if m.stages else 0

@@ -60,7 +60,7 @@ class RunContext:
         await self.ledger.mark_failed(ref.id, stage, reason, permanent=permanent)
 
     def summary(self) -> RunSummary:
-        stored = self.metrics.stages["store"]
+        stored = self.metrics.through
         return RunSummary(
             done=stored.done,
             failed=len(self.failures),

@@ -90,3 +90,8 @@ class Metrics:
     skipped: int = 0
     discovery_done: bool = False
     disk: Any = None  # the run's DiskBudget (its ``blocked`` flag feeds the disk verdict)
+
+    @property
+    def through(self) -> StageCounters:
+        """The last stage's counters: what it finished went through the whole pipeline."""
+        return list(self.stages.values())[-1]
