@@ -39,6 +39,8 @@ bench: install
 	$(PY) -m bench.autotune
 	$(PY) -m bench.speakers
 	$(PY) -m bench.ytdlp_cpu
+	$(PY) -m bench.search_index_cost
+	$(PY) -m bench.search_quality
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

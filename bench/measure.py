@@ -18,6 +18,7 @@ from pgvector.asyncpg import register_vector
 
 from ytingest.config import Settings
 from ytingest.db.database import Database
+from ytingest.db.search import SEARCH_INDEXES
 from ytingest.db.segments import SEGMENT_COLUMNS, segment_records
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 from ytingest.models.embedder import SentenceEmbedder
@@ -143,14 +144,14 @@ class _GroupsSeen(Database):
 
 
 async def sink_replay(
-    dsn: str, items: list[EmbeddedTranscript], dim: int, *, indexed: bool = False
+    dsn: str, items: list[EmbeddedTranscript], dim: int, *, indexes: Sequence[str] = ()
 ) -> dict[str, float]:
     """Seconds to write ``items`` through the store stage with all of them waiting (the sink at
     capacity), and through raw ``copy_records_to_table`` of the same rows in the same groups: into
     a copy of ``segments`` with its indexes and keys, foreign key included (``same``: what the sink
     adds over COPY itself), and into a table without any (``bare``).
-    ``indexed``: the HNSW index exists already (a channel's second run): every row is also a graph
-    insert, for the raw COPY into the same table as well."""
+    ``indexes``: search indexes (``SEARCH_INDEXES`` names) that exist already, as on a channel's
+    second run: every row is also an index insert, for the raw COPY into the same table as well."""
     db = _GroupsSeen(dsn)
     db.groups = []
     await db.connect()
@@ -158,8 +159,12 @@ async def sink_replay(
     await db.register_channel("bench://sink")
     for it in items:
         await db.register_video(it.transcript.video)
-    if indexed:
-        await db.ensure_search_index()
+    ddl = await asyncpg.connect(dsn)
+    try:
+        for name in indexes:
+            await ddl.execute(SEARCH_INDEXES[name])
+    finally:
+        await ddl.close()
     inbox: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue()
     for it in [*items, None]:
         inbox.put_nowait(it)

@@ -12,7 +12,7 @@ Also: streaming again on the same channel and on a 4x channel, each in a fresh p
 peak RSS compare (memory must not grow with the channel) and the 4x run shows the rate once the
 first downloads' wait is amortised; the sink ratio (the store stage with every video waiting vs
 raw ``copy_records_to_table`` of the same rows in the same groups, into a fresh database and into
-one that already has its HNSW index) and the embed ratio (in the 4x run: the pipeline's encode
+one that already has its HNSW and full-text indexes) and the embed ratio (in the 4x run: the pipeline's encode
 rate vs plain ``model.encode`` on the same batches, alone, in the same process).
 Writes bench/results/latest.json and latest.png.
 """
@@ -38,6 +38,7 @@ from bench.measure import Peaks, RecordingEmbedder, sink_replay, stored_items
 from ytingest import Engine, Settings
 from ytingest.db.database import Database
 from ytingest.db.embedded import EmbeddedPostgres
+from ytingest.db.search import SEARCH_INDEXES
 from ytingest.items import EmbeddedTranscript, Transcript
 from ytingest.models.asr import WhisperTranscriber
 from ytingest.models.embedder import SentenceEmbedder
@@ -214,9 +215,9 @@ async def main(episodes: int, bandwidth: int, scale: int) -> dict[str, Any]:
             assert stream_cfg.database_url is not None
             items = repeated(await stored_items(stream_cfg.database_url.get_secret_value()), 10_000)
             sink = {}
-            for name, indexed in (("fresh", False), ("indexed", True)):
+            for name, indexes in (("fresh", ()), ("indexed", tuple(SEARCH_INDEXES))):
                 dsn = await new_database(server, f"bench_sink_{name}")
-                sink[name] = await sink_replay(dsn, items, emb.dim, indexed=indexed)
+                sink[name] = await sink_replay(dsn, items, emb.dim, indexes=indexes)
         finally:
             await pg.stop()
     a, b, c, d = (rows[m]["wall_s"] for m in MODES)

@@ -142,7 +142,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(line, red=True)
 
 
-def _with_database(dsn: str, name: str) -> str:
+def with_database(dsn: str, name: str) -> str:
     """The same server, another database name (keeps query options such as host=)."""
     head, _, tail = dsn.partition("?")
     base = head.rsplit("/", 1)[0] if head.count("/") > 2 else head
@@ -181,7 +181,7 @@ def fresh_dsn(pg_server: str) -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield _with_database(pg_server, name)
+    yield with_database(pg_server, name)
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
@@ -241,17 +241,22 @@ def cli(tmp_path: Path) -> Cli:
     """CLI with a private home; embedded PostgreSQL unless $DATABASE_URL names a server."""
     dsn = None
     if EXTERNAL_DSN:
-        dsn = _with_database(EXTERNAL_DSN, f"ytingest_e2e_{uuid.uuid4().hex[:12]}")
+        dsn = with_database(EXTERNAL_DSN, f"ytingest_e2e_{uuid.uuid4().hex[:12]}")
         asyncio.run(_create_db(EXTERNAL_DSN, dsn.rsplit("/", 1)[1].split("?")[0]))
     return make_cli(tmp_path / "home", dsn)
 
 
-async def _create_db(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
+async def run_sql(dsn: str, sql: str) -> None:
+    """One statement on its own connection (CREATE/DROP DATABASE cannot run in a transaction)."""
+    conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def _create_db(admin_dsn: str, name: str) -> None:
+    await run_sql(admin_dsn, f'CREATE DATABASE "{name}"')
 
 
 @pytest.fixture

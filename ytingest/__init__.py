@@ -21,6 +21,7 @@ from ytingest.items import (
     Transcript,
     VideoRef,
 )
+from ytingest.search import SearchQuery, VideoHits, group_by_video
 
 __all__ = [
     "AudioFile",
@@ -33,11 +34,14 @@ __all__ = [
     "Failure",
     "RunSummary",
     "SearchHit",
+    "SearchQuery",
     "Segment",
     "Settings",
     "StoreError",
     "TranscribeError",
     "Transcript",
+    "VideoHits",
     "VideoRef",
     "YtingestError",
+    "group_by_video",
 ]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from ytingest.items import RunSummary
 from ytingest.logs import configure_logging, redact
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
+from ytingest.search import MODES, group_by_video, parse_day
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -81,11 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asr-batching", choices=["off", "file", "cross"], help="ASR batching (ASR_BATCHING)")
     p.add_argument("--asr-batch-size", type=int, help="speech chunks per model call (ASR_BATCH_SIZE)")
 
-    p = sub.add_parser("search", parents=[common], help="find segments by meaning")
-    p.add_argument("query")
+    p = sub.add_parser("search", parents=[common], help="find segments by meaning and by words")
+    p.add_argument("query", help='words, "an exact phrase", -excluded')
     p.add_argument("--limit", type=int, default=10)
+    p.add_argument(  # not ``mode``: that is the stream's MODE setting
+        "--mode", dest="search_mode", choices=MODES, default="hybrid", help="ranking (default: hybrid)"
+    )
     p.add_argument("--speaker", help="only segments of this speaker")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--channel", help="only videos of this channel URL")
+    p.add_argument("--video", help="only this video id")
+    p.add_argument("--since", type=_day, help="uploaded on or after: YYYY-MM-DD or 7d, 2w, 3m")
+    p.add_argument("--until", type=_day, help="uploaded on or before: YYYY-MM-DD or 7d, 2w, 3m")
+    p.add_argument("--min-score", type=float, help="drop hits scoring below this (the mode's score)")
+    p.add_argument("--group", action="store_true", help="group hits by video, best video first")
+    p.add_argument("--json", action="store_true", help="print the hits as one JSON array")
+
+    p = sub.add_parser("serve", parents=[common], help="the search page, a live run page and a JSON API")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--run-url", help="a running stream's --metrics-port address, for the run page")
 
     p = sub.add_parser("retry", parents=[common], help="try the failed videos again")
     p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
@@ -283,16 +300,46 @@ async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
-    hits = await engine.search(args.query, limit=args.limit, speaker=args.speaker)
+    options = ("limit", "speaker", "channel", "video", "since", "until", "min_score")
+    hits = await engine.search(args.query, mode=args.search_mode, **{k: getattr(args, k) for k in options})
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return EXIT_OK
-    for h in hits:
-        who = f" [{h.speaker}]" if h.speaker else ""
-        print(f"{h.score:.3f}  {h.title} @ {h.start:.0f}s{who}\n       {h.text}\n       {h.url}")
+    for group in group_by_video(hits) if args.group else [None]:
+        if group is not None:
+            print(f"{group.title} ({group.video_id})")
+        for h in group.hits if group is not None else hits:
+            who = f" [{h.speaker}]" if h.speaker else ""
+            print(f"{h.score:.3f}  {h.title} @ {h.start:.0f}s{who}\n       {h.text}\n       {h.url}")
     if not hits:
         print("no matches")
     return EXIT_OK
+
+
+async def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
+    from ytingest.web import serve  # aiohttp pages and templates: loaded only for this command
+
+    def ready(url: str) -> None:
+        print(f"ytingest: serving {url} (search), {url}run (live run); Ctrl-C stops", flush=True)
+
+    server = asyncio.create_task(
+        serve(engine, host=args.host, port=args.port, run_url=args.run_url, ready=ready)
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a server has nothing to drain: stop at once
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, server.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await server
+    return EXIT_OK
+
+
+def _day(value: str) -> date:
+    """``parse_day`` for argparse: a bad date is a usage error (exit 2) with one line."""
+    try:
+        return parse_day(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
@@ -342,6 +389,7 @@ async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "stream": cmd_stream,
     "search": cmd_search,
+    "serve": cmd_serve,
     "status": cmd_status,
     "retry": cmd_retry,
     "export": cmd_export,

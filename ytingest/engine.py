@@ -25,6 +25,7 @@ from ytingest.monitor.monitor import Monitor
 from ytingest.monitor.sampler import Sampler
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.tuning import Tuning
+from ytingest.search import SearchQuery
 from ytingest.speakers.setup import build_tagger, save_unknowns
 from ytingest.stages.bulk import run_bulk
 from ytingest.stages.decode import Prepare, PreparingTranscriber
@@ -297,8 +298,8 @@ class Engine:
         return lambda path: loop.run_in_executor(pool, transcriber.prepare, path)
 
     async def _build_search_index(self, *, stopping: bool) -> None:
-        """The HNSW index, built once the rows are in (a stopping run leaves it to the next one;
-        search works without it, by exact scan)."""
+        """The HNSW and full-text indexes, built once the rows are in (a stopping run leaves them to
+        the next one; search works without them, by exact scan)."""
         if stopping:
             return
         t0 = time.monotonic()
@@ -352,12 +353,28 @@ class Engine:
 
     # ---- reads --------------------------------------------------------------------------------
 
-    async def search(self, query: str, *, limit: int = 10, speaker: str | None = None) -> list[SearchHit]:
-        """Segments nearest in meaning to ``query`` (cosine, HNSW)."""
-        embedder = await self.embedder()
-        await self.database.check_dim(embedder.dim)
-        vectors = await asyncio.get_running_loop().run_in_executor(self._embed_pool, embedder.encode, [query])
-        return await self.database.search(vectors[0], limit=limit, speaker=speaker)
+    async def search(self, query: str | SearchQuery, **options: Any) -> list[SearchHit]:
+        """The segments that best match ``query``, hybrid (meaning and words) by default; ``options``
+        are ``SearchQuery``'s. Each hit carries its neighbouring segments' text for context."""
+        q = query if isinstance(query, SearchQuery) else SearchQuery(query, **options)
+        vector = None
+        if q.mode != "keyword":
+            embedder = await self.embedder()
+            await self.database.check_dim(embedder.dim)
+            text = q.text.replace('"', " ")
+            vectors = await asyncio.get_running_loop().run_in_executor(
+                self._embed_pool, embedder.encode, [text]
+            )
+            vector = vectors[0]
+        return await self.database.search(q, vector)
+
+    async def videos(self, *, channel: str | None = None) -> list[dict[str, Any]]:
+        """Every known video with its status and upload date, newest first."""
+        return await self.database.videos(channel=channel)
+
+    async def channels(self) -> list[dict[str, Any]]:
+        """Each channel with its videos done, failed and pending, hours of audio, last run."""
+        return await self.database.channels()
 
     async def retry(self, *, include_pending: bool = False) -> RunSummary:
         """Stream the failed videos again (and, optionally, those left pending by a stopped run)."""

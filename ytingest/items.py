@@ -23,6 +23,7 @@ class VideoRef:
     duration: float | None = None
     channel: str = ""
     webpage_url: str = ""
+    upload_date: str | None = None  # ISO YYYY-MM-DD (UTC), when the listing gives one
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,25 +127,41 @@ class RunSummary:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One search result."""
+    """One search result: a segment, its neighbours for context, and where to hear it.
+
+    ``score`` is the mode's ranking score: cosine similarity (semantic), ``ts_rank_cd`` (keyword),
+    or the reciprocal-rank fusion of both scaled so 1.0 = first in both lists (hybrid).
+    """
 
     video_id: str
     title: str
-    url: str
+    url: str  # opens the video at ``start`` (YouTube ``t=``, else a media fragment)
     start: float
     end: float
     text: str
     speaker: str | None
     score: float
+    idx: int = 0
+    media_url: str = ""  # the audio/video file itself (for an HTML5 player on non-YouTube sources)
+    channel: str | None = None
+    upload_date: str | None = None  # ISO date, when the source gave one
+    before: str = ""  # the previous segment's text ("" at the start)
+    after: str = ""  # the next segment's text ("" at the end)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "video_id": self.video_id,
+            "idx": self.idx,
             "title": self.title,
             "url": self.url,
+            "media_url": self.media_url,
+            "channel": self.channel,
+            "upload_date": self.upload_date,
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "text": self.text,
+            "before": self.before,
+            "after": self.after,
             "speaker": self.speaker,
             "score": round(self.score, 4),
         }

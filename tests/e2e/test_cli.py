@@ -7,10 +7,11 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import pytest
 
-from tests.conftest import EXTERNAL_DSN, Cli, CliResult, _create_db, _with_database, make_cli
+from tests.conftest import EXTERNAL_DSN, Cli, CliResult, _create_db, make_cli, with_database
 from tests.wer import MAX_EPISODE_WER, MAX_MEAN_WER, wer
 from ytingest.testing import ChannelServer, serve_in_thread
 
@@ -33,7 +34,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingested]:
 
         name = f"ytingest_e2e_{uuid.uuid4().hex[:12]}"
         asyncio.run(_create_db(EXTERNAL_DSN, name))
-        dsn = _with_database(EXTERNAL_DSN, name)
+        dsn = with_database(EXTERNAL_DSN, name)
     cli = make_cli(tmp_path_factory.mktemp("e2e") / "home", dsn)
     with serve_in_thread(ChannelServer(bandwidth=200_000)) as channel:
         first = cli("stream", channel.feed_url, "--json", "--log-format", "json")
@@ -83,9 +84,49 @@ def test_search_finds_the_episode_a_phrase_comes_from(ingested: Ingested, query:
     assert r.returncode == 0, r.stderr
     hits = r.json()
     assert hits[0]["video_id"] == episode
-    assert set(hits[0]) == {"video_id", "title", "url", "start", "end", "text", "speaker", "score"}
+    assert set(hits[0]) == SEARCH_FIELDS
     assert hits[0]["url"].endswith(f"#t={int(hits[0]['start'])}")
     assert hits[0]["score"] >= hits[-1]["score"]
+
+
+SEARCH_FIELDS = {"video_id", "idx", "title", "url", "media_url", "channel", "upload_date", "start", "end"}
+SEARCH_FIELDS |= {"text", "before", "after", "speaker", "score"}
+
+
+def test_search_modes_filters_and_dates_from_the_feed(ingested: Ingested) -> None:
+    """Keyword mode returns only segments with the word; upload dates come from the feed's pubDate
+    (episode n is n days before 2026-01-01) and --since/--until select by them; context and grouping hold."""
+    by_id = {ep.id: n for n, ep in enumerate(ingested.channel.episodes)}
+    r = ingested.cli("search", "volcano magma", "--mode", "keyword", "--json")
+    assert r.returncode == 0, r.stderr
+    hits = r.json()
+    assert hits and all({"volcano", "magma"} & set(h["text"].lower().replace(".", " ").split()) for h in hits)
+    assert {h["video_id"] for h in hits} == {"ep05-volcano"}
+    newest = date(2026, 1, 1)  # the channel server's first pubDate
+    for h in hits:
+        assert h["upload_date"] == (newest - timedelta(days=by_id[h["video_id"]])).isoformat()
+        assert h["channel"] == ingested.channel.feed_url
+    mid = ingested.channel.episodes[2].id  # 2 days old
+    recent = ingested.cli("search", "episode", "--limit", "50", "--since", "2025-12-30", "--json").json()
+    assert recent and {h["video_id"] for h in recent} <= {ep.id for ep in ingested.channel.episodes[:3]}
+    old = ingested.cli("search", "episode", "--limit", "50", "--until", "2025-12-29", "--json").json()
+    assert old and mid not in {h["video_id"] for h in old}
+    one = ingested.cli("search", "bread", "--video", "ep06-bread", "--limit", "3", "--json").json()
+    assert {h["video_id"] for h in one} == {"ep06-bread"}
+    assert one[0]["before"] or one[0]["after"]  # a segment in the middle of a long episode has neighbours
+    grouped = ingested.cli("search", "sun and water", "--group", "--limit", "8")
+    assert grouped.returncode == 0 and "(ep03-garden)" in grouped.stdout
+
+
+def test_bad_search_options_are_one_line_usage_errors(ingested: Ingested) -> None:
+    for args in (
+        ["--since", "yesterday"],
+        ["--mode", "fuzzy"],
+        ["--since", "2026-02-01", "--until", "2026-01-01"],
+    ):
+        r = ingested.cli("search", "bread", *args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr and r.stderr.strip(), args
 
 
 def test_rerun_downloads_nothing_and_stores_nothing_new(ingested: Ingested) -> None:

@@ -8,11 +8,16 @@ import pytest
 
 from ytingest.db.database import Database
 from ytingest.db.schema import MIGRATIONS
-from ytingest.db.segments import timestamp_url
+from ytingest.db.search import timestamp_url
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
+from ytingest.search import SearchQuery
 
 DIM = 8
+
+
+def semantic(limit: int) -> SearchQuery:
+    return SearchQuery("q", mode="semantic", limit=limit)
 
 
 def unit(i: int) -> np.ndarray:
@@ -44,7 +49,7 @@ async def test_migrations_are_idempotent_and_recorded(fresh_dsn: str, conn: asyn
     assert meta == {"schema_version": str(len(MIGRATIONS)), "embedding_dim": str(DIM)}
     indexes = {r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes")}
     assert "segments_pkey" in indexes
-    assert not {"segments_embedding_hnsw", "segments_tsv"} & indexes  # HNSW comes after the rows
+    assert not {"segments_embedding_hnsw", "segments_text_fts"} & indexes  # built after the rows
 
 
 async def test_search_index_is_built_once_after_the_rows_and_used(
@@ -55,10 +60,10 @@ async def test_search_index_is_built_once_after_the_rows_and_used(
     try:
         await db.register_video(item("a", 6).transcript.video)
         await db.store_transcript(item("a", 6), asr_model="m", embed_model="e")
-        before = await db.search(unit(3), limit=1)  # exact scan, no index yet
+        before = await db.search(semantic(1), unit(3))  # exact scan, no index yet
         assert await db.ensure_search_index() is True
         assert await db.ensure_search_index() is False
-        after = await db.search(unit(3), limit=1)
+        after = await db.search(semantic(1), unit(3))
         assert before == after and after[0].text == "a says 3"
         async with conn.transaction():
             await conn.execute("SET LOCAL enable_seqscan = off")
@@ -192,10 +197,10 @@ async def test_search_orders_by_cosine_and_filters_by_speaker(fresh_dsn: str) ->
             asr_model="m",
             embed_model="e",
         )
-        hits = await db.search(unit(2), limit=2)
+        hits = await db.search(semantic(2), unit(2))
         assert hits[0].text == "a says 2" and hits[0].score == pytest.approx(1.0)
         assert hits[0].url == "https://www.youtube.com/watch?v=a&t=4s"
-        only_ann = await db.search(unit(2), limit=10, speaker="Ann")
+        only_ann = await db.search(SearchQuery("q", mode="semantic", speaker="Ann"), unit(2))
         assert {h.speaker for h in only_ann} == {"Ann"} and len(only_ann) == 2
     finally:
         await db.close()

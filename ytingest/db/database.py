@@ -1,20 +1,22 @@
 """``Database``: one asyncpg pool and every query the engine and the CLI run, grouped by table.
 
 The queries live in one mixin per concern, all over the shared pool of ``db.pool.Store``:
-``Ledger`` (channels, videos), ``SegmentStore`` (segments, search, export) and
+``Ledger`` (channels, videos), ``SegmentStore`` (storing and exporting segments),
+``SearchStore`` (search indexes, ranked search, video and channel listings) and
 ``VoiceprintStore`` (voiceprints, unknown speakers).
 """
 
 from __future__ import annotations
 
 from ytingest.db.ledger import Ledger
+from ytingest.db.search import SearchStore
 from ytingest.db.segments import SegmentStore
 from ytingest.db.voiceprints import VoiceprintStore
 
 __all__ = ["Database"]
 
 
-class Database(Ledger, SegmentStore, VoiceprintStore):
+class Database(Ledger, SegmentStore, SearchStore, VoiceprintStore):
     """A pool of DB_WORKERS connections with pgvector's codec, and the ledger/search/speaker queries."""
 
     def __repr__(self) -> str:

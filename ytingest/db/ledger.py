@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from ytingest.db.pool import Store, retried
@@ -25,11 +26,12 @@ class Ledger(Store):
         """Record a video as pending (keeps a done video done) and count an attempt."""
         async with self._conn("register video") as conn:
             await conn.execute(
-                """INSERT INTO videos (id, channel, title, url, webpage_url, duration, attempts)
-                   VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6, 1)
+                """INSERT INTO videos (id, channel, title, url, webpage_url, duration, upload_date, attempts)
+                   VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6, $7::date, 1)
                    ON CONFLICT (id) DO UPDATE SET
                      title = EXCLUDED.title, url = EXCLUDED.url, webpage_url = EXCLUDED.webpage_url,
                      duration = EXCLUDED.duration, attempts = videos.attempts + 1,
+                     upload_date = COALESCE(EXCLUDED.upload_date, videos.upload_date),
                      status = CASE WHEN videos.status = 'done' THEN 'done' ELSE 'pending' END,
                      updated_at = now()""",
                 ref.id,
@@ -38,6 +40,7 @@ class Ledger(Store):
                 ref.url,
                 ref.webpage_url,
                 ref.duration,
+                date.fromisoformat(ref.upload_date) if ref.upload_date else None,
             )
 
     @retried

@@ -85,6 +85,13 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX IF EXISTS segments_tsv;
     ALTER TABLE segments DROP COLUMN IF EXISTS tsv;
     """,
+    # 5: search filters. The upload date from the listing (NULL where the source gives none), and
+    # videos by channel. The full-text index is an expression index over ``text``, built after a
+    # load like the HNSW index (Database.ensure_search_index): nothing extra on the COPY path.
+    """
+    ALTER TABLE videos ADD COLUMN upload_date date;
+    CREATE INDEX videos_channel ON videos (channel);
+    """,
 )
 
 

@@ -1,16 +1,13 @@
-"""``SegmentStore``: the ``segments`` table — storing transcripts, the HNSW index, search, export."""
+"""``SegmentStore``: the ``segments`` table — storing transcripts and reading them back for export."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from ytingest.db.pool import Store, retried
 from ytingest.errors import StoreError
-from ytingest.items import EmbeddedTranscript, SearchHit
+from ytingest.items import EmbeddedTranscript
 
 SEGMENT_COLUMNS = (
     "video_id",
@@ -23,9 +20,6 @@ SEGMENT_COLUMNS = (
     "avg_logprob",
     "embedding",
     "embed_model",
-)
-_HNSW_INDEX = (
-    "CREATE INDEX IF NOT EXISTS segments_embedding_hnsw ON segments USING hnsw (embedding vector_cosine_ops)"
 )
 
 
@@ -47,14 +41,6 @@ def segment_records(items: Sequence[EmbeddedTranscript], embed_model: str) -> li
         for it in items
         for s, vec in zip(it.transcript.segments, it.vectors, strict=True)
     ]
-
-
-def timestamp_url(webpage_url: str, seconds: float) -> str:
-    """A link that opens the video at ``seconds`` (YouTube ``t=``, else a media fragment)."""
-    t = max(0, int(seconds))
-    if "youtube.com/" in webpage_url or "youtu.be/" in webpage_url:
-        return f"{webpage_url}{'&' if '?' in webpage_url else '?'}t={t}s"
-    return f"{webpage_url.split('#', 1)[0]}#t={t}"
 
 
 def _videos(ids: Sequence[str]) -> str:
@@ -96,45 +82,6 @@ class SegmentStore(Store):
             )
             if status != f"UPDATE {len(set(ids))}":
                 raise StoreError(f"{_videos(ids)}: not every video is registered")
-
-    async def ensure_search_index(self) -> bool:
-        """Build the HNSW index if it is missing (after a first load: one bulk build, not one graph
-        insert per row while storing). True when it was built now."""
-        async with self._conn("build the search index") as conn:
-            if await conn.fetchval("SELECT to_regclass('segments_embedding_hnsw') IS NOT NULL"):
-                return False
-            await conn.execute(_HNSW_INDEX)
-        return True
-
-    async def search(
-        self, vector: npt.NDArray[np.float32], *, limit: int = 10, speaker: str | None = None
-    ) -> list[SearchHit]:
-        """Nearest segments by cosine distance (HNSW), optionally of one speaker."""
-        async with self._conn("search") as conn, conn.transaction():
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            rows = await conn.fetch(
-                """SELECT s.video_id, v.title, v.webpage_url, v.url, s.start_s, s.end_s, s.text,
-                          s.speaker, 1 - (s.embedding <=> $1) AS score
-                   FROM segments s JOIN videos v ON v.id = s.video_id
-                   WHERE ($3::text IS NULL OR s.speaker = $3)
-                   ORDER BY s.embedding <=> $1 LIMIT $2""",
-                vector,
-                limit,
-                speaker,
-            )
-        return [
-            SearchHit(
-                video_id=r["video_id"],
-                title=r["title"],
-                url=timestamp_url(r["webpage_url"] or r["url"], r["start_s"]),
-                start=r["start_s"],
-                end=r["end_s"],
-                text=r["text"],
-                speaker=r["speaker"],
-                score=float(r["score"]),
-            )
-            for r in rows
-        ]
 
     async def video_segments(self, video_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """A stored video's row and its segments in order, or None if it is not stored."""

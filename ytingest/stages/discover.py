@@ -10,6 +10,7 @@ import re
 import tempfile
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ytingest.errors import DiscoverError
@@ -59,7 +60,20 @@ def entry_to_ref(entry: dict[str, Any], channel: str) -> VideoRef | None:
         duration=float(duration) if isinstance(duration, int | float) else None,
         channel=channel,
         webpage_url=str(webpage),
+        upload_date=upload_day(entry),
     )
+
+
+def upload_day(entry: dict[str, Any]) -> str | None:
+    """The entry's upload date as ISO ``YYYY-MM-DD``: yt-dlp's ``upload_date`` (YYYYMMDD), else its
+    ``timestamp`` (an RSS feed's ``pubDate``) read as UTC; None when the listing has neither."""
+    raw = entry.get("upload_date")
+    if isinstance(raw, str) and len(raw) == 8 and raw.isdigit():
+        return f"{raw[:4]}-{raw[4:6]}-{raw[6:]}"
+    stamp = entry.get("timestamp")
+    if isinstance(stamp, int | float):
+        return datetime.fromtimestamp(stamp, UTC).date().isoformat()
+    return None
 
 
 def is_short(ref: VideoRef) -> bool:

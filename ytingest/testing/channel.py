@@ -181,7 +181,15 @@ class ChannelServer:
         half = self.cut.get(episode_id, 0) > 0
         if half:
             self.cut[episode_id] -= 1
-        resp = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
+        resp = web.StreamResponse(headers={"Content-Type": "audio/mpeg", "Accept-Ranges": "bytes"})
+        wanted = request.http_range  # a Range request, as browsers' players send to seek
+        if not half and (wanted.start is not None or wanted.stop is not None):
+            first, stop, _ = wanted.indices(len(data))
+            if first >= len(data):
+                raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{len(data)}"})
+            resp.set_status(206)
+            resp.headers["Content-Range"] = f"bytes {first}-{stop - 1}/{len(data)}"
+            data = data[first:stop]
         resp.content_length = len(data)
         await resp.prepare(request)
         if half:  # announce the full length, send half, then drop the connection

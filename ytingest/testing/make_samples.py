@@ -23,10 +23,10 @@ def synthesize(text: str, voice: str, wav: Path) -> None:
     subprocess.run(["espeak-ng", "-v", voice, "-s", "165", "-w", str(wav), text], check=True)
 
 
-def encode_mp3(wav: Path, mp3: Path, bitrate: int = 32_000) -> None:
-    """Re-encode a WAV file as a small mono MP3 with PyAV."""
+def encode_mp3(wav: Path, mp3: Path, bitrate: int = 32_000, rate: int = 22_050) -> None:
+    """Re-encode a WAV file as a small mono MP3 with PyAV (a stereo file is downmixed)."""
     with av.open(str(wav)) as src, av.open(str(mp3), "w") as dst:
-        stream = dst.add_stream("libmp3lame", rate=22050, layout="mono")
+        stream = dst.add_stream("libmp3lame", rate=rate, layout="mono")
         stream.bit_rate = bitrate
         for frame in src.decode(audio=0):
             frame.pts = None

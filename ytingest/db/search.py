@@ -1,0 +1,186 @@
+"""``SearchStore``: the search indexes and the reads behind ``search``, ``/api/videos`` and ``channels``.
+
+Semantic ranking is pgvector's HNSW over cosine distance. Keyword ranking is PostgreSQL full-text
+search (``websearch_to_tsquery``: words, ``"quoted phrases"``, ``-not``) over a GIN expression
+index; segments with all the words rank above those with some. Hybrid fuses the semantic list
+with the keyword list's segments that have every word, by reciprocal-rank fusion: a segment that
+shares one word of a long question with the query is not evidence, and fused with a semantic rank
+it would outrank the semantic first place (measured: bench/search_quality.py).
+Every mode applies the same filters, and quoted phrases must appear verbatim (case aside) in a
+hit. Both indexes are built after a load (``ensure_search_index``), not row by row while storing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ytingest.db.pool import Store
+from ytingest.items import SearchHit
+from ytingest.search import SearchQuery, any_words, excluded, fuse
+
+_TSV = "to_tsvector('english', s.text)"
+SEARCH_INDEXES = {
+    "segments_embedding_hnsw": "CREATE INDEX IF NOT EXISTS segments_embedding_hnsw"
+    " ON segments USING hnsw (embedding vector_cosine_ops)",
+    "segments_text_fts": "CREATE INDEX IF NOT EXISTS segments_text_fts"
+    " ON segments USING gin (to_tsvector('english', text))",
+}
+# $1 is the ranking's own argument (a vector or the query text); the filters follow from $3
+_FILTERS = """
+      ($3::text IS NULL OR s.speaker = $3)
+  AND ($4::text IS NULL OR v.channel = $4)
+  AND ($5::text IS NULL OR s.video_id = $5)
+  AND ($6::date IS NULL OR v.upload_date >= $6)
+  AND ($7::date IS NULL OR v.upload_date <= $7)
+  AND s.text ILIKE ALL($8::text[])"""
+_SEMANTIC = f"""
+SELECT s.video_id, s.idx, 1 - (s.embedding <=> $1) AS score
+FROM segments s JOIN videos v ON v.id = s.video_id
+WHERE {_FILTERS}
+ORDER BY s.embedding <=> $1 LIMIT $2"""
+# segments with every word of the query first, then those with some, each by cover density;
+# $9: the query's words joined by ``or``, $10: its ``-exclusions`` ('' when none)
+_KEYWORD = f"""
+SELECT s.video_id, s.idx, ts_rank_cd({_TSV}, any_q) AS score, {_TSV} @@ all_q AS every
+FROM segments s JOIN videos v ON v.id = s.video_id,
+     websearch_to_tsquery('english', $1) all_q, websearch_to_tsquery('english', $9) any_q,
+     websearch_to_tsquery('english', $10) not_q
+WHERE {_TSV} @@ any_q AND ($10 = '' OR {_TSV} @@ not_q) AND {_FILTERS}
+ORDER BY every DESC, score DESC, s.video_id, s.idx LIMIT $2"""
+_DETAILS = """
+SELECT s.video_id, s.idx, s.start_s, s.end_s, s.text, s.speaker, v.title, v.webpage_url, v.url,
+       v.channel, v.upload_date, COALESCE(p.text, '') AS before, COALESCE(n.text, '') AS after
+FROM unnest($1::text[], $2::int[]) AS k(video_id, idx)
+JOIN segments s ON s.video_id = k.video_id AND s.idx = k.idx
+JOIN videos v ON v.id = s.video_id
+LEFT JOIN segments p ON p.video_id = s.video_id AND p.idx = s.idx - 1
+LEFT JOIN segments n ON n.video_id = s.video_id AND n.idx = s.idx + 1"""
+
+Key = tuple[str, int]
+
+
+def timestamp_url(webpage_url: str, seconds: float) -> str:
+    """A link that opens the video at ``seconds`` (YouTube ``t=``, else a media fragment)."""
+    t = max(0, int(seconds))
+    if "youtube.com/" in webpage_url or "youtu.be/" in webpage_url:
+        return f"{webpage_url}{'&' if '?' in webpage_url else '?'}t={t}s"
+    return f"{webpage_url.split('#', 1)[0]}#t={t}"
+
+
+def _like(phrase: str) -> str:
+    """An ILIKE pattern matching ``phrase`` anywhere, with its own % and _ taken literally."""
+    escaped = phrase.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SearchStore(Store):
+    """The search indexes, ranked search with filters, and the video and channel listings."""
+
+    async def ensure_search_index(self) -> bool:
+        """Build the HNSW and full-text indexes that are missing (after a first load: one bulk build
+        each, not one insert per row while storing). True when any was built now."""
+        built = False
+        async with self._conn("build the search indexes") as conn:
+            for name, sql in SEARCH_INDEXES.items():
+                if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+                    await conn.execute(sql)
+                    built = True
+        return built
+
+    async def search(
+        self, query: SearchQuery, vector: npt.NDArray[np.float32] | None = None
+    ) -> list[SearchHit]:
+        """The best ``query.limit`` segments in ``query.mode`` (``vector``: the query's embedding,
+        needed by the semantic and hybrid modes), each with its neighbours for context."""
+        filters = (
+            query.speaker,
+            query.channel,
+            query.video,
+            query.since,
+            query.until,
+            [_like(p) for p in query.phrases],
+        )
+        rankings: list[list[tuple[Key, float]]] = []
+        async with self._conn("search") as conn, conn.transaction():
+            if query.mode != "keyword":
+                if vector is None:
+                    raise ValueError(f"a {query.mode} search needs the query's embedding")
+                await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                rows = await conn.fetch(_SEMANTIC, vector, query.candidates, *filters)
+                rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
+            if query.mode != "semantic":
+                words = (any_words(query.text), excluded(query.text))
+                rows = await conn.fetch(_KEYWORD, query.text, query.candidates, *filters, *words)
+                if query.mode == "hybrid":  # only segments with every word: see the module docstring
+                    rows = [r for r in rows if r["every"]]
+                rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
+            if query.mode == "hybrid":
+                ranked = fuse([[key for key, _ in r] for r in rankings], query.candidates)
+            else:
+                ranked = rankings[0]
+            if query.min_score is not None:
+                ranked = [(key, score) for key, score in ranked if score >= query.min_score]
+            ranked = ranked[: query.limit]
+            rows = await conn.fetch(_DETAILS, [k[0] for k, _ in ranked], [k[1] for k, _ in ranked])
+        found = {(r["video_id"], r["idx"]): r for r in rows}
+        return [_hit(found[key], score) for key, score in ranked if key in found]
+
+    async def videos(self, *, channel: str | None = None) -> list[dict[str, Any]]:
+        """Every known video (newest upload first, undated last), optionally of one channel."""
+        async with self._conn("list videos") as conn:
+            rows = await conn.fetch(
+                """SELECT id, title, channel, url, webpage_url, duration, status, segments, upload_date
+                   FROM videos WHERE ($1::text IS NULL OR channel = $1)
+                   ORDER BY upload_date DESC NULLS LAST, id""",
+                channel,
+            )
+        return [
+            {**dict(r), "upload_date": r["upload_date"].isoformat() if r["upload_date"] else None}
+            for r in rows
+        ]
+
+    async def channels(self) -> list[dict[str, Any]]:
+        """Each channel with its videos done, failed and pending, hours of stored audio, last run."""
+        async with self._conn("list channels") as conn:
+            rows = await conn.fetch(
+                """SELECT c.url, c.last_run,
+                          count(v.id) FILTER (WHERE v.status = 'done') AS done,
+                          count(v.id) FILTER (WHERE v.status = 'failed') AS failed,
+                          count(v.id) FILTER (WHERE v.status = 'pending') AS pending,
+                          COALESCE(sum(v.audio_seconds) FILTER (WHERE v.status = 'done'), 0) AS audio_s
+                   FROM channels c LEFT JOIN videos v ON v.channel = c.url
+                   GROUP BY c.url, c.last_run HAVING count(v.id) > 0 ORDER BY c.url"""
+            )
+        return [
+            {
+                "url": r["url"],
+                "done": r["done"],
+                "failed": r["failed"],
+                "pending": r["pending"],
+                "audio_hours": round(float(r["audio_s"]) / 3600, 3),
+                "last_run": r["last_run"].isoformat() if r["last_run"] else None,
+            }
+            for r in rows
+        ]
+
+
+def _hit(r: Any, score: float) -> SearchHit:
+    media = r["url"] or r["webpage_url"]
+    return SearchHit(
+        video_id=r["video_id"],
+        idx=r["idx"],
+        title=r["title"],
+        url=timestamp_url(r["webpage_url"] or r["url"], r["start_s"]),
+        media_url=media.split("#", 1)[0],
+        channel=r["channel"],
+        upload_date=r["upload_date"].isoformat() if r["upload_date"] else None,
+        start=r["start_s"],
+        end=r["end_s"],
+        text=r["text"],
+        before=r["before"],
+        after=r["after"],
+        speaker=r["speaker"],
+        score=score,
+    )

@@ -1,0 +1,237 @@
+"""``ytingest serve``: a read-only web app over the database (search) and a running engine (live run).
+
+Pages: ``/`` (search, grouped by video, with a player that opens at the hit's second) and ``/run``
+(what ``ytingest top`` shows, redrawn by ``static/run.js`` from ``/api/status``). JSON under ``/api/``:
+``search`` (exactly ``ytingest search --json``), ``videos``, ``channels``, ``status`` (the running
+engine's ``/status``, fetched server-side from ``run_url``). Only GET routes; every response carries
+a Content-Security-Policy that allows scripts and styles from this origin only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import ClientSession, ClientTimeout, web
+from jinja2 import Environment
+
+from ytingest.errors import ConfigError, YtingestError
+from ytingest.logs import get_logger
+from ytingest.monitor.http import serve_app
+from ytingest.search import MODES, group_by_video, terms
+from ytingest.web.params import SEARCH_PARAMS, search_query, text
+from ytingest.web.render import STATIC, environment, render
+from ytingest.web.status import fetch_status
+
+if TYPE_CHECKING:
+    from ytingest.engine import Engine
+
+log = get_logger()
+
+ENGINE: web.AppKey[Engine] = web.AppKey("engine")
+RUN_URL: web.AppKey[str | None] = web.AppKey("run_url")
+TEMPLATES = web.AppKey("templates", Environment)
+CLIENT = web.AppKey("client", ClientSession)
+
+CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src http: https:",  # audio plays from wherever the source serves it
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+STATUS_TIMEOUT = ClientTimeout(total=2.0)
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_app(engine: Engine, *, run_url: str | None = None, local_only: bool = True) -> web.Application:
+    """The web app over a started ``engine``; ``run_url``: a ``stream --metrics-port`` base URL.
+    ``local_only``: answer only requests addressed to a loopback name (a web page elsewhere that
+    rebinds its own host name to 127.0.0.1 cannot read the app: DNS rebinding)."""
+    if run_url is not None:
+        parts = urlsplit(run_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"--run-url must be an http(s) URL such as http://127.0.0.1:9464, not {run_url!r}"
+            )
+    app = web.Application(middlewares=[_loopback_host, _errors] if local_only else [_errors])
+    app[ENGINE] = engine
+    app[RUN_URL] = run_url.rstrip("/") if run_url else None
+    app[TEMPLATES] = environment()
+    app.cleanup_ctx.append(_client)
+    app.on_response_prepare.append(_secure)
+    app.router.add_get("/", search_page, name="search")
+    app.router.add_get("/run", run_page, name="run")
+    app.router.add_get("/api/search", api_search)
+    app.router.add_get("/api/videos", api_videos)
+    app.router.add_get("/api/channels", api_channels)
+    app.router.add_get("/api/status", api_status)
+    app.router.add_static("/static", STATIC, name="static")
+    return app
+
+
+async def serve(
+    engine: Engine,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    run_url: str | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the app on host:port (0: any free port) until cancelled; logs ``web_listening`` with the
+    URL and passes it to ``ready``. A port in use or an address not on this machine: ConfigError."""
+    app = make_app(engine, run_url=run_url, local_only=host in LOOPBACK)
+    try:
+        runner, bound = await serve_app(app, host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/"
+    log.info("web_listening", url=url, run_url=run_url)
+    if ready is not None:
+        ready(url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+# ---- plumbing ---------------------------------------------------------------------------------
+
+
+async def _client(app: web.Application) -> AsyncIterator[None]:
+    """One HTTP client for the status proxy, closed with the app."""
+    async with ClientSession(timeout=STATUS_TIMEOUT) as session:
+        app[CLIENT] = session
+        yield
+
+
+async def _secure(_request: web.Request, response: web.StreamResponse) -> None:
+    """Security headers on every response: pages, JSON, static files and errors alike."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+@web.middleware
+async def _loopback_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a request whose Host is not a loopback name (421), before any handler runs."""
+    if (request.url.host or "").lower() not in LOOPBACK:  # the Host header's name, port and [] aside
+        return web.Response(status=421, text="this server answers only for 127.0.0.1 and localhost\n")
+    return await handler(request)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bad input → 400, our own failures (database down …) → 503, as one line: JSON under /api/."""
+    try:
+        return await handler(request)
+    except ConfigError as exc:
+        return _error(request, 400, str(exc))
+    except YtingestError as exc:
+        log.warning("web_request_failed", path=request.path, reason=str(exc))
+        return _error(request, 503, str(exc))
+
+
+def _error(request: web.Request, status: int, message: str) -> web.Response:
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": message}, status=status)
+    body = render(request.app[TEMPLATES], "error.html", status=status, message=message)
+    return web.Response(text=body, status=status, content_type="text/html")
+
+
+def _engine(request: web.Request) -> Engine:
+    return request.app[ENGINE]
+
+
+# ---- pages ------------------------------------------------------------------------------------
+
+
+async def _choices(engine: Engine) -> tuple[list[str], list[str], list[str]]:
+    """The filter choices: enrolled speakers, anonymous voices, channel URLs."""
+    speakers, channels = await asyncio.gather(engine.speakers(), engine.channels())
+    enrolled = [str(p["name"]) for p in speakers.get("enrolled", [])]
+    unknown = [str(p["label"]) for p in speakers.get("unknown", [])]
+    return enrolled, unknown, [str(c["url"]) for c in channels]
+
+
+async def search_page(request: web.Request) -> web.Response:
+    """The search form; with ``q``, the results grouped by video (400 and the form on bad input)."""
+    engine = _engine(request)
+    params = request.query
+    enrolled, unknown, channels = await _choices(engine)
+    form = {name: params.get(name, "")[:500] for name in SEARCH_PARAMS}
+    groups, error, status = [], None, 200
+    searched = bool(params.get("q", "").strip())
+    if searched:
+        try:
+            hits = await engine.search(search_query(params))
+            groups = group_by_video(hits)
+        except ConfigError as exc:
+            error, status = str(exc), 400
+    page = render(
+        request.app[TEMPLATES],
+        "search.html",
+        form=form,
+        modes=MODES,
+        enrolled=enrolled,
+        unknown=unknown,
+        channels=channels,
+        searched=searched,
+        groups=groups,
+        hits=sum(len(g.hits) for g in groups),
+        terms=terms(form["q"]) if searched else [],
+        error=error,
+    )
+    return web.Response(text=page, status=status, content_type="text/html")
+
+
+async def run_page(request: web.Request) -> web.Response:
+    """The live run view; ``static/run.js`` fills it from ``/api/status`` every second."""
+    page = render(request.app[TEMPLATES], "run.html", run_url=request.app[RUN_URL])
+    return web.Response(text=page, content_type="text/html")
+
+
+# ---- JSON API ---------------------------------------------------------------------------------
+
+
+async def api_search(request: web.Request) -> web.Response:
+    """Exactly what ``ytingest search --json`` prints for the same query and filters."""
+    hits = await _engine(request).search(search_query(request.query))
+    return web.json_response([h.to_dict() for h in hits])
+
+
+async def api_videos(request: web.Request) -> web.Response:
+    videos = await _engine(request).videos(channel=text(request.query, "channel"))
+    return web.json_response(videos, dumps=_dumps)
+
+
+async def api_channels(request: web.Request) -> web.Response:
+    return web.json_response(await _engine(request).channels(), dumps=_dumps)
+
+
+async def api_status(request: web.Request) -> web.Response:
+    """The running engine's ``/status`` document, or ``{"state": "unreachable", "message"}``."""
+    return web.json_response(await fetch_status(request.app[CLIENT], request.app[RUN_URL]))
+
+
+def _dumps(value: Any) -> str:
+    """JSON with dates and times as ISO strings (rows straight from the database)."""
+    return json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
