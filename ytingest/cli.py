@@ -13,154 +13,25 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
 from rich.console import Console, RenderableType
 from rich.live import Live
 
+from ytingest.cli_args import build_parser, settings_from
 from ytingest.config import Settings
 from ytingest.engine import Engine, first_error
 from ytingest.errors import ConfigError, YtingestError
 from ytingest.eventloop import run
-from ytingest.export import FORMATS, render
+from ytingest.export import render
 from ytingest.items import RunSummary
 from ytingest.logs import configure_logging, redact
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
-from ytingest.search import MODES, group_by_video, parse_day
+from ytingest.search import group_by_video
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("common options")
-    g.add_argument("--home", type=Path, help="data folder (YTINGEST_HOME)")
-    g.add_argument("--database-url", help="PostgreSQL with pgvector (DATABASE_URL); default: embedded")
-    g.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
-    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
-
-    parser = argparse.ArgumentParser(prog="ytingest", description=__doc__.split("\n")[0] if __doc__ else None)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("stream", parents=[common], help="ingest a channel (anything yt-dlp lists)")
-    p.add_argument("url")
-    p.add_argument("--limit", type=int, help="only the N newest videos")
-    p.add_argument("--skip-shorts", action="store_true", help="skip videos under 60 s and /shorts/")
-    p.add_argument(
-        "--voices-dir", type=Path, help="voices to enrol; turns on speaker identification (VOICES_DIR)"
-    )
-    p.add_argument("--keep-audio", action="store_true", default=None, help="keep downloaded audio")
-    p.add_argument("--io-workers", type=int, help="concurrent downloads (IO_WORKERS)")
-    p.add_argument("--asr-workers", type=int, help="parallel transcriptions (ASR_WORKERS)")
-    p.add_argument("--batch-size", type=int, help="rows per embedding micro-batch (BATCH_SIZE)")
-    p.add_argument("--encode-batch-size", type=int, help="rows per model forward pass (ENCODE_BATCH_SIZE)")
-    p.add_argument("--db-workers", type=int, help="database writers (DB_WORKERS)")
-    p.add_argument("--asr-model", help="faster-whisper size name or model folder (ASR_MODEL)")
-    p.add_argument("--embed-model", help="sentence-transformers name or folder (EMBED_MODEL)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument(
-        "--dashboard",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="live view on the terminal (default: on when stderr is a terminal and not --json)",
-    )
-    p.add_argument(
-        "--autotune",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="let ytingest resize IO_WORKERS (default: on unless IO_WORKERS is set)",
-    )
-    p.add_argument(
-        "--metrics-port", type=int, help="serve /metrics and /status on 127.0.0.1:PORT (0: any free port)"
-    )
-    p.add_argument("--report", type=Path, help="write the run's timeline to this HTML file")
-    # performance (issue 6)
-    p.add_argument("--mode", choices=["stream", "bulk"], help="stream (default) or 3-phase bulk (MODE)")
-    p.add_argument("--asr-batching", choices=["off", "file", "cross"], help="ASR batching (ASR_BATCHING)")
-    p.add_argument("--asr-batch-size", type=int, help="speech chunks per model call (ASR_BATCH_SIZE)")
-
-    p = sub.add_parser("search", parents=[common], help="find segments by meaning and by words")
-    p.add_argument("query", help='words, "an exact phrase", -excluded')
-    p.add_argument("--limit", type=int, default=10)
-    p.add_argument(  # not ``mode``: that is the stream's MODE setting
-        "--mode", dest="search_mode", choices=MODES, default="hybrid", help="ranking (default: hybrid)"
-    )
-    p.add_argument("--speaker", help="only segments of this speaker")
-    p.add_argument("--channel", help="only videos of this channel URL")
-    p.add_argument("--video", help="only this video id")
-    p.add_argument("--since", type=_day, help="uploaded on or after: YYYY-MM-DD or 7d, 2w, 3m")
-    p.add_argument("--until", type=_day, help="uploaded on or before: YYYY-MM-DD or 7d, 2w, 3m")
-    p.add_argument("--min-score", type=float, help="drop hits scoring below this (the mode's score)")
-    p.add_argument("--group", action="store_true", help="group hits by video, best video first")
-    p.add_argument("--json", action="store_true", help="print the hits as one JSON array")
-
-    p = sub.add_parser("serve", parents=[common], help="the search page, a live run page and a JSON API")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--run-url", help="a running stream's --metrics-port address, for the run page")
-
-    p = sub.add_parser("retry", parents=[common], help="try the failed videos again")
-    p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
-    p.add_argument("--pending", action="store_true", help="also videos a stopped run left pending")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-
-    p = sub.add_parser("status", parents=[common], help="videos done/failed/pending and failure reasons")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("top", help="attach to a running engine's /status and show the live view")
-    p.add_argument("--port", type=int, default=9464, help="the engine's --metrics-port")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--once", action="store_true", help="print one frame and exit")
-    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
-
-    p = sub.add_parser("speakers", parents=[common], help="enrolled voices, unknown voices, segments each")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("export", parents=[common], help="write a stored video's transcript")
-    p.add_argument("video_id")
-    p.add_argument("--format", choices=FORMATS, default="json")
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    return parser
-
-
-_SETTING_FLAGS = (
-    "io_workers",
-    "asr_workers",
-    "batch_size",
-    "encode_batch_size",
-    "db_workers",
-    "asr_model",
-    "embed_model",
-    "keep_audio",
-    "database_url",
-    "autotune",
-    "metrics_port",
-    "voices_dir",
-    "mode",
-    "asr_batching",
-    "asr_batch_size",
-)
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Environment and .env first, then any flag the user gave."""
-    overrides: dict[str, Any] = {
-        k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k, None) is not None
-    }
-    if getattr(args, "home", None) is not None:
-        overrides["ytingest_home"] = args.home
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,7 +94,8 @@ def _install_signals(engine: Engine) -> None:
 async def cmd_stream(engine: Engine, args: argparse.Namespace) -> int:
     try:
         async with asyncio.TaskGroup() as tg:
-            run = tg.create_task(engine.stream(args.url, limit=args.limit, skip_shorts=args.skip_shorts))
+            listing = {k: getattr(args, k) for k in ("limit", "skip_shorts", "since", "until", "new_only")}
+            run = tg.create_task(engine.stream(args.url, **listing))
             if args.dashboard:
                 tg.create_task(_live(lambda: render_dashboard(engine.status_document()), until=run))
     except* YtingestError as group:
@@ -332,14 +204,6 @@ async def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await server
     return EXIT_OK
-
-
-def _day(value: str) -> date:
-    """``parse_day`` for argparse: a bad date is a usage error (exit 2) with one line."""
-    try:
-        return parse_day(value)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     ytdlp_path: str | None = None  # None: the yt-dlp installed with ytingest (python -m yt_dlp)
     download_timeout_s: float = Field(1800.0, gt=0)
     cookies_file: Path | None = Field(None, repr=False)  # passed to yt-dlp; never logged
+    cookies_from_browser: str | None = Field(None, repr=False)  # BROWSER[:PROFILE], as yt-dlp takes it
+    ytdlp_args: str = Field("", repr=False)  # extra yt-dlp options, split like a shell would (no shell)
+    js_runtime: str | None = None  # RUNTIME[:PATH] for yt-dlp; None: the deno installed with ytingest
+    tabs: str = "videos,streams"  # which tabs of a bare channel URL are listed, in this order
+    new_only_streak: int = Field(10, ge=1)  # --new-only: stop listing after this many stored in a row
 
     @field_validator("ytingest_home", mode="after")
     @classmethod

@@ -31,12 +31,13 @@ from ytingest.stages.bulk import run_bulk
 from ytingest.stages.decode import Prepare, PreparingTranscriber
 from ytingest.stages.decoder_process import DecoderProcess
 from ytingest.stages.description import PIPELINE, Parts, Stage, inbox_for, metrics_for, wire
-from ytingest.stages.discover import Discoverer, ListDiscoverer, YtDlpDiscoverer, run_discovery
+from ytingest.stages.discover import Discoverer, ListDiscoverer, Listing, YtDlpDiscoverer, run_discovery
 from ytingest.stages.disk import DiskBudget, clean_leftovers
 from ytingest.stages.download import Downloader, DownloadPolicy, YtDlpDownloader
 from ytingest.stages.embed import Embedder
 from ytingest.stages.retry import SharedBackoff
 from ytingest.stages.transcribe import Transcriber
+from ytingest.stages.ytdlp_options import ytdlp_invocation
 
 log = get_logger()
 
@@ -63,11 +64,9 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.pipeline = tuple(pipeline)
-        ytdlp = settings.ytdlp_command
+        ytdlp = ytdlp_invocation(settings)  # the command and the options every yt-dlp child gets
         self._discoverer = discoverer or YtDlpDiscoverer(ytdlp)
-        self._downloader = downloader or YtDlpDownloader(
-            ytdlp, settings.download_timeout_s, cookies_file=settings.cookies_file
-        )
+        self._downloader = downloader or YtDlpDownloader(ytdlp, settings.download_timeout_s)
         self._transcriber = transcriber
         self._embedder = embedder
         self._tagger = tagger
@@ -202,13 +201,14 @@ class Engine:
         limit: int | None = None,
         skip_shorts: bool = False,
         discoverer: Discoverer | None = None,
+        **listing: Any,
     ) -> RunSummary:
-        """Discover, download, transcribe, embed and store a channel's videos, all stages at once."""
+        """Discover, download, transcribe, embed and store a channel's videos, all stages at once.
+        ``listing``: the rest of ``Listing``'s fields (since, until, new_only, tabs)."""
         self._stopping = stopping = asyncio.Event()
+        what = Listing(limit=limit, skip_shorts=skip_shorts, **listing)
         try:
-            return await self._stream(
-                url, stopping, limit=limit, skip_shorts=skip_shorts, discoverer=discoverer or self._discoverer
-            )
+            return await self._stream(url, stopping, what, discoverer or self._discoverer)
         finally:
             self._stopping = None
 
@@ -216,9 +216,7 @@ class Engine:
         self,
         url: str,
         stopping: asyncio.Event,
-        *,
-        limit: int | None,
-        skip_shorts: bool,
+        listing: Listing,
         discoverer: Discoverer,
     ) -> RunSummary:
         db, s = self.database, self.settings
@@ -239,8 +237,7 @@ class Engine:
         log.info(
             "run_started",
             channel=url,
-            limit=limit,
-            skip_shorts=skip_shorts,
+            **listing.to_log(),
             mode=s.mode,
             stages=[st.name for st in self.pipeline],
             **ctx.tuning.to_dict(),
@@ -264,12 +261,10 @@ class Engine:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(monitor.run(ctx.finished), name="monitor")
                 if s.mode == "bulk":
-                    bulk = run_bulk(parts, self.pipeline, url, limit=limit, skip_shorts=skip_shorts)
-                    tg.create_task(bulk, name="bulk")
+                    tg.create_task(run_bulk(parts, self.pipeline, url, listing), name="bulk")
                 else:  # streaming: every stage at once
                     first = inbox_for(self.pipeline[0], s)
-                    listing = run_discovery(ctx, discoverer, url, first, limit=limit, skip_shorts=skip_shorts)
-                    tg.create_task(listing, name="discover")
+                    tg.create_task(run_discovery(ctx, discoverer, url, first, listing), name="discover")
                     wire(tg, parts, self.pipeline, first, finished=ctx.finished)
         except* YtingestError as group:
             raise first_error(group) from None

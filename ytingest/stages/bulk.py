@@ -15,7 +15,7 @@ from typing import Any
 from ytingest.items import AudioFile, Transcript, VideoRef
 from ytingest.logs import get_logger
 from ytingest.stages.description import Parts, Stage, inbox_for, split_after, wire
-from ytingest.stages.discover import run_discovery
+from ytingest.stages.discover import Listing, run_discovery
 
 log = get_logger()
 
@@ -28,15 +28,13 @@ def _drain(q: asyncio.Queue[Any]) -> list[Any]:
     return items
 
 
-async def run_bulk(
-    p: Parts, stages: Sequence[Stage], url: str, *, limit: int | None = None, skip_shorts: bool = False
-) -> None:
+async def run_bulk(p: Parts, stages: Sequence[Stage], url: str, listing: Listing | None = None) -> None:
     """List the whole channel, then download / transcribe / store it in waves that fit the budget."""
     ctx = p.ctx
     fetch, transcribe, store = split_after(stages, "download", "asr")
     try:
         listed: asyncio.Queue[VideoRef | None] = asyncio.Queue()
-        await run_discovery(ctx, p.discoverer, url, listed, limit=limit, skip_shorts=skip_shorts)
+        await run_discovery(ctx, p.discoverer, url, listed, listing or Listing())
         refs: list[VideoRef] = _drain(listed)
         budget = ctx.settings.bulk_disk_budget_mb * 1_000_000
         while refs and not ctx.stopping.is_set():

@@ -10,7 +10,7 @@ import re
 import tempfile
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from ytingest.errors import DiscoverError
@@ -23,6 +23,26 @@ log = get_logger()
 
 SHORTS_MAX_SECONDS = 60.0
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a run takes from a channel's listing (``stream``'s listing flags)."""
+
+    limit: int | None = None  # the first N entries of the listing (newest first)
+    skip_shorts: bool = False
+    since: date | None = None  # upload date on or after
+    until: date | None = None  # upload date on or before
+    new_only: bool = False  # stop after NEW_ONLY_STREAK already-stored videos in a row
+    tabs: tuple[str, ...] | None = None  # None: Settings.tabs
+
+    def to_log(self) -> dict[str, Any]:
+        """The fields that are set, dates as ISO strings (for the ``run_started`` event)."""
+        return {
+            name: value.isoformat() if isinstance(value, date) else value
+            for name in self.__slots__
+            if (value := getattr(self, name))
+        }
 
 
 class Discoverer(Protocol):
@@ -167,11 +187,11 @@ async def run_discovery(
     discoverer: Discoverer,
     url: str,
     outbox: asyncio.Queue[VideoRef | None],
-    *,
-    limit: int | None = None,
-    skip_shorts: bool = False,
+    listing: Listing | None = None,
 ) -> None:
     """Prefilter entries as they are listed (shorts, --limit, already stored) and queue the rest."""
+    listing = listing or Listing()
+    limit, skip_shorts = listing.limit, listing.skip_shorts
     taken = 0
     seen: set[str] = set()
     async with contextlib.aclosing(discoverer.discover(url)) as refs:

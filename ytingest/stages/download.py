@@ -45,7 +45,6 @@ class YtDlpDownloader:
     ytdlp: tuple[str, ...] = ("yt-dlp",)
     timeout_s: float = 1800.0
     on_progress: ProgressCallback | None = None
-    cookies_file: Path | None = None
     pick_extractor: bool = True  # pass the extractor found here (stages/extractors.py)
 
     async def download(self, ref: VideoRef, dest: Path) -> AudioFile:
@@ -78,7 +77,6 @@ class YtDlpDownloader:
                 "--newline",
                 "--progress-template",
                 f"download:{_PROGRESS}%(progress.downloaded_bytes)s",
-                *(["--cookies", str(self.cookies_file)] if self.cookies_file else []),
                 "--",
                 ref.url,
             ]
