@@ -24,6 +24,7 @@ class VideoRef:
     channel: str = ""
     webpage_url: str = ""
     upload_date: str | None = None  # ISO YYYY-MM-DD (UTC), when the listing gives one
+    live_status: str | None = None  # yt-dlp's: is_upcoming, is_live, was_live, not_live, post_live
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class AudioFile:
     video: VideoRef
     path: Path
     size: int
+    upload_date: str | None = None  # from the download's own metadata (ISO), when yt-dlp had it
+    channel_name: str = ""  # the uploader's channel name and id, from the same metadata
+    channel_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

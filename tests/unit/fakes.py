@@ -103,6 +103,7 @@ class FakeDatabase:
     where: str = "memory"
     three_stored: asyncio.Event = field(default_factory=asyncio.Event)
     attempts: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
@@ -121,6 +122,15 @@ class FakeDatabase:
 
     async def register_video(self, ref: VideoRef) -> None:
         self.statuses[ref.id] = "pending"
+
+    async def record_metadata(
+        self, video_id: str, *, upload_date: str | None, channel_name: str, channel_id: str
+    ) -> None:
+        self.metadata[video_id] = {
+            "upload_date": upload_date,
+            "channel_name": channel_name,
+            "channel_id": channel_id,
+        }
 
     async def mark_failed(self, video_id: str, stage: str, reason: str, *, permanent: bool = False) -> None:
         self.statuses[video_id] = "failed"

@@ -44,6 +44,24 @@ class Ledger(Store):
             )
 
     @retried
+    async def record_metadata(
+        self, video_id: str, *, upload_date: str | None, channel_name: str, channel_id: str
+    ) -> None:
+        """What the download's own metadata says: the upload date (kept when the listing gave
+        one), and the uploader's channel name and id."""
+        async with self._conn("record metadata") as conn:
+            await conn.execute(
+                """UPDATE videos SET upload_date = COALESCE(upload_date, $2::date),
+                     channel_name = COALESCE(NULLIF($3, ''), channel_name),
+                     channel_id = COALESCE(NULLIF($4, ''), channel_id)
+                   WHERE id = $1""",
+                video_id,
+                date.fromisoformat(upload_date) if upload_date else None,
+                channel_name,
+                channel_id,
+            )
+
+    @retried
     async def mark_failed(self, video_id: str, stage: str, reason: str, *, permanent: bool = False) -> None:
         """Record why a video failed; ``permanent`` ones are not retried by a plain re-run."""
         async with self._conn("record failure") as conn:

@@ -92,6 +92,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE videos ADD COLUMN upload_date date;
     CREATE INDEX videos_channel ON videos (channel);
     """,
+    # 6: the uploader's channel as the site names it (from the download's metadata)
+    """
+    ALTER TABLE videos ADD COLUMN channel_name text, ADD COLUMN channel_id text;
+    """,
 )
 
 
