@@ -21,6 +21,7 @@ from rich.live import Live
 
 from ytingest.cli_args import build_parser, settings_from
 from ytingest.config import Settings
+from ytingest.doctor import format_line, run_checks, summary_line
 from ytingest.engine import Engine, first_error
 from ytingest.errors import ConfigError, YtingestError
 from ytingest.eventloop import run
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
+        if args.command == "doctor":  # no Engine: the doctor checks what starting one needs
+            return run(cmd_doctor(settings, args), loop=settings.loop)
         command: Callable[[Engine, argparse.Namespace], Awaitable[int]] = COMMANDS[args.command]
         return run(_with_engine(settings, args, command), loop=settings.loop)
     except YtingestError as exc:
@@ -207,25 +210,56 @@ async def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
-    report = await engine.status()
+    report = await engine.database.status(channel=args.channel)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return EXIT_OK
     v = report["videos"]
     print(
-        f"videos: {v['done']} done, {v['failed']} failed, {v['pending']} pending;"
-        f" {report['segments']} segments"
+        f"{'videos' if args.channel is None else f'videos of {args.channel}'}:"
+        f" {v['done']} done, {v['failed']} failed, {v['pending']} pending; {report['segments']} segments"
     )
     for f in report["failures"]:
         print(f"  failed {f['video_id']} ({f['stage']}, {f['attempts']} attempts): {f['reason']}")
+    for w in report.get("waiting", []):
+        print(f"  waiting {w['video_id']} ({w['status']}): {w['title']}")
     return EXIT_OK
+
+
+async def cmd_channels(engine: Engine, args: argparse.Namespace) -> int:
+    channels = await engine.channels()
+    if args.json:
+        print(json.dumps(channels, ensure_ascii=False))
+        return EXIT_OK
+    for c in channels:
+        name = f" ({c['name']})" if c.get("name") else ""
+        print(
+            f"{c['url']}{name}: {c['done']} done, {c['failed']} failed, {c['pending']} pending;"
+            f" {c['audio_hours']:.2f} h of audio; newest upload {c.get('latest_upload') or 'unknown'};"
+            f" last run {c['last_run'] or 'never'}"
+        )
+    if not channels:
+        print("no channels yet (ytingest stream URL)")
+    return EXIT_OK
+
+
+async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    """One line per check (or one JSON object); 0 when a stream would work, else 1."""
+    report = await run_checks(settings)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for check in report.checks:
+            print(format_line(check))
+        print(summary_line(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 async def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
     found = await engine.database.video_segments(args.video_id)
     if found is None:
         raise ConfigError(f"video {args.video_id!r} is not stored")
-    text = render(found[1], args.format)
+    text = render(found[1], args.format, video=found[0])
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -252,10 +286,11 @@ async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "stream": cmd_stream,
+    "retry": cmd_retry,
+    "status": cmd_status,
+    "channels": cmd_channels,
     "search": cmd_search,
     "serve": cmd_serve,
-    "status": cmd_status,
-    "retry": cmd_retry,
     "export": cmd_export,
     "speakers": cmd_speakers,
 }

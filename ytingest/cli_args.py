@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from datetime import date
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,19 @@ from ytingest.export import FORMATS
 from ytingest.search import MODES, parse_day
 
 DESCRIPTION = "YouTube channels → searchable, speaker-attributed transcripts in PostgreSQL + pgvector."
+EPILOG = "'ytingest COMMAND --help' lists a command's options; 'ytingest doctor' checks the setup."
+
+
+def version_line() -> str:
+    """``ytingest 0.1.0 (yt-dlp 2026.10.26)``, from the installed packages' metadata."""
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return f"ytingest {installed('ytingest')} (yt-dlp {installed('yt-dlp')})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,10 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
-    parser = argparse.ArgumentParser(prog="ytingest", description=DESCRIPTION)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="ytingest", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=version_line())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
-    p = sub.add_parser("stream", parents=[common], help="ingest a channel (anything yt-dlp lists)")
+    p = sub.add_parser("stream", parents=[common], help="ingest a channel's videos (anything yt-dlp lists)")
     p.add_argument("url")
     p.add_argument("--limit", type=int, help="only the first N videos of the listing (newest first)")
     p.add_argument("--skip-shorts", action="store_true", help="skip videos under 60 s and /shorts/")
@@ -80,10 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="serve /metrics and /status on 127.0.0.1:PORT (0: any free port)"
     )
     p.add_argument("--report", type=Path, help="write the run's timeline to this HTML file")
-    # performance (issue 6)
+    # performance: run mode and ASR batching
     p.add_argument("--mode", choices=["stream", "bulk"], help="stream (default) or 3-phase bulk (MODE)")
     p.add_argument("--asr-batching", choices=["off", "file", "cross"], help="ASR batching (ASR_BATCHING)")
     p.add_argument("--asr-batch-size", type=int, help="speech chunks per model call (ASR_BATCH_SIZE)")
+
+    p = sub.add_parser("retry", parents=[common], help="try the failed videos again")
+    p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
+    p.add_argument("--pending", action="store_true", help="also videos a stopped run left pending")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    p = sub.add_parser("status", parents=[common], help="videos done, failed and pending; why each failed")
+    p.add_argument("--channel", help="only the videos of this channel URL")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    p = sub.add_parser(
+        "channels", parents=[common], help="each channel: videos done, failed, pending; hours; last run"
+    )
+    p.add_argument("--json", action="store_true", help="print the channels as one JSON array")
 
     p = sub.add_parser("search", parents=[common], help="find segments by meaning and by words")
     p.add_argument("query", help='words, "an exact phrase", -excluded')
@@ -105,28 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--run-url", help="a running stream's --metrics-port address, for the run page")
 
-    p = sub.add_parser("retry", parents=[common], help="try the failed videos again")
-    p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
-    p.add_argument("--pending", action="store_true", help="also videos a stopped run left pending")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p = sub.add_parser(
+        "export", parents=[common], help="write a stored video's transcript (JSON, SRT, WebVTT)"
+    )
+    p.add_argument("video_id")
+    p.add_argument("--format", choices=FORMATS, default="json")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 
-    p = sub.add_parser("status", parents=[common], help="videos done/failed/pending and failure reasons")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("speakers", parents=[common], help="enrolled and unknown voices, with their segments")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
-    p = sub.add_parser("top", help="attach to a running engine's /status and show the live view")
-    p.add_argument("--port", type=int, default=9464, help="the engine's --metrics-port")
+    p = sub.add_parser("top", help="watch a running stream's live view (stream --metrics-port)")
+    p.add_argument("--port", type=int, default=9464, help="the stream's --metrics-port")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--once", action="store_true", help="print one frame and exit")
     p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
 
-    p = sub.add_parser("speakers", parents=[common], help="enrolled voices, unknown voices, segments each")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("export", parents=[common], help="write a stored video's transcript")
-    p.add_argument("video_id")
-    p.add_argument("--format", choices=FORMATS, default="json")
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    p = sub.add_parser("doctor", parents=[common], help="check what a first run needs and say what to fix")
+    p.add_argument("--json", action="store_true", help="print the checks as one JSON object")
     return parser
 
 

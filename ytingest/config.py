@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     tabs: str = "videos,streams"  # which tabs of a bare channel URL are listed, in this order
     new_only_streak: int = Field(10, ge=1)  # --new-only: stop listing after this many stored in a row
 
+    @field_validator("tabs", mode="after")
+    @classmethod
+    def _known_tabs(cls, value: str) -> str:
+        """Checked here too, so a typo stops the run before any model loads (stages/listing.py)."""
+        tabs = [t.strip().lower() for t in value.split(",") if t.strip()]
+        if not tabs or set(tabs) - {"videos", "streams", "shorts"}:
+            raise ValueError(f"{value!r}: give one or more of videos, streams, shorts, comma-separated")
+        return ",".join(tabs)
+
     @field_validator("ytingest_home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

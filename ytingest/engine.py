@@ -64,12 +64,8 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.pipeline = tuple(pipeline)
-        ytdlp = ytdlp_invocation(settings)  # the command and the options every yt-dlp child gets
-        self._discoverer = discoverer or YtDlpDiscoverer(ytdlp)
-        self._downloader = downloader or YtDlpDownloader(ytdlp, settings.download_timeout_s)
-        self._transcriber = transcriber
-        self._embedder = embedder
-        self._tagger = tagger
+        self._discoverer, self._downloader = discoverer, downloader  # None: yt-dlp's (see _ytdlp)
+        self._transcriber, self._embedder, self._tagger = transcriber, embedder, tagger
         self._db = database
         self._embedded: EmbeddedPostgres | None = None
         self._asr_pool = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="ytingest-asr")
@@ -194,6 +190,15 @@ class Engine:
 
     # ---- the pipeline -----------------------------------------------------------------------
 
+    def _ytdlp(self) -> tuple[Discoverer, Downloader]:
+        """The lister and downloader: yt-dlp's unless given, built by the first run, so a bad yt-dlp
+        option (exit 2) stops ``stream`` and ``retry``, not ``search`` or ``status``."""
+        if self._discoverer is None or self._downloader is None:
+            ytdlp = ytdlp_invocation(self.settings)  # the command and the options every child gets
+            self._discoverer = self._discoverer or YtDlpDiscoverer(ytdlp)
+            self._downloader = self._downloader or YtDlpDownloader(ytdlp, self.settings.download_timeout_s)
+        return self._discoverer, self._downloader
+
     async def stream(
         self,
         url: str,
@@ -203,12 +208,12 @@ class Engine:
         discoverer: Discoverer | None = None,
         **listing: Any,
     ) -> RunSummary:
-        """Discover, download, transcribe, embed and store a channel's videos, all stages at once.
+        """Discover, download, transcribe, embed and store a channel's videos, all stages at once;
         ``listing``: the rest of ``Listing``'s fields (since, until, new_only, tabs)."""
         self._stopping = stopping = asyncio.Event()
         what = Listing(limit=limit, skip_shorts=skip_shorts, **listing)
         try:
-            return await self._stream(url, stopping, what, discoverer or self._discoverer)
+            return await self._stream(url, stopping, what, discoverer or self._ytdlp()[0])
         finally:
             self._stopping = None
 
@@ -232,8 +237,9 @@ class Engine:
         policy = DownloadPolicy(ctx.tuning.downloads, backoff, disk)
         ctx.metrics.disk = disk
         monitor = self.monitor = self._make_monitor(ctx, backoff)
-        if isinstance(self._downloader, YtDlpDownloader):
-            self._downloader.on_progress = ctx.metrics.download.progress
+        downloader = self._ytdlp()[1]
+        if isinstance(downloader, YtDlpDownloader):
+            downloader.on_progress = ctx.metrics.download.progress
         log.info(
             "run_started",
             channel=url,
@@ -248,7 +254,7 @@ class Engine:
         parts = Parts(
             ctx,
             discoverer,
-            self._downloader,
+            downloader,
             transcriber,
             tagger,
             embedder,

@@ -44,8 +44,29 @@ class StoreError(YtingestError):
 
 
 class RateLimitedError(DownloadError):
-    """The site answered 429 / throttled us. ``retry_after`` is its hint in seconds, if any."""
+    """The site answered 429 / throttled us. ``retry_after`` is its hint in seconds, if any.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``kind``: ``"429"`` (HTTP Too Many Requests), ``"bot_check"`` (YouTube's "Sign in to confirm
+    you're not a bot") or ``"try_later"`` (YouTube's "This content isn't available, try again
+    later"). All three mean the account or IP is past its request budget: every download pauses.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *, kind: str = "429") -> None:
         super().__init__(message, permanent=False)
         self.retry_after = retry_after
+        self.kind = kind
+
+
+class MediaForbiddenError(DownloadError):
+    """HTTP 403 on the media URL: often an expired or throttled URL that a fresh extraction (the
+    next yt-dlp run) replaces. The download stage retries it once; a second 403 in a row is final."""
+
+
+class NotYetAvailableError(DownloadError):
+    """An upcoming premiere or live event, or a stream that is live right now: not a failure of
+    the video. The download stage leaves it pending so that a later run takes it.
+    ``live_status``: ``"is_upcoming"`` or ``"is_live"``, as yt-dlp names them."""
+
+    def __init__(self, message: str, *, live_status: str = "is_upcoming") -> None:
+        super().__init__(message, permanent=False)
+        self.live_status = live_status

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 FORMATS = ("json", "srt", "vtt")
@@ -17,15 +18,25 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def _day(value: date | str | None) -> str | None:
+    return value.isoformat() if isinstance(value, date) else value
+
+
 def _caption(row: dict[str, Any]) -> str:
     return f"[{row['speaker']}] {row['text']}" if row.get("speaker") else str(row["text"])
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
-    """``rows`` as returned by ``Database.video_segments``, in order."""
+def render(rows: Sequence[dict[str, Any]], fmt: str, *, video: Mapping[str, Any] | None = None) -> str:
+    """``rows`` as returned by ``Database.video_segments``, in order. ``video``: the video's row from
+    the same call; JSON rows then also carry its ``video_id`` and ``upload_date`` (``YYYY-MM-DD`` or
+    null). SRT and WebVTT have no place for them."""
     if fmt == "json":
+        about = (
+            {} if video is None else {"video_id": video["id"], "upload_date": _day(video.get("upload_date"))}
+        )
         out = [
             {
+                **about,
                 "idx": r["idx"],
                 "start": round(r["start_s"], 3),
                 "end": round(r["end_s"], 3),

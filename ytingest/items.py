@@ -25,6 +25,8 @@ class VideoRef:
     webpage_url: str = ""
     upload_date: str | None = None  # ISO YYYY-MM-DD (UTC), when the listing gives one
     live_status: str | None = None  # yt-dlp's: is_upcoming, is_live, was_live, not_live, post_live
+    channel_name: str = ""  # the uploader's channel name and id, when the listing gives them
+    channel_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

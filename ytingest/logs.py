@@ -29,13 +29,40 @@ LOGGER_NAME = "ytingest"
 # user:password@ in any URL-like string, and key=value secrets in DSNs
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@\s]*:)[^@\s/]*(?=@)")
 _KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)[^\s&;]+", re.IGNORECASE)
-_SECRET_KEYS = {"password", "database_url", "dsn", "cookies", "cookie", "token", "hf_token"}
+_SECRET_KEYS = {
+    "password",
+    "database_url",
+    "dsn",
+    "cookies",
+    "cookie",
+    "token",
+    "hf_token",
+    "cookies_file",
+    "cookies_from_browser",
+    "ytdlp_args",
+    "proxy",
+}
+# cookies on a yt-dlp command line or in its messages: the option's value, a Cookie header's
+# value, yt-dlp's "'<path>' does not look like a Netscape format cookies file" and
+# "skipping cookie file entry ...: '<line>'" (yt_dlp/cookies.py)
+_COOKIE_OPTION = re.compile(  # not the placeholders of our own advice ("--cookies FILE")
+    r"(?P<pre>--cookies(?:-from-browser)?(?:=|\s+|',\s*'))(?!(?:FILE|BROWSER)\b)[^\s',\]]+"
+)
+_COOKIE_HEADER = re.compile(r"(?P<pre>\b(?:set-)?cookie\s*:\s*)[^\r\n'\"]+", re.IGNORECASE)
+_COOKIE_FILE = re.compile(r"(?P<pre>')[^']*(?=' does not look like a Netscape format cookies file)")
+_COOKIE_ENTRY = re.compile(r"(?P<pre>skipping cookie file entry[^:]*:\s*).*")
 
 
 def redact(text: str) -> str:
-    """Mask passwords inside connection strings and ``password=...`` pairs."""
+    """Mask passwords inside connection strings (a proxy URL's too) and ``password=...`` pairs,
+    and cookies: a ``--cookies``/``--cookies-from-browser`` value, a Cookie header, and the
+    file path or line that yt-dlp echoes when it cannot read a cookies file."""
     text = _URL_PASSWORD.sub(r"\g<pre>***", text)
-    return _KV_PASSWORD.sub(r"\g<pre>***", text)
+    text = _KV_PASSWORD.sub(r"\g<pre>***", text)
+    if "ookie" in text:
+        for pattern in (_COOKIE_OPTION, _COOKIE_HEADER, _COOKIE_FILE, _COOKIE_ENTRY):
+            text = pattern.sub(r"\g<pre>***", text)
+    return text
 
 
 def _redact_processor(

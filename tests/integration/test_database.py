@@ -219,3 +219,84 @@ def test_timestamp_urls() -> None:
     """YouTube links get t=Ns; other links a #t= media fragment."""
     assert timestamp_url("https://youtu.be/x", 12.7) == "https://youtu.be/x?t=12s"
     assert timestamp_url("http://h/a.mp3#old", 3) == "http://h/a.mp3#t=3"
+
+
+async def test_upcoming_and_live_are_recorded_then_taken_up(fresh_dsn: str, conn: asyncpg.Connection) -> None:
+    """An upcoming or live-now entry is recorded as such (no attempt), shown by status as waiting,
+    not skipped by a later run; listed as an ordinary video it becomes pending; done stays done."""
+    db = await open_db(fresh_dsn)
+    try:
+        await db.register_video(VideoRef("p", "http://x/p", title="Premiere", live_status="is_upcoming"))
+        await db.register_video(VideoRef("l", "http://x/l", title="Live", live_status="is_live"))
+        await db.register_video(VideoRef("a", "http://x/a"))
+        await db.store_transcript(item("a", 1), asr_model="m", embed_model="e")
+        await db.register_video(VideoRef("a", "http://x/a", live_status="is_live"))
+        rows = {r["id"]: (r["status"], r["attempts"]) for r in await conn.fetch("SELECT * FROM videos")}
+        assert rows == {"p": ("upcoming", 0), "l": ("live", 0), "a": ("done", 1)}
+        assert [await db.skip_reason(v) for v in ("p", "l")] == [None, None]
+        report = await db.status()
+        assert report["videos"] == {"done": 1, "failed": 0, "pending": 0}
+        assert [(w["video_id"], w["status"], w["title"]) for w in report["waiting"]] == [
+            ("p", "upcoming", "Premiere"),
+            ("l", "live", "Live"),
+        ]
+        await db.register_video(VideoRef("p", "http://x/p", title="Premiere", live_status="was_live"))
+        assert await conn.fetchrow("SELECT status, attempts FROM videos WHERE id = 'p'") == ("pending", 1)
+        assert await db.failed_refs(include_pending=True) == [VideoRef("p", "http://x/p", "Premiere")]
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE videos SET status = 'bogus' WHERE id = 'p'")
+    finally:
+        await db.close()
+
+
+async def test_listing_channel_name_id_and_date_are_stored_and_kept(
+    fresh_dsn: str, conn: asyncpg.Connection
+) -> None:
+    """register_video stores the listing's channel name, id and upload date; a later listing
+    without them keeps them; the download's metadata fills what the listing lacked."""
+    db = await open_db(fresh_dsn)
+    try:
+        ref = VideoRef("a", "http://x/a", upload_date="2025-12-30", channel_name="Chan", channel_id="UC1")
+        await db.register_video(ref)
+        await db.register_video(VideoRef("a", "http://x/a"))
+        await db.register_video(VideoRef("b", "http://x/b"))
+        await db.record_metadata("b", upload_date="2025-11-02", channel_name="Other", channel_id="UC2")
+        rows = {
+            r["id"]: (str(r["upload_date"]), r["channel_name"], r["channel_id"])
+            for r in await conn.fetch("SELECT id, upload_date, channel_name, channel_id FROM videos")
+        }
+        assert rows == {"a": ("2025-12-30", "Chan", "UC1"), "b": ("2025-11-02", "Other", "UC2")}
+    finally:
+        await db.close()
+
+
+async def test_status_narrows_to_one_channel(fresh_dsn: str) -> None:
+    """status(channel=URL) counts videos, segments, failures and waiting videos of that channel only."""
+    db = await open_db(fresh_dsn)
+    one, two = "https://www.youtube.com/@one", "http://127.0.0.1:9/feed.xml"
+    try:
+        for url in (one, two):
+            await db.register_channel(url)
+        await db.register_video(VideoRef("a", "http://x/a", channel=one))
+        await db.store_transcript(item("a", 3), asr_model="m", embed_model="e")
+        await db.register_video(VideoRef("b", "http://x/b", channel=one))
+        await db.mark_failed("b", "download", "HTTP Error 404: Not Found")
+        await db.register_video(VideoRef("c", "http://x/c", channel=two))
+        await db.store_transcript(item("c", 2), asr_model="m", embed_model="e")
+        await db.register_video(VideoRef("d", "http://x/d", channel=two, live_status="is_upcoming"))
+        mine = await db.status(one)
+        assert mine["videos"] == {"done": 1, "failed": 1, "pending": 0}
+        assert (mine["segments"], [f["video_id"] for f in mine["failures"]], mine["waiting"]) == (
+            3,
+            ["b"],
+            [],
+        )
+        theirs = await db.status(channel=two)
+        assert theirs["videos"] == {"done": 1, "failed": 0, "pending": 0}
+        assert (theirs["segments"], theirs["failures"]) == (2, [])
+        assert [w["video_id"] for w in theirs["waiting"]] == ["d"]
+        everything = await db.status()
+        assert everything["videos"] == {"done": 2, "failed": 1, "pending": 0} and everything["segments"] == 5
+        assert (await db.status("https://nowhere"))["videos"] == {"done": 0, "failed": 0, "pending": 0}
+    finally:
+        await db.close()

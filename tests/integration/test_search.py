@@ -181,3 +181,28 @@ async def test_videos_and_channels_listings(db: Database) -> None:
     assert set(channels) == set(CHANNELS.values())
     assert channels[CHANNELS["talk"]]["done"] == 1 and channels[CHANNELS["talk"]]["pending"] == 0
     assert channels[CHANNELS["talk"]]["audio_hours"] == pytest.approx(60 / 3600, abs=1e-3)
+
+
+async def test_channels_listing_has_names_counts_and_newest_upload(db: Database) -> None:
+    """Each channel with the uploader's name (from the download's metadata; null when none said),
+    done/failed/pending counts, hours of audio, the newest upload date and the last run."""
+    await db.record_metadata("talk", upload_date=None, channel_name="The Talk Show", channel_id="UC1")
+    later = VideoRef(
+        "talk2", "https://media.example.org/talk2.m4a", "Talk 2", 60.0, CHANNELS["talk"], "", "2026-04-02"
+    )
+    await db.register_video(later)
+    await db.mark_failed("talk2", "download", "HTTP Error 404: Not Found", permanent=True)
+    waiting = VideoRef("talk3", "https://media.example.org/talk3.m4a", "Talk 3", 60.0, CHANNELS["talk"])
+    await db.register_video(waiting)
+    channels = {c["url"]: c for c in await db.channels()}
+    talk, bake = channels[CHANNELS["talk"]], channels[CHANNELS["bake"]]
+    assert {k: talk[k] for k in ("name", "done", "failed", "pending", "latest_upload")} == {
+        "name": "The Talk Show",
+        "done": 1,
+        "failed": 1,
+        "pending": 1,
+        "latest_upload": "2026-04-02",
+    }
+    assert talk["audio_hours"] == pytest.approx(60 / 3600, abs=1e-3)
+    assert talk["last_run"] is not None and date.fromisoformat(talk["last_run"][:10])
+    assert (bake["name"], bake["latest_upload"], bake["done"]) == (None, "2026-06-15", 1)

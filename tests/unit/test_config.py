@@ -50,3 +50,47 @@ def test_database_password_is_hidden_in_repr(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:topsecret@h/db")
     assert "topsecret" not in repr(Settings())
+
+
+def test_version_names_ytingest_and_yt_dlp(capsys: pytest.CaptureFixture[str]) -> None:
+    """``ytingest --version`` prints both versions, from the installed packages, and exits 0."""
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ytingest {version('ytingest')} (yt-dlp {version('yt-dlp')})"
+
+
+def test_top_level_help_lists_the_commands_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    """The commands in the order a user needs them, each with a short plain help, no internal notes."""
+    import re
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    commands = re.findall(r"^    (\w+) +\S", out, re.MULTILINE)
+    assert commands == [
+        "stream",
+        "retry",
+        "status",
+        "channels",
+        "search",
+        "serve",
+        "export",
+        "speakers",
+        "top",
+        "doctor",
+    ]
+    assert not re.search(r"issue|TODO|internal", out, re.IGNORECASE)
+
+
+def test_status_channel_and_the_new_commands_parse() -> None:
+    """``status --channel URL``, ``channels --json`` and ``doctor --json`` are commands with flags."""
+    parser = build_parser()
+    assert parser.parse_args(["status", "--channel", "https://example.org/feed"]).channel == (
+        "https://example.org/feed"
+    )
+    assert parser.parse_args(["status"]).channel is None
+    assert parser.parse_args(["channels", "--json"]).json is True
+    assert parser.parse_args(["doctor", "--json"]).json is True

@@ -157,3 +157,32 @@ def test_download_verdict_waits_while_the_decoder_is_busy() -> None:
     """Downloads are not blamed while a later stage (the decoder) is saturated."""
     s = snap({"download": 28}, {"download": 1.0, "decode": 0.9, "asr": 0.2})
     assert diagnose([s], KNOBS).stage != "download"
+
+
+def test_a_bot_check_storm_is_the_source_with_cookie_advice_on_the_dashboard() -> None:
+    """Bot checks counted as rate limits: verdict source; advice and dashboard name cookies and pacing."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from ytingest.monitor.dashboard import render
+    from ytingest.stages.retry import classify
+
+    bot = "[youtube] x: Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies"
+    assert classify(bot).__class__.__name__ == "RateLimitedError"  # what the download stage counts
+    storm = snap({"download": 20}, {"download": 1.0, "asr": 0.05}, rate_limited=9)
+    v = diagnose([snap(), storm, storm], KNOBS)
+    assert v.stage == "source" and v.knob == "IO_WORKERS" and v.suggested == 6
+    for fix in (
+        "--cookies FILE",
+        "--cookies-from-browser",
+        "--sleep-requests",
+        "IO_WORKERS 12→6",
+        "bot check",
+    ):
+        assert fix in v.advice, fix
+    doc = {"snapshot": replace(storm, verdict=v.to_dict()).to_dict(), "knobs": {"io_workers": 12}}
+    console = Console(width=400, record=True, color_system=None)
+    console.print(render(doc))
+    screen = console.export_text()
+    assert "bottleneck: source" in screen and "--cookies FILE" in screen

@@ -54,3 +54,20 @@ def test_unknown_format_is_refused() -> None:
     """An unknown format raises instead of writing something else."""
     with pytest.raises(ValueError, match="unknown format"):
         render(ROWS, "docx")
+
+
+def test_json_rows_carry_the_video_id_and_upload_date() -> None:
+    """Given the video's row, each JSON row also has its video_id and YYYY-MM-DD upload date; the
+    other keys are unchanged, and SRT/VTT are the same as without it."""
+    from datetime import date
+
+    video = {"id": "ep01", "title": "One", "upload_date": date(2026, 3, 1)}
+    out = json.loads(render(ROWS, "json", video=video))
+    assert [(o["video_id"], o["upload_date"]) for o in out] == [("ep01", "2026-03-01")] * 2
+    assert [{k: v for k, v in o.items() if k not in ("video_id", "upload_date")} for o in out] == json.loads(
+        render(ROWS, "json")
+    )
+    undated = json.loads(render(ROWS, "json", video={"id": "ep02", "upload_date": None}))
+    assert undated[0]["upload_date"] is None
+    for fmt in ("srt", "vtt"):
+        assert render(ROWS, fmt, video=video) == render(ROWS, fmt)

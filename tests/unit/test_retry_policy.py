@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from ytingest.errors import RateLimitedError
+from structlog.testing import capture_logs
+
+from tests.unit.fakes import FakeDatabase
+from ytingest.config import Settings
+from ytingest.errors import DownloadError, RateLimitedError
+from ytingest.items import AudioFile, VideoRef
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.limiter import Limiter
+from ytingest.stages.description import PIPELINE, metrics_for
+from ytingest.stages.download import DownloadPolicy, _download_with_retries, with_metadata
 from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
 
 
 def test_classify_permanent_transient_and_rate_limited() -> None:
-    """403/404/410/private are permanent; 5xx and resets are transient; 429 is rate-limited."""
+    """A page's 403/404/410 and private are permanent; 5xx and resets are transient; 429 is rate-limited."""
     permanent = [
         "[generic] x: HTTP Error 404: Not Found",
         "HTTP Error 410: Gone",
@@ -57,3 +68,94 @@ async def test_shared_backoff_uses_retry_after_and_stops_early_on_shutdown() -> 
     await gate.wait(stop)
     assert time.monotonic() - t0 < 0.1
     assert await sleep_unless(stop, 10) is True
+
+
+# --- the download stage's answers to each kind of error (a scripted downloader, the fake ledger) ---
+
+
+@dataclass
+class Scripted:
+    """Raises the scripted errors one per attempt, then returns a file (with the given metadata)."""
+
+    errors: list[DownloadError]
+    metadata: str = ""
+    calls: int = 0
+
+    async def download(self, ref: VideoRef, dest: Path) -> AudioFile:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        path = dest / f"{ref.id}.mp3"
+        path.write_bytes(b"x")
+        return with_metadata(AudioFile(ref, path, 1), self.metadata)
+
+
+async def _run(tmp_path: Path, downloader: Scripted) -> tuple[AudioFile | None, RunContext, FakeDatabase]:
+    settings = Settings(ytingest_home=tmp_path, retry_base_s=0.01, retry_max_s=0.02, download_attempts=3)
+    settings.audio_dir.mkdir(parents=True, exist_ok=True)
+    db = FakeDatabase()
+    ctx = RunContext(settings, db, metrics_for(PIPELINE, settings))
+    ref = VideoRef("vid", "http://x/vid")
+    await db.register_video(ref)
+    policy = DownloadPolicy(Limiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
+    return await _download_with_retries(ctx, downloader, ref, policy), ctx, db
+
+
+async def test_a_media_403_is_retried_once_with_a_fresh_extraction(tmp_path: Path) -> None:
+    """One 403 on the media URL, then the file: stored; each attempt was a new yt-dlp run."""
+    scripted = Scripted([classify("unable to download video data: HTTP Error 403: Forbidden")])
+    audio, ctx, db = await _run(tmp_path, scripted)
+    assert audio is not None and scripted.calls == 2 and not ctx.failures
+
+
+async def test_a_second_media_403_in_a_row_is_permanent(tmp_path: Path) -> None:
+    """Two 403s in a row on the media URL: failed permanently after two attempts, not three."""
+    forbidden = "unable to download video data: HTTP Error 403: Forbidden"
+    scripted = Scripted([classify(forbidden), classify(forbidden), classify(forbidden)])
+    audio, ctx, db = await _run(tmp_path, scripted)
+    assert audio is None and scripted.calls == 2
+    assert db.statuses["vid"] == "failed" and "fresh extraction got a 403 too" in db.reasons["vid"]
+
+
+async def test_upcoming_videos_stay_pending_and_count_as_skipped(tmp_path: Path) -> None:
+    """A premiere that has not started: no failure, the ledger keeps it pending for a later run."""
+    scripted = Scripted([classify("[youtube] CviUGzWvm6w: Premieres in 6 hours")])
+    audio, ctx, db = await _run(tmp_path, scripted)
+    assert audio is None and scripted.calls == 1
+    assert db.statuses["vid"] == "pending" and not ctx.failures and ctx.metrics.skipped == 1
+
+
+async def test_a_bot_check_pauses_every_download_and_counts_as_rate_limited(tmp_path: Path) -> None:
+    """A bot check trips the shared pause and the rate_limited counter, then the video is stored."""
+    bot = "[youtube] x: Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies"
+    with capture_logs() as logs:
+        audio, ctx, db = await _run(tmp_path, Scripted([classify(bot)]))
+    assert audio is not None and ctx.metrics.download.rate_limited == 1
+    limited = [e for e in logs if e["event"] == "rate_limited"]
+    assert limited and limited[0]["kind"] == "bot_check" and "--cookies FILE" in limited[0]["reason"]
+
+
+async def test_the_download_metadata_is_recorded_in_the_ledger(tmp_path: Path) -> None:
+    """upload_date, channel and channel_id printed by yt-dlp reach record_metadata (date as ISO)."""
+    printed = '{"upload_date": "20250131", "channel": "Some  Channel", "channel_id": "UC123"}\n'
+    audio, ctx, db = await _run(tmp_path, Scripted([], metadata=printed))
+    assert audio is not None and audio.upload_date == "2025-01-31"
+    assert db.metadata["vid"] == {
+        "upload_date": "2025-01-31",
+        "channel_name": "Some Channel",
+        "channel_id": "UC123",
+    }
+
+
+async def test_no_metadata_no_ledger_call(tmp_path: Path) -> None:
+    """The generic extractor prints {}: nothing is recorded."""
+    audio, ctx, db = await _run(tmp_path, Scripted([], metadata="{}\n"))
+    assert audio is not None and db.metadata == {}
+
+
+def test_metadata_parsing_tolerates_missing_and_odd_values(tmp_path: Path) -> None:
+    """Bad dates are dropped; uploader stands in for channel; garbage lines are ignored."""
+    base = AudioFile(VideoRef("v", "u"), tmp_path / "v.mp3", 1)
+    odd = with_metadata(base, 'not json\n{"upload_date": "NA", "uploader": "Up", "uploader_id": "@up"}\n')
+    assert (odd.upload_date, odd.channel_name, odd.channel_id) == (None, "Up", "@up")
+    assert with_metadata(base, "") == base

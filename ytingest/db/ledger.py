@@ -8,6 +8,9 @@ from typing import Any
 from ytingest.db.pool import Store, retried
 from ytingest.items import VideoRef
 
+# yt-dlp's live_status of a video that cannot be downloaded yet -> the status it is recorded with
+WAITING = {"is_upcoming": "upcoming", "is_live": "live"}
+
 
 class Ledger(Store):
     """Which channels were run and each video's status, attempts and failure reason."""
@@ -23,16 +26,23 @@ class Ledger(Store):
 
     @retried
     async def register_video(self, ref: VideoRef) -> None:
-        """Record a video as pending (keeps a done video done) and count an attempt."""
+        """Record a video as pending and count an attempt; an upcoming premiere or a live-now
+        stream (``ref.live_status``) as ``upcoming``/``live``, no attempt. A done video stays done.
+        The listing's upload date and channel name/id are kept when a later listing lacks them."""
+        status = WAITING.get(ref.live_status or "", "pending")
         async with self._conn("register video") as conn:
             await conn.execute(
-                """INSERT INTO videos (id, channel, title, url, webpage_url, duration, upload_date, attempts)
-                   VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6, $7::date, 1)
+                """INSERT INTO videos (id, channel, title, url, webpage_url, duration, upload_date,
+                                       channel_name, channel_id, status, attempts)
+                   VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6, $7::date, NULLIF($8, ''), NULLIF($9, ''),
+                           $10, CASE WHEN $10 = 'pending' THEN 1 ELSE 0 END)
                    ON CONFLICT (id) DO UPDATE SET
                      title = EXCLUDED.title, url = EXCLUDED.url, webpage_url = EXCLUDED.webpage_url,
-                     duration = EXCLUDED.duration, attempts = videos.attempts + 1,
+                     duration = EXCLUDED.duration, attempts = videos.attempts + EXCLUDED.attempts,
                      upload_date = COALESCE(EXCLUDED.upload_date, videos.upload_date),
-                     status = CASE WHEN videos.status = 'done' THEN 'done' ELSE 'pending' END,
+                     channel_name = COALESCE(EXCLUDED.channel_name, videos.channel_name),
+                     channel_id = COALESCE(EXCLUDED.channel_id, videos.channel_id),
+                     status = CASE WHEN videos.status = 'done' THEN 'done' ELSE EXCLUDED.status END,
                      updated_at = now()""",
                 ref.id,
                 ref.channel,
@@ -41,17 +51,20 @@ class Ledger(Store):
                 ref.webpage_url,
                 ref.duration,
                 date.fromisoformat(ref.upload_date) if ref.upload_date else None,
+                ref.channel_name,
+                ref.channel_id,
+                status,
             )
 
     @retried
     async def record_metadata(
         self, video_id: str, *, upload_date: str | None, channel_name: str, channel_id: str
     ) -> None:
-        """What the download's own metadata says: the upload date (kept when the listing gave
-        one), and the uploader's channel name and id."""
+        """What the download's own metadata says: the upload date (exact: it replaces a listing's
+        date, which YouTube gives only approximately), and the uploader's channel name and id."""
         async with self._conn("record metadata") as conn:
             await conn.execute(
-                """UPDATE videos SET upload_date = COALESCE(upload_date, $2::date),
+                """UPDATE videos SET upload_date = COALESCE($2::date, upload_date),
                      channel_name = COALESCE(NULLIF($3, ''), channel_name),
                      channel_id = COALESCE(NULLIF($4, ''), channel_id)
                    WHERE id = $1""",
@@ -109,21 +122,43 @@ class Ledger(Store):
             for r in rows
         ]
 
-    async def status(self) -> dict[str, Any]:
-        """Counts by status, stored segments, and every failure with its reason."""
+    async def status(self, channel: str | None = None) -> dict[str, Any]:
+        """Counts by status, stored segments, every failure with its reason, and the videos waiting
+        to be ordinary ones (``waiting``: upcoming premieres, live-now streams); all of them only for
+        ``channel`` (the URL a run was given) when one is named."""
+        mine = "($1::text IS NULL OR channel = $1)"
         async with self._conn("status") as conn:
             counts = {
                 r["status"]: r["n"]
-                for r in await conn.fetch("SELECT status, count(*) AS n FROM videos GROUP BY status")
+                for r in await conn.fetch(
+                    f"SELECT status, count(*) AS n FROM videos WHERE {mine} GROUP BY status", channel
+                )
             }
-            segments = await conn.fetchval("SELECT count(*) FROM segments")
+            if channel is None:
+                segments = await conn.fetchval("SELECT count(*) FROM segments")
+            else:
+                segments = await conn.fetchval(
+                    "SELECT count(*) FROM segments s JOIN videos v ON v.id = s.video_id WHERE v.channel = $1",
+                    channel,
+                )
             failures = await conn.fetch(
                 "SELECT id, error, error_stage, attempts FROM videos"
-                " WHERE status = 'failed' ORDER BY updated_at"
+                f" WHERE status = 'failed' AND {mine} ORDER BY updated_at",
+                channel,
+            )
+            waiting = await conn.fetch(
+                "SELECT id, title, status, webpage_url FROM videos"
+                f" WHERE status = ANY($2::text[]) AND {mine} ORDER BY updated_at, id",
+                channel,
+                list(WAITING.values()),
             )
         return {
             "videos": {k: counts.get(k, 0) for k in ("done", "failed", "pending")},
             "segments": segments,
+            "waiting": [
+                {"video_id": r["id"], "title": r["title"], "status": r["status"], "url": r["webpage_url"]}
+                for r in waiting
+            ],
             "failures": [
                 {
                     "video_id": r["id"],

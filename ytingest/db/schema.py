@@ -96,6 +96,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE videos ADD COLUMN channel_name text, ADD COLUMN channel_id text;
     """,
+    # 7: upcoming premieres and live-now streams, recorded at discovery and taken up by a later
+    # run once the listing shows them as ordinary videos (Ledger.register_video)
+    """
+    ALTER TABLE videos DROP CONSTRAINT videos_status_check;
+    ALTER TABLE videos ADD CONSTRAINT videos_status_check
+        CHECK (status IN ('pending', 'done', 'failed', 'upcoming', 'live'));
+    """,
 )
 
 

@@ -142,10 +142,12 @@ class SearchStore(Store):
         ]
 
     async def channels(self) -> list[dict[str, Any]]:
-        """Each channel with its videos done, failed and pending, hours of stored audio, last run."""
+        """Each channel with its name (the uploader's, as the most videos give it; null when none
+        says), videos done, failed and pending, hours of stored audio, newest upload, last run."""
         async with self._conn("list channels") as conn:
             rows = await conn.fetch(
-                """SELECT c.url, c.last_run,
+                """SELECT c.url, c.last_run, mode() WITHIN GROUP (ORDER BY v.channel_name) AS name,
+                          max(v.upload_date) AS latest_upload,
                           count(v.id) FILTER (WHERE v.status = 'done') AS done,
                           count(v.id) FILTER (WHERE v.status = 'failed') AS failed,
                           count(v.id) FILTER (WHERE v.status = 'pending') AS pending,
@@ -156,10 +158,12 @@ class SearchStore(Store):
         return [
             {
                 "url": r["url"],
+                "name": r["name"],
                 "done": r["done"],
                 "failed": r["failed"],
                 "pending": r["pending"],
                 "audio_hours": round(float(r["audio_s"]) / 3600, 3),
+                "latest_upload": r["latest_upload"].isoformat() if r["latest_upload"] else None,
                 "last_run": r["last_run"].isoformat() if r["last_run"] else None,
             }
             for r in rows

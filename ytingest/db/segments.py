@@ -87,7 +87,9 @@ class SegmentStore(Store):
         """A stored video's row and its segments in order, or None if it is not stored."""
         async with self._conn("export") as conn:
             video = await conn.fetchrow(
-                "SELECT id, title, webpage_url, url, duration, status FROM videos WHERE id = $1", video_id
+                "SELECT id, title, webpage_url, url, duration, status, upload_date, channel, channel_name"
+                " FROM videos WHERE id = $1",
+                video_id,
             )
             if video is None or video["status"] != "done":
                 return None

@@ -155,6 +155,18 @@ def _averaged(window: Sequence[Snapshot], name: str) -> StageSample:
     return replace(window[-1].stages[name], busy=_mean([w.stages[name].busy for w in window]))
 
 
+def source_advice(pushed_back: int, io_workers: int) -> str:
+    """The site is pushing back: HTTP 429, or YouTube's bot check ("Sign in to confirm you're not
+    a bot") or "This content isn't available, try again later", all counted as ``rate_limited``.
+    Each says the account or IP is past its request budget, so the fixes are the same."""
+    return (
+        f"the site is pushing back ({pushed_back} × 429 / bot check / try again later): pass cookies "
+        "(--cookies FILE or --cookies-from-browser BROWSER), slow down "
+        f"(--ytdlp-arg=--sleep-requests --ytdlp-arg=1) or lower IO_WORKERS {io_workers}→"
+        f"{max(1, io_workers // 2)}; raising it makes this worse"
+    )
+
+
 def diagnose(window: Sequence[Snapshot], knobs: Knobs) -> Verdict:
     """The current bottleneck over ``window`` (oldest first, at least one snapshot).
 
@@ -167,10 +179,7 @@ def diagnose(window: Sequence[Snapshot], knobs: Knobs) -> Verdict:
     names = list(last.stages)
     busy = {name: ev[f"{name}_busy"] for name in names}
     if ev["rate_limited"]:
-        advice = (
-            f"the site is rate-limiting ({ev['rate_limited']} × 429/throttled): keep IO_WORKERS at "
-            f"{knobs.io_workers} or lower; raising it makes this worse"
-        )
+        advice = source_advice(ev["rate_limited"], knobs.io_workers)
         return Verdict("source", ev, advice, "IO_WORKERS", knobs.io_workers, max(1, knobs.io_workers // 2))
     if sum(w.disk_blocked for w in window) * 2 > len(window):
         advice = "downloads wait for disk room: raise MAX_AUDIO_BYTES or free space (MIN_FREE_BYTES); "

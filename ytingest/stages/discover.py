@@ -9,15 +9,17 @@ import json
 import re
 import tempfile
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
-from ytingest.logs import get_logger
+from ytingest.logs import get_logger, redact
 from ytingest.pipeline.context import RunContext
 from ytingest.stages.extractors import extractor_hint
+from ytingest.stages.listing import listing_urls, missing_tab, newest_first, outside, parse_tabs
+from ytingest.stages.retry import listing_hint
 
 log = get_logger()
 
@@ -27,14 +29,44 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What a run takes from a channel's listing (``stream``'s listing flags)."""
+    """What a run takes from a channel's listing (``stream``'s listing flags).
 
-    limit: int | None = None  # the first N entries of the listing (newest first)
+    What is listed: a bare YouTube channel URL (``/@name``, ``/channel/UC…``, ``/c/name``,
+    ``/user/name``) is listed as its tabs, one after the other in the order of ``tabs`` (None:
+    ``Settings.tabs``, ``videos,streams``); a tab that the channel lacks is passed over. A URL that
+    names a tab or a playlist, or another site's URL, is listed as given. YouTube lists each tab
+    newest first; a playlist or a feed comes in its own order. A video listed twice counts once.
+
+    Entries are then taken in listing order, each through these steps:
+
+    1. ``skip_shorts``: a /shorts/ URL or a known duration under 60 s is skipped;
+    2. upcoming premieres and live-now streams are skipped, recorded as ``upcoming``/``live``
+       (``status``'s ``waiting``); a later run takes them up once they are ordinary videos;
+    3. ``since``/``until`` (inclusive): an entry whose listed upload date is outside is skipped.
+       An entry without a date in the listing is kept (its date comes later, from the download's
+       own metadata). On a YouTube channel tab (newest first) the first entry older than
+       ``since`` ends the listing of that tab; a playlist or a feed is read to its end;
+    4. ``limit``: the entries left count toward N: the run takes the first N of them, so
+       ``--limit N`` is "the N newest" of a channel tab. Videos stored already count toward N
+       (then skipped, not downloaded again), so a re-run with the same N takes no older ones;
+       listing stops as soon as N are taken;
+    5. already stored (or failed permanently): skipped. With ``new_only``,
+       ``Settings.new_only_streak`` of them in a row end the listing of that tab (yt-dlp's
+       ``--break-on-existing``); a new video in between starts the count again.
+
+    Every skipped entry is logged (``video_skipped`` with its reason) and counted in ``skipped``.
+    """
+
+    limit: int | None = None  # the first N entries left after steps 1-3 (see above)
     skip_shorts: bool = False
     since: date | None = None  # upload date on or after
     until: date | None = None  # upload date on or before
-    new_only: bool = False  # stop after NEW_ONLY_STREAK already-stored videos in a row
-    tabs: tuple[str, ...] | None = None  # None: Settings.tabs
+    new_only: bool = False  # stop a tab after NEW_ONLY_STREAK already-stored videos in a row
+    tabs: tuple[str, ...] | None = None  # None: Settings.tabs; a "videos,streams" string is accepted
+
+    def __post_init__(self) -> None:
+        if self.tabs is not None:  # an unknown tab is a ConfigError when the run starts
+            object.__setattr__(self, "tabs", parse_tabs(self.tabs))
 
     def to_log(self) -> dict[str, Any]:
         """The fields that are set, dates as ISO strings (for the ``run_started`` event)."""
@@ -73,6 +105,7 @@ def entry_to_ref(entry: dict[str, Any], channel: str) -> VideoRef | None:
     if isinstance(webpage, str) and "#__youtubedl_smuggle" in webpage:
         webpage = webpage.split("#", 1)[0]
     duration = entry.get("duration")
+    live = entry.get("live_status")
     return VideoRef(
         id=safe_id(str(raw_id) if raw_id else None, url),
         url=url,
@@ -81,7 +114,20 @@ def entry_to_ref(entry: dict[str, Any], channel: str) -> VideoRef | None:
         channel=channel,
         webpage_url=str(webpage),
         upload_date=upload_day(entry),
+        live_status=live if isinstance(live, str) else None,
+        channel_name=_first_text(entry, "channel", "uploader", "playlist_channel", "playlist_uploader"),
+        channel_id=_first_text(entry, "channel_id", "playlist_channel_id"),
     )
+
+
+def _first_text(entry: dict[str, Any], *keys: str) -> str:
+    """The first of ``keys`` that holds a non-empty string (the entry's own fields come first, then
+    those yt-dlp copies from the playlist onto each entry); else ``""``."""
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())[:500]
+    return ""
 
 
 def upload_day(entry: dict[str, Any]) -> str | None:
@@ -124,8 +170,10 @@ class YtDlpDiscoverer:
 
     async def discover(self, url: str) -> AsyncGenerator[VideoRef, None]:
         with tempfile.TemporaryFile() as errfile:
-            async for ref in self._run(url, errfile):
-                yield ref
+            # closed here, not left to the garbage collector: a listing stopped early kills its child now
+            async with contextlib.aclosing(self._run(url, errfile)) as refs:
+                async for ref in refs:
+                    yield ref
 
     async def _run(self, url: str, errfile: Any) -> AsyncGenerator[VideoRef, None]:
         hint = await asyncio.to_thread(extractor_hint, url) if self.pick_extractor else []
@@ -133,6 +181,8 @@ class YtDlpDiscoverer:
             proc = await asyncio.create_subprocess_exec(
                 *self.ytdlp,
                 *hint,
+                "--extractor-args",  # YouTube tabs: a date per entry ("2 weeks ago"), for --since
+                "youtubetab:approximate_date",
                 "--flat-playlist",
                 "-j",
                 "--no-warnings",
@@ -165,12 +215,15 @@ class YtDlpDiscoverer:
                 proc.kill()
                 await proc.wait()
         if rc != 0 and seen == 0:
-            raise DiscoverError(f"cannot list {url}: {last_error_line(read_all(errfile))}")
+            reason = redact(last_error_line(read_all(errfile)))
+            raise DiscoverError(f"cannot list {url}: {reason}{listing_hint(reason)}")
 
 
 def last_error_line(stderr: str) -> str:
-    """yt-dlp's last ``ERROR:`` line, without the prefix; else its last line."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    """yt-dlp's last ``ERROR:`` line, without the prefix; else its last line. (A progress line's
+    ``\r`` can split an error: ``ERROR: \r[download] Got error: ...`` reads as the second half.)"""
+    text = stderr.replace("ERROR: \r", "ERROR: ").replace("\r", "\n")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("ERROR:")]
     line = (errors or lines or ["yt-dlp failed without a message"])[-1]
     return line.removeprefix("ERROR:").strip()[:500]
@@ -189,31 +242,97 @@ async def run_discovery(
     outbox: asyncio.Queue[VideoRef | None],
     listing: Listing | None = None,
 ) -> None:
-    """Prefilter entries as they are listed (shorts, --limit, already stored) and queue the rest."""
+    """List ``url`` (a bare channel: its tabs, in order) and queue what ``listing`` selects as the
+    entries arrive (the steps are in ``Listing``'s docstring); then the end marker."""
     listing = listing or Listing()
-    limit, skip_shorts = listing.limit, listing.skip_shorts
-    taken = 0
-    seen: set[str] = set()
-    async with contextlib.aclosing(discoverer.discover(url)) as refs:
-        async for ref in refs:
-            if ctx.stopping.is_set() or (limit is not None and taken >= limit):
-                break
-            if ref.id in seen:
-                continue
-            seen.add(ref.id)
-            if skip_shorts and is_short(ref):
-                ctx.metrics.skipped += 1
-                log.info("video_skipped", video_id=ref.id, reason="short")
-                continue
-            taken += 1
-            if reason := await ctx.ledger.skip_reason(ref.id):
-                ctx.metrics.skipped += 1
-                log.info("video_skipped", video_id=ref.id, reason=reason)
-                continue
-            await ctx.ledger.register_video(ref)
-            log.info("video_queued", video_id=ref.id, title=ref.title, duration=ref.duration)
-            ctx.metrics.queued += 1
-            await outbox.put(ref)
+    tabs = listing.tabs if listing.tabs is not None else parse_tabs(ctx.settings.tabs)
+    pick = _Picker(ctx, listing, url, outbox)
+    for source in listing_urls(url, tabs):
+        if pick.full or ctx.stopping.is_set():
+            break
+        try:
+            await pick.take_from(discoverer, source)
+        except DiscoverError as exc:
+            if source == url or (tab := missing_tab(str(exc))) is None:
+                raise
+            log.info("tab_missing", channel=url, tab=tab)  # e.g. a channel that never streamed
     ctx.metrics.discovery_done = True
-    log.info("discovery_done", channel=url, listed=len(seen), queued=taken)
+    log.info("discovery_done", channel=url, listed=len(pick.seen), queued=pick.queued, skipped=pick.skipped)
     await outbox.put(None)
+
+
+_WAITING = {"is_upcoming": "upcoming", "is_live": "live"}  # live_status -> reason (= db/ledger.py WAITING)
+
+
+@dataclass
+class _Picker:
+    """One run's selection across the tabs it lists: what was seen, taken (``--limit``), queued."""
+
+    ctx: RunContext
+    listing: Listing
+    channel: str  # the URL the user gave: the channel's key in the database
+    outbox: asyncio.Queue[VideoRef | None]
+    seen: set[str] = field(default_factory=set)
+    taken: int = 0
+    queued: int = 0
+    skipped: int = 0
+
+    @property
+    def full(self) -> bool:
+        return self.listing.limit is not None and self.taken >= self.listing.limit
+
+    async def take_from(self, discoverer: Discoverer, source: str) -> None:
+        """Take entries from one listing until it ends, the run is full, or it stops early."""
+        sorted_by_date, streak = newest_first(source), 0
+        async with contextlib.aclosing(discoverer.discover(source)) as refs:  # closing kills the child
+            async for found in refs:
+                if self.ctx.stopping.is_set() or self.full:
+                    return
+                ref = found if source == self.channel else replace(found, channel=self.channel)
+                if ref.id in self.seen:
+                    continue
+                self.seen.add(ref.id)
+                stored = await self._pick(ref)
+                if stored is None:
+                    if sorted_by_date and outside(ref.upload_date, self.listing.since, None):
+                        self._stop(source, "since")  # newest first: the rest is older still
+                        return
+                    continue
+                streak = streak + 1 if stored else 0
+                if self.listing.new_only and streak >= self.ctx.settings.new_only_streak:
+                    self._stop(source, "new_only")
+                    return
+                if self.full:  # now, not when the listing gets round to one more entry
+                    return
+
+    async def _pick(self, ref: VideoRef) -> bool | None:
+        """Queue ``ref`` (False), skip it as stored already (True), or filter it out (None)."""
+        listing, ledger = self.listing, self.ctx.ledger
+        if listing.skip_shorts and is_short(ref):
+            self._skip(ref, "short")
+            return None
+        if ref.live_status in _WAITING:
+            await ledger.register_video(ref)  # recorded as upcoming/live, not as an attempt
+            self._skip(ref, _WAITING[ref.live_status])
+            return None
+        if reason := outside(ref.upload_date, listing.since, listing.until):
+            self._skip(ref, reason, upload_date=ref.upload_date)
+            return None
+        self.taken += 1
+        if reason := await ledger.skip_reason(ref.id):
+            self._skip(ref, reason)
+            return True
+        await ledger.register_video(ref)
+        log.info("video_queued", video_id=ref.id, title=ref.title, duration=ref.duration)
+        self.ctx.metrics.queued += 1
+        self.queued += 1
+        await self.outbox.put(ref)
+        return False
+
+    def _skip(self, ref: VideoRef, reason: str, **extra: Any) -> None:
+        self.ctx.metrics.skipped += 1
+        self.skipped += 1
+        log.info("video_skipped", video_id=ref.id, reason=reason, **extra)
+
+    def _stop(self, source: str, why: str) -> None:
+        log.info("listing_stopped", channel=self.channel, source=source, reason=why, listed=len(self.seen))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from ytingest.errors import DownloadError, RateLimitedError
+from ytingest.errors import DownloadError, MediaForbiddenError, NotYetAvailableError, RateLimitedError
 from ytingest.items import AudioFile, VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
@@ -20,6 +21,7 @@ from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget
 from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
+from ytingest.stages.ytdlp_options import format_given
 
 log = get_logger()
 
@@ -31,6 +33,8 @@ class Downloader(Protocol):
 ProgressCallback = Callable[[str, int], None]
 _PROGRESS = "ytingest-progress "
 _RETRY_AFTER = "header: retry-after:"
+# the video's own metadata, printed as JSON after the move (keys yt-dlp does not know are left out)
+_METADATA = "after_move:%(.{upload_date,channel,channel_id,uploader,uploader_id})j"
 
 
 @dataclass
@@ -40,6 +44,8 @@ class YtDlpDownloader:
     One attempt = one yt-dlp run with its own retries off: the download stage decides about
     retries. ``on_progress(video_id, downloaded_bytes)`` follows yt-dlp's progress lines;
     ``--print-traffic`` is parsed only for a 429's Retry-After header and never logged.
+    The video's upload date and channel come from a second ``--print-to-file`` (JSON).
+    ``-f bestaudio/best`` unless the invocation already holds an audio-only ``-f`` (YTDLP_ARGS).
     """
 
     ytdlp: tuple[str, ...] = ("yt-dlp",)
@@ -50,12 +56,11 @@ class YtDlpDownloader:
     async def download(self, ref: VideoRef, dest: Path) -> AudioFile:
         hint = await asyncio.to_thread(extractor_hint, ref.url) if self.pick_extractor else []
         with tempfile.TemporaryFile() as errfile, tempfile.TemporaryDirectory() as scratch:
-            where = Path(scratch) / "path"
+            where, meta = Path(scratch) / "path", Path(scratch) / "meta"
             args = [
                 *self.ytdlp,
                 *hint,
-                "-f",
-                "bestaudio/best",
+                *([] if format_given(self.ytdlp) else ["-f", "bestaudio/best"]),
                 "--no-playlist",
                 "--no-mtime",
                 "--no-overwrites",
@@ -71,6 +76,9 @@ class YtDlpDownloader:
                 "--print-to-file",
                 "after_move:filepath",
                 str(where),
+                "--print-to-file",
+                _METADATA,
+                str(meta),
                 "--quiet",
                 "--print-traffic",
                 "--progress",
@@ -100,7 +108,9 @@ class YtDlpDownloader:
             if proc.returncode != 0:
                 raise classify(last_error_line(read_all(errfile)), retry_after)
             printed = where.read_text(errors="replace") if where.exists() else ""
-        return _checked_file(printed, dest, ref)
+            metadata = meta.read_text(errors="replace") if meta.exists() else ""
+        audio = _checked_file(printed, dest, ref)
+        return with_metadata(audio, metadata)
 
     async def _read_output(self, proc: asyncio.subprocess.Process, video_id: str) -> float | None:
         """Report progress; return the last Retry-After the site sent, if any."""
@@ -132,6 +142,29 @@ def _checked_file(printed: str, dest: Path, ref: VideoRef) -> AudioFile:
         path.unlink(missing_ok=True)
         raise DownloadError("downloaded file is empty", permanent=True)
     return AudioFile(video=ref, path=path, size=size)
+
+
+def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
+    """``audio`` with the upload date (ISO) and channel from yt-dlp's printed JSON, where known."""
+    info: dict[str, Any] = {}
+    for line in reversed(printed.splitlines()):
+        try:
+            loaded = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(loaded, dict):
+            info = loaded
+            break
+    raw = str(info.get("upload_date") or "")
+    day = f"{raw[:4]}-{raw[4:6]}-{raw[6:]}" if len(raw) == 8 and raw.isdigit() else None
+    name = info.get("channel") or info.get("uploader") or ""
+    channel_id = info.get("channel_id") or info.get("uploader_id") or ""
+    return replace(
+        audio,
+        upload_date=day or audio.upload_date,
+        channel_name=" ".join(str(name).split())[:300] or audio.channel_name,
+        channel_id=str(channel_id)[:100] or audio.channel_id,
+    )
 
 
 @dataclass
@@ -184,11 +217,14 @@ async def _download_one(
 async def _download_with_retries(
     ctx: RunContext, downloader: Downloader, ref: VideoRef, policy: DownloadPolicy
 ) -> AudioFile | None:
-    """Transient errors: exponential backoff with jitter, DOWNLOAD_ATTEMPTS in all. 429: the
-    shared pause, then again. Permanent errors: no retry. None when the video failed or the
-    run is stopping (it stays pending)."""
+    """Transient errors: exponential backoff with jitter, DOWNLOAD_ATTEMPTS in all. 429, bot
+    check, "try again later": the shared pause, then again. A 403 on the media URL: once more
+    (a new yt-dlp run extracts a fresh URL), permanent if the next attempt gets one too.
+    Upcoming/live-now: left pending for a later run. Permanent errors: no retry. None when the
+    video failed, was left for later, or the run is stopping (it stays pending)."""
     s, counters, vlog = ctx.settings, ctx.metrics.stages["download"], log.bind(video_id=ref.id)
     attempt = 0
+    forbidden = False  # the previous attempt got a 403 on the media URL
     while True:
         if policy.disk is not None:
             await policy.disk.wait_for_room(ctx.stopping)
@@ -207,17 +243,31 @@ async def _download_with_retries(
             ctx.metrics.download.rate_limited += 1
             pause = policy.backoff.trip(exc.retry_after)
             vlog.warning(
-                "rate_limited", pause_s=round(pause, 1), retry_after=exc.retry_after, attempt=attempt
+                "rate_limited",
+                kind=exc.kind,
+                reason=str(exc),
+                pause_s=round(pause, 1),
+                retry_after=exc.retry_after,
+                attempt=attempt,
             )
             if attempt >= s.download_attempts * 3:
                 await ctx.fail(ref, "download", f"{exc} (rate-limited {attempt} times)")
                 return None
             continue
+        except NotYetAvailableError as exc:
+            counters.end(started, ok=False)
+            ctx.metrics.skipped += 1
+            vlog.info("video_not_yet_available", live_status=exc.live_status, reason=str(exc))
+            return None  # still pending in the ledger: a later run takes it
         except DownloadError as exc:
             counters.end(started, ok=False)
-            if exc.permanent or attempt >= s.download_attempts:
+            permanent = exc.permanent or (isinstance(exc, MediaForbiddenError) and forbidden)
+            forbidden = isinstance(exc, MediaForbiddenError)
+            if permanent or attempt >= s.download_attempts:
                 why = "permanent" if exc.permanent else f"gave up after {attempt} attempts"
-                await ctx.fail(ref, "download", f"{exc} ({why})", permanent=exc.permanent)
+                if permanent and not exc.permanent:
+                    why = "permanent: a fresh extraction got a 403 too"
+                await ctx.fail(ref, "download", f"{exc} ({why})", permanent=permanent)
                 return None
             delay = backoff_delay(attempt, s.retry_base_s, s.retry_max_s)
             vlog.warning("download_retry", reason=str(exc), attempt=attempt, wait_s=round(delay, 2))
@@ -228,4 +278,11 @@ async def _download_with_retries(
         policy.backoff.success()
         counters.end(started)
         vlog.info("download_done", bytes=audio.size, ms=round(1000 * (time.monotonic() - started)))
+        if audio.upload_date or audio.channel_name or audio.channel_id:
+            await ctx.ledger.record_metadata(
+                ref.id,
+                upload_date=audio.upload_date,
+                channel_name=audio.channel_name,
+                channel_id=audio.channel_id,
+            )
         return audio

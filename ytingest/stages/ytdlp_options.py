@@ -1,21 +1,231 @@
 """The options every yt-dlp child gets: the JS runtime, cookies, and the user's extra options.
 
 Never logged: the command line holds cookie paths and may hold a proxy password.
+
+``YTDLP_ARGS`` is checked against an **allow-list**, not a deny-list: yt-dlp has some 300 options
+and gains more each release, and many of them write files (``--write-*``, ``--print-to-file``,
+``--download-archive``, ``--cache-dir``), run commands (``--exec``, ``--netrc-cmd``), move the
+output (``-o``, ``-P``), change what is downloaded (``-f``, ``-x``, postprocessors) or read
+more options from elsewhere (``--config-locations``, ``--batch-file``). A deny-list would have
+to follow every release to stay safe; an allow-list only misses a useful option until someone
+adds it. What is allowed is what a run against YouTube needs: network (proxy, source address,
+impersonation, headers), pacing (sleep intervals, rate limits), extractor arguments, and an
+audio-only format selection. Cookies and the JS runtime have settings of their own.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
+import sys
+from pathlib import Path
 
 from ytingest.config import Settings
+from ytingest.errors import ConfigError
+
+JS_RUNTIMES = ("deno", "node", "quickjs", "bun")  # yt-dlp's supported runtimes (--js-runtimes)
+
+# option → how many values it takes (short forms as yt-dlp spells them)
+ALLOWED: dict[str, int] = {
+    "--proxy": 1,
+    "--socket-timeout": 1,
+    "--source-address": 1,
+    "-4": 0,
+    "--force-ipv4": 0,
+    "-6": 0,
+    "--force-ipv6": 0,
+    "--impersonate": 1,
+    "--geo-verification-proxy": 1,
+    "--xff": 1,
+    "--geo-bypass": 0,
+    "--no-geo-bypass": 0,
+    "--geo-bypass-country": 1,
+    "--geo-bypass-ip-block": 1,
+    "--sleep-requests": 1,
+    "--sleep-interval": 1,
+    "--min-sleep-interval": 1,
+    "--max-sleep-interval": 1,
+    "-t": 1,  # only ``-t sleep``, the preset yt-dlp recommends against "try again later"
+    "--preset-alias": 1,
+    "-r": 1,
+    "--limit-rate": 1,
+    "--throttled-rate": 1,
+    "--http-chunk-size": 1,
+    "-N": 1,
+    "--concurrent-fragments": 1,
+    "--extractor-args": 1,
+    "--remote-components": 1,
+    "--no-remote-components": 0,
+    "--user-agent": 1,
+    "--referer": 1,
+    "--add-headers": 1,
+    "--no-check-certificates": 0,
+    "--legacy-server-connect": 0,
+    "--prefer-insecure": 0,
+    "-f": 1,
+    "--format": 1,
+    "-S": 1,
+    "--format-sort": 1,
+    "--format-sort-force": 0,
+    "--no-format-sort-force": 0,
+}
+_FORMAT = ("-f", "--format")
+# why the most likely refusals are refused (anything else not allowed gets the generic line)
+_WHY = {
+    **dict.fromkeys(
+        ("-o", "--output", "-P", "--paths", "--output-na-placeholder"), "ytingest decides where audio goes"
+    ),
+    **dict.fromkeys(("--exec", "--exec-before-download", "--netrc-cmd"), "it runs commands"),
+    **dict.fromkeys(
+        ("--cookies", "--cookies-from-browser"), "use --cookies FILE / COOKIES_FILE or --cookies-from-browser"
+    ),
+    **dict.fromkeys(("--js-runtimes", "--no-js-runtimes"), "use --js-runtime / JS_RUNTIME"),
+    **dict.fromkeys(
+        ("-x", "--extract-audio", "--remux-video", "--recode-video", "--postprocessor-args", "--ppa"),
+        "ytingest keeps the audio as downloaded",
+    ),
+    **dict.fromkeys(
+        ("-a", "--batch-file", "--config-location", "--config-locations", "--load-info-json"),
+        "it reads options or URLs from a file",
+    ),
+    **dict.fromkeys(
+        ("-v", "--verbose", "--print-traffic", "--dump-pages"), "it would echo cookies into the logs"
+    ),
+}
+_AUDIO_ONLY = re.compile(r"(?:bestaudio|ba|worstaudio|wa)\*?(?:\[[^\]]*\])*")
+_SECRET_HEADERS = ("cookie", "authorization")
 
 
 def ytdlp_invocation(settings: Settings) -> tuple[str, ...]:
-    """``yt-dlp`` and the options common to listing and downloading."""
-    args = list(settings.ytdlp_command)
+    """``yt-dlp`` and the options common to listing and downloading.
+
+    ``--ignore-config``: a user's yt-dlp config file could set an output path or ``--exec``,
+    the very options ``YTDLP_ARGS`` refuses. Raises ConfigError (a one-line message that never
+    echoes a cookie path or a proxy password) for a bad runtime, cookies file or option.
+    """
+    args = [*settings.ytdlp_command, "--ignore-config", *js_runtime_args(settings.js_runtime)]
     if settings.cookies_file is not None:
+        if not os.access(settings.cookies_file, os.R_OK) or not Path(settings.cookies_file).is_file():
+            raise ConfigError("the cookies file (--cookies / COOKIES_FILE) does not exist or cannot be read")
         args += ["--cookies", str(settings.cookies_file)]
     if settings.cookies_from_browser:
         args += ["--cookies-from-browser", settings.cookies_from_browser]
-    args += shlex.split(settings.ytdlp_args)
+    args += checked_ytdlp_args(settings.ytdlp_args)
     return tuple(args)
+
+
+def bundled_deno() -> str | None:
+    """The deno binary installed with ytingest (the ``deno`` package), else one next to the
+    Python running us (``.venv/bin`` or ``.venv\\Scripts``); None when neither exists."""
+    try:
+        from deno import find_deno_bin  # type: ignore[import-untyped]
+
+        return str(Path(find_deno_bin()).resolve())
+    except (ImportError, OSError):
+        pass
+    name = "deno.exe" if sys.platform == "win32" else "deno"
+    beside = Path(sys.executable).parent / name
+    return str(beside.resolve()) if beside.is_file() else None
+
+
+def js_runtime_args(choice: str | None) -> list[str]:
+    """``--no-js-runtimes --js-runtimes RUNTIME[:PATH]`` for ``JS_RUNTIME`` (None: the bundled
+    deno; ``none``: no runtime at all). Clearing first makes the choice exact: yt-dlp would
+    otherwise prefer a deno found on PATH over a configured node."""
+    if choice is None or not choice.strip():
+        deno = bundled_deno()
+        return ["--no-js-runtimes", "--js-runtimes", f"deno:{deno}"] if deno else []
+    choice = choice.strip()
+    if choice.lower() == "none":
+        return ["--no-js-runtimes"]
+    name, _, path = choice.partition(":")
+    if name.lower() not in JS_RUNTIMES:
+        raise ConfigError(f"JS_RUNTIME: unknown runtime {name!r} (one of {', '.join(JS_RUNTIMES)}, or none)")
+    if path:
+        if not Path(path).exists():
+            raise ConfigError(f"JS_RUNTIME: {path} does not exist")
+        path = str(Path(path).resolve())
+    return ["--no-js-runtimes", "--js-runtimes", f"{name.lower()}:{path}" if path else name.lower()]
+
+
+def checked_ytdlp_args(raw: str) -> list[str]:
+    """``YTDLP_ARGS`` split like a shell would (no shell), each option checked against ALLOWED.
+
+    Both ``--opt value`` and ``--opt=value`` (and ``-r50K``) are read. Raises ConfigError naming
+    the option (never its value: it may be a proxy URL with a password).
+    """
+    try:
+        tokens = shlex.split(raw, posix=True)
+    except ValueError as exc:
+        raise ConfigError(f"YTDLP_ARGS: cannot split ({exc})") from None
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        name, value = _split_option(token)
+        if name is None:
+            raise ConfigError(
+                f"YTDLP_ARGS: unexpected {token[:40]!r} (only options; the URL comes from the command)"
+            )
+        if name not in ALLOWED:
+            why = _WHY.get(name, "not on ytingest's list of options that keep the download contract")
+            raise ConfigError(f"YTDLP_ARGS: {name} is not allowed: {why}")
+        if ALLOWED[name] == 0:
+            if value is not None:
+                raise ConfigError(f"YTDLP_ARGS: {name} takes no value")
+            out.append(name)
+            continue
+        if value is None:
+            if i >= len(tokens):
+                raise ConfigError(f"YTDLP_ARGS: {name} needs a value")
+            value = tokens[i]
+            i += 1
+        _check_value(name, value)
+        out += [name, value]
+    return out
+
+
+def _split_option(token: str) -> tuple[str | None, str | None]:
+    """``(option, attached value)``; ``(None, None)`` for a token that is not an option."""
+    if token.startswith("--"):
+        name, eq, value = token.partition("=")
+        return name, value if eq else None
+    if token.startswith("-") and len(token) >= 2 and token != "-":
+        short, rest = token[:2], token[2:]
+        if rest and ALLOWED.get(short) == 1:
+            return short, rest.removeprefix("=")
+        return token if not rest else short + rest, None
+    return None, None
+
+
+def _check_value(name: str, value: str) -> None:
+    if name in _FORMAT and not is_audio_only(value):
+        raise ConfigError(
+            f"YTDLP_ARGS: {name} {value!r} is not an audio-only selection (e.g. bestaudio[ext=m4a]/bestaudio)"
+        )
+    if name in ("-t", "--preset-alias") and value != "sleep":
+        raise ConfigError(f"YTDLP_ARGS: {name} {value!r} is not allowed: only the 'sleep' preset")
+    if name == "--add-headers" and value.split(":", 1)[0].strip().lower() in _SECRET_HEADERS:
+        raise ConfigError(
+            "YTDLP_ARGS: --add-headers may not carry Cookie or Authorization: use --cookies FILE"
+        )
+
+
+def is_audio_only(selection: str) -> bool:
+    """A format selection whose every alternative is audio-only (``bestaudio``/``ba``/
+    ``worstaudio``/``wa`` with filters), with ``best`` allowed as the last fallback, as
+    ytingest's own ``bestaudio/best``; merges (``+``) and video selections are not."""
+    parts = [p.strip() for p in selection.split("/")]
+    if not parts or not all(parts):
+        return False
+    *firsts, last = parts
+    return all(_AUDIO_ONLY.fullmatch(p) for p in firsts) and (
+        _AUDIO_ONLY.fullmatch(last) is not None or (bool(firsts) and last in ("best", "b"))
+    )
+
+
+def format_given(args: tuple[str, ...] | list[str]) -> bool:
+    """True when the invocation already holds a (checked, audio-only) ``-f`` selection."""
+    return any(a in _FORMAT or a.startswith("--format=") or (a.startswith("-f") and len(a) > 2) for a in args)

@@ -69,7 +69,13 @@ class ChannelServer:
     - ``throttle``: how many of the next audio requests (any episode) answer 429;
       ``retry_after``: the Retry-After header sent with them (None: no header);
     - ``garbage``: episode ids served as bytes that are not audio; ``empty``: served as 0 bytes;
-    - ``bad_feed``: the feed is broken XML.
+    - ``bad_feed``: the feed is broken XML;
+    - ``require_cookie``: ``(name, value)`` the feed and the audio require, else they answer 403
+      (as a site that wants a signed-in session does);
+    - ``forbid_media``: episode id → how many of its next media downloads answer 403 while its
+      extraction succeeds (a YouTube media URL that expired). yt-dlp's generic extractor GETs
+      the head of the file (extraction), then downloads it (media): each attempt is two requests,
+      so the knob answers the even-numbered ones.
     ``hits`` counts requests per episode and ``log`` keeps (monotonic time, episode id, status).
     """
 
@@ -84,6 +90,8 @@ class ChannelServer:
     garbage: set[str] = field(default_factory=set)
     empty: set[str] = field(default_factory=set)
     bad_feed: bool = False
+    require_cookie: tuple[str, str] | None = None
+    forbid_media: dict[str, int] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
     log: list[tuple[float, str, int]] = field(default_factory=list)
     port: int = 0
@@ -140,14 +148,28 @@ class ChannelServer:
             + "</channel></rss>"
         )
 
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """403 when ``require_cookie`` is set and the request does not carry that cookie."""
+        if self.require_cookie is None:
+            return None
+        name, value = self.require_cookie
+        if request.cookies.get(name) == value:
+            return None
+        return web.Response(status=403, text="fault injected: sign in (cookie required)")
+
     async def _feed(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.latency)
+        if (refused := self._refused(request)) is not None:
+            return refused
         if self.bad_feed:
             return web.Response(text="<rss><channel><item><title>broken", content_type="application/rss+xml")
         return web.Response(text=self.feed_xml(), content_type="application/rss+xml")
 
     def _fault(self, episode_id: str) -> web.Response | None:
         """The injected answer for this request, if any (each counted knob is used up)."""
+        if self.forbid_media.get(episode_id, 0) > 0 and self.hits[episode_id] % 2 == 0:
+            self.forbid_media[episode_id] -= 1
+            return web.Response(status=403, text="fault injected: media URL expired")
         if episode_id in self.fail:
             code = self.fail[episode_id]
             return web.Response(status=code, text=f"fault injected: HTTP {code}")
@@ -164,7 +186,7 @@ class ChannelServer:
         episode_id = request.match_info["name"].removesuffix(".mp3")
         self.hits[episode_id] += 1
         await asyncio.sleep(self.latency)
-        fault = self._fault(episode_id)
+        fault = self._refused(request) or self._fault(episode_id)
         if fault is not None:
             self.log.append((time.monotonic(), episode_id, fault.status))
             return fault

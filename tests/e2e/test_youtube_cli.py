@@ -1,0 +1,61 @@
+"""YouTube's answers through the real CLI and real yt-dlp, played by the local channel server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+from ytingest.testing import ChannelServer, serve_in_thread
+from ytingest.testing.channel import sample_episodes
+
+pytestmark = pytest.mark.slow
+FAST_RETRIES = {"RETRY_BASE_S": "0.2", "RETRY_MAX_S": "1"}
+COOKIE = ("SID", "s3cret-cookie-value")
+
+
+def two_episodes(**knobs: object) -> ChannelServer:
+    return ChannelServer(sample_episodes()[:2], **knobs)  # type: ignore[arg-type]
+
+
+def netscape_cookies(path: Path) -> Path:
+    """A Netscape-format cookies file for 127.0.0.1, as a browser extension exports it."""
+    name, value = COOKIE
+    path.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\t{name}\t{value}\n")
+    return path
+
+
+def test_cookies_file_reaches_the_listing_and_every_download(cli: Cli, tmp_path: Path) -> None:
+    """The channel requires a cookie: --cookies FILE lists and downloads it, and the videos are stored."""
+    cookies = netscape_cookies(tmp_path / "private-cookies.txt")
+    with serve_in_thread(two_episodes(require_cookie=COOKIE)) as ch:
+        r = cli("stream", ch.feed_url, "--cookies", str(cookies), "--json", extra_env=FAST_RETRIES)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert r.json()["done"] == 2
+        assert not [entry for entry in ch.log if entry[2] == 403]
+    assert COOKIE[1] not in r.stderr and "private-cookies" not in r.stderr
+
+
+def test_without_cookies_the_run_exits_2_with_one_line_naming_cookies(cli: Cli) -> None:
+    """No cookies for a channel that wants them: exit 2, one error line that says --cookies, no traceback."""
+    with serve_in_thread(two_episodes(require_cookie=COOKIE)) as ch:
+        r = cli("stream", ch.feed_url, "--json")
+    assert r.returncode == 2, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("ytingest: error:")]
+    assert len(errors) == 1 and "403" in errors[0] and "--cookies FILE" in errors[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_a_media_403_is_retried_with_a_fresh_extraction_and_twice_is_permanent(cli: Cli) -> None:
+    """One expired media URL: the next yt-dlp run gets the file. Two in a row: failed, not retried again."""
+    first, second = (ep.id for ep in sample_episodes()[:2])
+    with serve_in_thread(two_episodes(forbid_media={first: 1, second: 5})) as ch:
+        r = cli("stream", ch.feed_url, "--json", extra_env=FAST_RETRIES)
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert (r.json()["done"], r.json()["failed"]) == (1, 1)
+        assert ch.hits[first] == 4 and ch.hits[second] == 4  # two attempts each: probe + media
+    reasons = {f["video_id"]: f["reason"] for f in cli("status", "--json").json()["failures"]}
+    assert "403" in reasons[second] and "fresh extraction" in reasons[second]
+    retried = [e for e in r.events() if e["event"] == "download_retry"]
+    assert {e["video_id"] for e in retried} == {first, second}

@@ -1,0 +1,168 @@
+"""The options every yt-dlp child gets: JS runtime, cookies, YTDLP_ARGS checked against an allow-list."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ytingest.config import Settings
+from ytingest.errors import ConfigError
+from ytingest.logs import redact
+from ytingest.stages.ytdlp_options import (
+    bundled_deno,
+    checked_ytdlp_args,
+    format_given,
+    is_audio_only,
+    js_runtime_args,
+    ytdlp_invocation,
+)
+
+
+def test_every_child_gets_the_bundled_deno_by_absolute_path() -> None:
+    """Default: the deno installed with ytingest, absolute, after clearing yt-dlp's defaults."""
+    deno = bundled_deno()
+    assert deno is not None and Path(deno).is_absolute() and Path(deno).is_file()
+    args = ytdlp_invocation(Settings())
+    assert "--ignore-config" in args
+    i = args.index("--js-runtimes")
+    assert args[i - 1] == "--no-js-runtimes" and args[i + 1] == f"deno:{deno}"
+
+
+def test_the_bundled_deno_is_found_without_an_activated_venv() -> None:
+    """Run as .venv/bin/python with a PATH that has no venv on it: the same deno is found."""
+    code = "from ytingest.stages.ytdlp_options import bundled_deno; print(bundled_deno())"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PATH")}
+    env["PATH"] = "/usr/bin:/bin"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == bundled_deno()
+
+
+def test_js_runtime_overrides_and_none(tmp_path: Path) -> None:
+    """JS_RUNTIME node, deno:/path and none; an unknown runtime or a missing path is a ConfigError."""
+    assert js_runtime_args("node") == ["--no-js-runtimes", "--js-runtimes", "node"]
+    binary = tmp_path / "deno"
+    binary.write_text("")
+    assert js_runtime_args(f"deno:{binary}") == [
+        "--no-js-runtimes",
+        "--js-runtimes",
+        f"deno:{binary.resolve()}",
+    ]
+    assert js_runtime_args("none") == ["--no-js-runtimes"]
+    with pytest.raises(ConfigError, match="does not exist"):
+        js_runtime_args(f"deno:{tmp_path / 'missing'}")
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        js_runtime_args("rhino")
+    with pytest.raises(ConfigError, match="does not exist"):
+        ytdlp_invocation(Settings(js_runtime="node:/no/such/node"))
+
+
+def test_yt_dlp_itself_accepts_the_js_runtime_options() -> None:
+    """The real yt-dlp parses the options we pass (and the deno path it is given exists)."""
+    args = [*ytdlp_invocation(Settings()), "--simulate", "--version"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-500:]
+
+
+def test_useful_options_pass_in_both_forms() -> None:
+    """--opt value, --opt=value and -r50K are read; the values are kept as given."""
+    raw = (
+        "--proxy http://u:pw@proxy:3128 --sleep-requests=1 --sleep-interval 2 --max-sleep-interval 5 "
+        "-r50K --limit-rate 1M --extractor-args 'youtube:player_client=web' --source-address 0.0.0.0 "
+        "-4 --impersonate chrome --geo-bypass --xff default --user-agent 'Mozilla/5.0 X' "
+        "--add-headers 'Accept-Language:en' -t sleep -f bestaudio[ext=m4a]/bestaudio/best"
+    )
+    out = checked_ytdlp_args(raw)
+    assert out[:4] == ["--proxy", "http://u:pw@proxy:3128", "--sleep-requests", "1"]
+    assert ["-r", "50K"] == out[out.index("-r") : out.index("-r") + 2]
+    assert "youtube:player_client=web" in out and "Mozilla/5.0 X" in out and "-4" in out
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("-o /tmp/x.%(ext)s", "where audio goes"),
+        ("--output=/tmp/x", "where audio goes"),
+        ("-P /tmp", "where audio goes"),
+        ("--exec 'rm -rf ~'", "runs commands"),
+        ("--exec-before-download=echo", "runs commands"),
+        ("--netrc-cmd 'cat x'", "runs commands"),
+        ("--write-info-json", "not on ytingest's list"),
+        ("--write-thumbnail", "not on ytingest's list"),
+        ("--print-to-file x /tmp/y", "not on ytingest's list"),
+        ("--download-archive a.txt", "not on ytingest's list"),
+        ("-a urls.txt", "reads options or URLs"),
+        ("--config-locations x.conf", "reads options or URLs"),
+        ("--cookies c.txt", "COOKIES_FILE"),
+        ("--cookies-from-browser=firefox", "--cookies-from-browser"),
+        ("-x", "keeps the audio"),
+        ("--recode-video mp4", "keeps the audio"),
+        ("-v", "echo cookies"),
+        ("--js-runtimes node", "JS_RUNTIME"),
+        ("-f bestvideo+bestaudio", "not an audio-only"),
+        ("--format=best", "not an audio-only"),
+        ("-t mp3", "only the 'sleep' preset"),
+        ("--add-headers 'Cookie: SID=abc'", "Cookie or Authorization"),
+        ("https://www.youtube.com/@x", "only options"),
+        ("--sleep-requests", "needs a value"),
+        ("--force-ipv4=yes", "takes no value"),
+        ("--proxy 'unterminated", "cannot split"),
+    ],
+)
+def test_options_that_break_the_contract_are_refused_with_one_line(raw: str, why: str) -> None:
+    """Output paths, commands, file writers, cookies, non-audio formats: a one-line ConfigError."""
+    with pytest.raises(ConfigError) as caught:
+        checked_ytdlp_args(raw)
+    message = str(caught.value)
+    assert why in message and "\n" not in message and message.startswith("YTDLP_ARGS")
+    assert "SID=abc" not in message
+
+
+def test_audio_only_selections() -> None:
+    """bestaudio-type alternatives with filters are audio; best only as the last fallback."""
+    for ok in ("bestaudio", "ba", "bestaudio/best", "ba[ext=m4a]/ba/b", "worstaudio", "ba*[abr<=128]"):
+        assert is_audio_only(ok), ok
+    for bad in ("best", "bv+ba", "bestvideo", "best/bestaudio", "140", "", "ba/"):
+        assert not is_audio_only(bad), bad
+
+
+def test_a_given_audio_format_replaces_the_default() -> None:
+    """The downloader adds -f bestaudio/best only when YTDLP_ARGS had no -f of its own."""
+    assert format_given(ytdlp_invocation(Settings(ytdlp_args="-f bestaudio[ext=m4a]/bestaudio")))
+    assert not format_given(ytdlp_invocation(Settings(ytdlp_args="--sleep-requests 1")))
+
+
+def test_cookies_reach_the_invocation_and_a_missing_file_is_refused_without_its_path(tmp_path: Path) -> None:
+    """--cookies FILE and --cookies-from-browser are passed on; an unreadable file never names its path."""
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    args = ytdlp_invocation(Settings(cookies_file=cookies, cookies_from_browser="firefox:work"))
+    assert args[args.index("--cookies") + 1] == str(cookies)
+    assert args[args.index("--cookies-from-browser") + 1] == "firefox:work"
+    with pytest.raises(ConfigError) as caught:
+        ytdlp_invocation(Settings(cookies_file=tmp_path / "secret-name.txt"))
+    assert "secret-name" not in str(caught.value) and "cookies" in str(caught.value)
+
+
+def test_the_command_line_and_settings_are_redacted() -> None:
+    """Cookie paths, browser profiles, Cookie headers and proxy passwords never survive redact()."""
+    line = " ".join(
+        ytdlp_invocation(
+            Settings(cookies_from_browser="chrome:Profile 1", ytdlp_args="--proxy socks5://me:hunter2@p:1080")
+        )
+    )
+    masked = redact(line)
+    assert "hunter2" not in masked and "chrome:Profile" not in masked
+    assert "me:***@" in masked and "--cookies-from-browser ***" in masked
+    assert redact("--cookies=/home/me/c.txt") == "--cookies=***"
+    assert (
+        redact("use --cookies FILE or --cookies-from-browser BROWSER")
+        == "use --cookies FILE or --cookies-from-browser BROWSER"
+    )
+    assert redact("Cookie: SID=abc; HSID=def") == "Cookie: ***"
+    assert "secret" not in redact("ERROR: '/secret/c.txt' does not look like a Netscape format cookies file")
+    assert "SID" not in redact("WARNING: skipping cookie file entry due to invalid length 1: 'SID\\tabc'")
+    assert repr(Settings(cookies_file=Path("/secret/c.txt"), ytdlp_args="--proxy x")).count("secret") == 0
