@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -10,9 +11,29 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+TABS = ("videos", "streams", "shorts")  # the channel tabs ``--tabs`` may name (yt-dlp's tab ids)
+
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("ytingest"))
+
+
+def tab_names(spec: str | Iterable[str]) -> tuple[str, ...]:
+    """``"videos,streams"`` (or a sequence of names) as a tuple in the given order, without
+    repeats; a ValueError names an unknown tab or an empty list."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    tabs: list[str] = []
+    for raw in names:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name not in TABS:
+            raise ValueError(f"unknown tab {raw.strip()!r} in --tabs/TABS: use {', '.join(TABS)}")
+        if name not in tabs:
+            tabs.append(name)
+    if not tabs:
+        raise ValueError(f"--tabs/TABS names no tab: use one or more of {', '.join(TABS)}")
+    return tuple(tabs)
 
 
 class Settings(BaseSettings):
@@ -97,11 +118,8 @@ class Settings(BaseSettings):
     @field_validator("tabs", mode="after")
     @classmethod
     def _known_tabs(cls, value: str) -> str:
-        """Checked here too, so a typo stops the run before any model loads (stages/listing.py)."""
-        tabs = [t.strip().lower() for t in value.split(",") if t.strip()]
-        if not tabs or set(tabs) - {"videos", "streams", "shorts"}:
-            raise ValueError(f"{value!r}: give one or more of videos, streams, shorts, comma-separated")
-        return ",".join(tabs)
+        """Checked when the settings are read, so a typo stops the run before any model loads."""
+        return ",".join(tab_names(value))
 
     @field_validator("ytingest_home", mode="after")
     @classmethod

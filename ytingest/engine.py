@@ -362,7 +362,7 @@ class Engine:
         if q.mode != "keyword":
             embedder = await self.embedder()
             await self.database.check_dim(embedder.dim)
-            text = q.text.replace('"', " ")
+            text = q.parts.meaning()  # the phrases and words sought; exclusions are not embedded
             vectors = await asyncio.get_running_loop().run_in_executor(
                 self._embed_pool, embedder.encode, [text]
             )

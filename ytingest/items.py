@@ -12,6 +12,9 @@ import numpy.typing as npt
 
 SAMPLE_RATE = 16_000  # what the decoder produces and the models read: 16 kHz mono float32
 
+# yt-dlp's live_status of a video that cannot be downloaded yet -> the status it is recorded with
+WAITING = {"is_upcoming": "upcoming", "is_live": "live"}
+
 
 @dataclass(frozen=True, slots=True)
 class VideoRef:

@@ -26,8 +26,9 @@ import structlog
 
 LOGGER_NAME = "ytingest"
 
-# user:password@ in any URL-like string, and key=value secrets in DSNs
-_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@\s]*:)[^@\s/]*(?=@)")
+# user:password@ in any URL-like string (a password may hold a raw "/": masked up to the "@"),
+# and key=value secrets in DSNs
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@\s]*:)[^@\s]*(?=@)")
 _KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)[^\s&;]+", re.IGNORECASE)
 _SECRET_KEYS = {
     "password",

@@ -6,11 +6,13 @@ The SQL lives in ``db/search.py``; the CLI, the library (``Engine.search``) and 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, get_args
+from urllib.parse import urlsplit
 
 from ytingest.errors import ConfigError
 from ytingest.items import SearchHit
@@ -20,44 +22,103 @@ MODES: tuple[str, ...] = get_args(Mode)
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009): 1 / (k + rank)
 _RELATIVE = re.compile(r"^(\d+)\s*([dwmy])$")
 _DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
-_PHRASE = re.compile(r'"([^"]+)"')
+# a query's parts: a quoted phrase or a bare word, either one with a leading "-" (excluded)
+_PART = re.compile(r'(-?)"([^"]*)"|(\S+)')
 _WORD = re.compile(r"[\w][\w.'-]*", re.UNICODE)
+# left out of highlighting only (full-text search drops English stop words by itself)
+_YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
+_STOP = frozenset("a an and are as at be by for from how in is it of on or that the to was what with".split())
 
 
 def parse_day(value: str, *, today: date | None = None) -> date:
     """``YYYY-MM-DD``, or a relative ``7d`` / ``2w`` / ``3m`` / ``1y`` back from today (UTC)."""
     text = value.strip().lower()
-    if m := _RELATIVE.match(text):
-        base = today or datetime.now(UTC).date()
-        return base - timedelta(days=int(m.group(1)) * _DAYS[m.group(2)])
     try:
+        if m := _RELATIVE.match(text):
+            base = today or datetime.now(UTC).date()
+            return base - timedelta(days=int(m.group(1)) * _DAYS[m.group(2)])
         return date.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ConfigError(f"not a date: {value!r} (use YYYY-MM-DD or a relative form like 7d)") from None
 
 
+@dataclass(frozen=True, slots=True)
+class QueryParts:
+    """A query split the way ``websearch_to_tsquery`` reads it: quoted phrases, bare words, and the
+    ``-word`` / ``-"phrase"`` exclusions (``or`` is an operator, not a word)."""
+
+    phrases: tuple[str, ...]
+    words: tuple[str, ...]
+    excluded: tuple[str, ...]  # in websearch syntax: -word, -"a phrase"
+
+    @classmethod
+    def of(cls, text: str) -> QueryParts:
+        phrases: list[str] = []
+        words: list[str] = []
+        excluded: list[str] = []
+        for m in _PART.finditer(text):
+            minus, phrase, bare = m.group(1), m.group(2), m.group(3)
+            if phrase is not None:
+                if phrase.strip():
+                    (excluded.append(f'-"{phrase.strip()}"') if minus else phrases.append(phrase.strip()))
+            elif bare.startswith("-"):
+                if len(bare) > 1:
+                    excluded.append(bare)
+            elif bare.lower() != "or":
+                words.append(bare)
+        return cls(tuple(phrases), tuple(words), tuple(excluded))
+
+    def any_words(self) -> str:
+        """For ``websearch_to_tsquery``: a segment matches on any word or phrase (``a or "b c"``)."""
+        return " or ".join([f'"{p}"' for p in self.phrases] + list(self.words))
+
+    def meaning(self) -> str:
+        """What the query means, for the embedding: its phrases and words, exclusions left out."""
+        return " ".join([*self.phrases, *self.words])
+
+
 def phrases(text: str) -> list[str]:
-    """The quoted phrases of a query: each must appear, as written (case aside), in a hit."""
-    return [p.strip() for p in _PHRASE.findall(text) if p.strip()]
+    """The quoted phrases a hit must hold (``-"…"`` ones are exclusions)."""
+    return list(QueryParts.of(text).phrases)
 
 
 def terms(text: str) -> list[str]:
-    """The words and phrases of a query, longest first, for highlighting (quotes dropped)."""
-    found = phrases(text) + _WORD.findall(_PHRASE.sub(" ", text))
-    unique = {t.lower(): t for t in found if len(t) > 1}
+    """The phrases and words to highlight, longest first: no exclusions, operators or stop words."""
+    parts = QueryParts.of(text)
+    found = list(parts.phrases) + [w for word in parts.words for w in _WORD.findall(word)]
+    unique = {t.lower(): t for t in found if len(t) > 1 and t.lower() not in _STOP}
     return sorted(unique.values(), key=len, reverse=True)
 
 
 def any_words(text: str) -> str:
-    """The query rewritten for ``websearch_to_tsquery`` so a segment matches on any of its words or
-    quoted phrases (``a or "b c" or d``); ``-excluded`` words are left to ``excluded``."""
-    words = [w for w in _PHRASE.sub(" ", text).split() if not w.startswith("-") and w.lower() != "or"]
-    return " or ".join([f'"{p}"' for p in phrases(text)] + words)
+    """``QueryParts.any_words`` of ``text``."""
+    return QueryParts.of(text).any_words()
 
 
 def excluded(text: str) -> str:
-    """The query's ``-word`` exclusions (``websearch_to_tsquery`` syntax), or "" when none."""
-    return " ".join(w for w in _PHRASE.sub(" ", text).split() if w.startswith("-") and len(w) > 1)
+    """The query's exclusions in ``websearch_to_tsquery`` syntax, or "" when none."""
+    return " ".join(QueryParts.of(text).excluded)
+
+
+def is_youtube(url: str) -> bool:
+    """Whether ``url`` opens on YouTube (which seeks with ``t=``); other sources play in the page."""
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == h or host.endswith("." + h) for h in _YOUTUBE_HOSTS)
+
+
+def timestamp_url(webpage_url: str, seconds: float) -> str:
+    """A link that opens the video at ``seconds`` (YouTube ``t=``, else a media fragment)."""
+    t = max(0, int(seconds))
+    if is_youtube(webpage_url):
+        return f"{webpage_url}{'&' if '?' in webpage_url else '?'}t={t}s"
+    return f"{webpage_url.split('#', 1)[0]}#t={t}"
+
+
+def phrase_pattern(phrase: str) -> str:
+    """A PostgreSQL regular expression for ``phrase`` as whole words, any case: the words in order,
+    separated by spaces or hyphens ("penny farthing" finds "penny-farthing", "arter" not "starter")."""
+    words = [re.escape(w) for w in re.split(r"[\s-]+", phrase) if w]
+    return r"\m" + r"[\s-]+".join(words) + r"\M"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +134,28 @@ class SearchQuery:
     since: date | None = None
     until: date | None = None
     min_score: float | None = None
-    phrases: tuple[str, ...] = field(default=(), init=False)
+    parts: QueryParts = field(default=QueryParts((), (), ()), init=False)
 
     def __post_init__(self) -> None:
-        if not self.text.strip():
-            raise ConfigError("an empty query: give some words to search for")
+        texts = (self.text, self.speaker, self.channel, self.video)
+        if any(t is not None and "\x00" in t for t in texts):
+            raise ConfigError("a search cannot hold a NUL character")
+        parts = QueryParts.of(self.text)
+        if not parts.phrases and not parts.words:
+            raise ConfigError("an empty query: give some words to search for (not only -exclusions)")
+        if self.min_score is not None and not math.isfinite(self.min_score):
+            raise ConfigError("the minimum score must be a finite number")
         if self.mode not in MODES:
             raise ConfigError(f"unknown search mode {self.mode!r}: use one of {', '.join(MODES)}")
         if not 1 <= self.limit <= 1000:
             raise ConfigError("the search limit must be between 1 and 1000")
         if self.since and self.until and self.since > self.until:
             raise ConfigError(f"--since {self.since} is after --until {self.until}")
-        object.__setattr__(self, "phrases", tuple(phrases(self.text)))
+        object.__setattr__(self, "parts", parts)
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        return self.parts.phrases
 
     @property
     def candidates(self) -> int:

@@ -27,14 +27,19 @@ def netscape_cookies(path: Path) -> Path:
 
 
 def test_cookies_file_reaches_the_listing_and_every_download(cli: Cli, tmp_path: Path) -> None:
-    """The channel requires a cookie: --cookies FILE lists and downloads it, and the videos are stored."""
+    """The channel requires a cookie: --cookies FILE lists and downloads it, and the videos are stored.
+    yt-dlp rewrites its cookies file at exit: each child gets a private copy, and the user's file
+    (read-only here, which would make yt-dlp's save fail) is the same, byte for byte, after the run."""
     cookies = netscape_cookies(tmp_path / "private-cookies.txt")
+    before = cookies.read_bytes()
+    cookies.chmod(0o444)
     with serve_in_thread(two_episodes(require_cookie=COOKIE)) as ch:
         r = cli("stream", ch.feed_url, "--cookies", str(cookies), "--json", extra_env=FAST_RETRIES)
         assert r.returncode == 0, r.stderr[-3000:]
         assert r.json()["done"] == 2
         assert not [entry for entry in ch.log if entry[2] == 403]
     assert COOKIE[1] not in r.stderr and "private-cookies" not in r.stderr
+    assert cookies.read_bytes() == before
 
 
 def test_without_cookies_the_run_exits_2_with_one_line_naming_cookies(cli: Cli) -> None:

@@ -10,6 +10,7 @@ from ytingest.models.asr import WhisperTranscriber
 from ytingest.stages.decode import DecodedAudio, PreparingTranscriber
 from ytingest.stages.transcribe import transcribe_group
 from ytingest.testing import sample_episodes
+from ytingest.testing.real_speech import REAL
 
 pytestmark = pytest.mark.slow
 
@@ -67,3 +68,25 @@ def test_group_hands_the_decoded_audio_to_the_tagger(cross: WhisperTranscriber, 
     outcomes = transcribe_group(cross, Tagger(), group)  # type: ignore[arg-type]
     assert seen == [len(d.prepared.audio) for d in group if d.prepared is not None]
     assert all(not isinstance(o, Exception) and o[0] for o in outcomes)
+
+
+def test_a_chunk_the_batched_pass_leaves_half_done_is_decoded_again(cross: WhisperTranscriber) -> None:
+    """The real meeting clip tst00 (30 s of crosstalk, one VAD chunk): tiny.en's one batched pass
+    stops after its first sentence (3.4 s). The chunk is decoded again sequentially, so the
+    segments run to the end of the speech and the words said later are there."""
+    clip = REAL / "tst00.mp3"
+    before = cross.chunks_redone
+    result = cross.transcribe_prepared([cross.prepare(clip)])[0]
+    assert cross.chunks_redone == before + 1
+    text = " ".join(s.text for s in result.segments).lower()
+    assert "go around" in text and len(result.segments) >= 8
+    assert result.segments[-1].end >= 25.0  # of 30 s, speech to the end
+    starts = [s.start for s in result.segments]
+    assert starts == sorted(starts)
+
+
+def test_chunks_the_batched_pass_covers_are_not_decoded_again(cross: WhisperTranscriber) -> None:
+    """The espeak episodes are covered by their batched pass: nothing is redone for them."""
+    before = cross.chunks_redone
+    cross.transcribe_prepared([cross.prepare(e.path) for e in sample_episodes()])
+    assert cross.chunks_redone == before

@@ -8,10 +8,9 @@ import pytest
 
 from ytingest.db.database import Database
 from ytingest.db.schema import MIGRATIONS
-from ytingest.db.search import timestamp_url
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
-from ytingest.search import SearchQuery
+from ytingest.search import SearchQuery, timestamp_url
 
 DIM = 8
 

@@ -103,8 +103,29 @@ async def test_quoted_phrases_match_exactly_in_every_mode(db: Database) -> None:
         assert {(h.video_id, h.idx) for h in hits} == expected, mode
     unquoted = await db.search(SearchQuery("stretch fold", mode="keyword"), None)
     assert ("talk", 3) in {(h.video_id, h.idx) for h in unquoted}
-    without_dough = await db.search(SearchQuery("stretch fold -dough", mode="keyword"), None)
-    assert {(h.video_id, h.idx) for h in without_dough} == {("talk", 3), ("bake", 1)}
+    partial = await db.search(SearchQuery('"arter"', mode="semantic"), unit(0))
+    assert partial == []  # whole words: "arter" is not "starter"
+    hyphen = await db.search(SearchQuery('"lively-starter"', mode="semantic"), unit(5))
+    assert [(h.video_id, h.idx) for h in hyphen] == [("bake", 0)]  # a hyphen matches a space
+
+
+async def test_exclusions_hold_in_every_mode(db: Database) -> None:
+    """-word and -"phrase" drop segments in semantic, keyword and hybrid alike; a stop word alone
+    excludes nothing."""
+    for mode in ("keyword", "hybrid", "semantic"):
+        without = await db.search(SearchQuery("stretch fold -dough", mode=mode, limit=20), unit(2))  # type: ignore[arg-type]
+        keys = {(h.video_id, h.idx) for h in without}
+        assert ("talk", 2) not in keys and keys, mode
+        if mode == "keyword":
+            assert keys == {("talk", 3), ("bake", 1)}
+        no_phrase = await db.search(
+            SearchQuery('stretch fold -"stretch and fold"', mode=mode, limit=20), unit(2)
+        )  # type: ignore[arg-type]
+        assert not {("talk", 2), ("bake", 1)} & {(h.video_id, h.idx) for h in no_phrase}, mode
+    stop = await db.search(SearchQuery("fold -the", mode="keyword"), None)
+    assert {(h.video_id, h.idx) for h in stop} == {
+        (h.video_id, h.idx) for h in await db.search(SearchQuery("fold", mode="keyword"), None)
+    }
 
 
 async def test_keyword_ranks_segments_with_every_word_above_those_with_some(db: Database) -> None:
@@ -131,11 +152,25 @@ async def test_filters_apply_in_every_mode(db: Database) -> None:
             assert all(holds(h) for h in hits), (mode, name, hits)
     window = SearchQuery("fold", mode="keyword", since=date(2026, 7, 1))
     assert await db.search(window, None) == []
+    undated = VideoRef("undated", "https://x/u.m4a", "Undated", 9.0, CHANNELS["talk"], "https://x/u")
+    await db.register_video(undated)
+    await db.store_transcript(
+        EmbeddedTranscript(Transcript(undated, (Segment(0, 0.0, 9.0, "fold again"),), 9.0), unit(6)[None, :]),
+        asr_model="m",
+        embed_model="e",
+    )
+    assert ("undated", 0) in {
+        (h.video_id, h.idx) for h in await db.search(SearchQuery("fold", mode="keyword"), None)
+    }
+    dated_only = await db.search(SearchQuery("fold", mode="keyword", until=date(2030, 1, 1)), None)
+    assert "undated" not in {h.video_id for h in dated_only}  # a date filter leaves undated videos out
 
 
 async def test_min_score_and_limit(db: Database) -> None:
     hits = await db.search(SearchQuery("q", mode="semantic", limit=20, min_score=0.5), unit(1))
     assert [(h.video_id, h.idx) for h in hits] == [("talk", 1)]  # the only vector with cosine >= 0.5
+    fused = await db.search(SearchQuery("pgvector", limit=20, min_score=0.9), unit(1))
+    assert [(h.video_id, h.idx) for h in fused] == [("talk", 1)]  # first in both lists: 1.0
     assert len(await db.search(SearchQuery("q", mode="semantic", limit=3), unit(1))) == 3
 
 

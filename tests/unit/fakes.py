@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import DownloadError, StoreError, TranscribeError
-from ytingest.items import AudioFile, EmbeddedTranscript, Segment, VideoRef
+from ytingest.items import WAITING, AudioFile, EmbeddedTranscript, Segment, VideoRef
 from ytingest.models.asr import AsrResult
 
 
@@ -121,7 +121,8 @@ class FakeDatabase:
         self.attempts[video_id] = self.attempts.get(video_id, 1) + 1
 
     async def register_video(self, ref: VideoRef) -> None:
-        self.statuses[ref.id] = "pending"
+        if self.statuses.get(ref.id) != "done":
+            self.statuses[ref.id] = WAITING.get(ref.live_status or "", "pending")
 
     async def record_metadata(
         self, video_id: str, *, upload_date: str | None, channel_name: str, channel_id: str

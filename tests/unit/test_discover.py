@@ -1,10 +1,17 @@
 """Mapping yt-dlp's flat-playlist entries to safe, typed VideoRefs, and the prefilters."""
 
+import asyncio
 import contextlib
+import json
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psutil
+import pytest
 
+from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
 from ytingest.stages.discover import YtDlpDiscoverer, entry_to_ref, is_short, last_error_line, safe_id
 
@@ -114,3 +121,93 @@ async def test_a_listing_closed_early_kills_its_child_at_once() -> None:
             assert psutil.Process().children(), "the child runs while the listing is read"
             break
     assert psutil.Process().children() == []
+
+
+def _fake_ytdlp(body: str) -> tuple[str, ...]:
+    """A yt-dlp stand-in: a Python script that gets the argv the discoverer builds."""
+    return (sys.executable, "-c", "import json, sys, time\n" + body)
+
+
+async def test_the_listing_asks_yt_dlp_for_a_lazy_flat_playlist(tmp_path: Path) -> None:
+    """The child's argv holds --lazy-playlist (an early stop saves the pages not read) and --flat-playlist."""
+    argv_file = tmp_path / "argv.json"
+    script = f"json.dump(sys.argv, open({str(argv_file)!r}, 'w'))\nprint(json.dumps({{'id': 'v0', 'url': 'http://h/v0'}}))\n"
+    found = [
+        r async for r in YtDlpDiscoverer(_fake_ytdlp(script), pick_extractor=False).discover("http://h/f")
+    ]
+    assert [r.id for r in found] == ["v0"]
+    argv = json.loads(argv_file.read_text())
+    assert "--lazy-playlist" in argv and "--flat-playlist" in argv
+    assert argv[-2:] == ["--", "http://h/f"]
+
+
+def test_yt_dlp_reads_a_paged_playlist_lazily_with_lazy_playlist() -> None:
+    """In yt-dlp itself: with lazy_playlist each entry is printed as its page arrives; without it,
+    every page is fetched before the first entry (YoutubeDL.__process_playlist's list(entries))."""
+    from yt_dlp import YoutubeDL
+    from yt_dlp.extractor.common import InfoExtractor
+
+    def run(lazy: bool) -> list[str]:
+        events: list[str] = []
+
+        class PagedIE(InfoExtractor):
+            _VALID_URL = r"paged:"
+
+            def _real_extract(self, url: str) -> dict[str, Any]:
+                def entries() -> Iterator[dict[str, Any]]:
+                    for page in range(3):
+                        events.append(f"page {page}")
+                        for n in range(2):
+                            yield self.url_result(f"http://h/{page}-{n}.mp3", video_id=f"{page}-{n}")
+
+                return self.playlist_result(entries(), "paged", "Paged")
+
+        params = {"lazy_playlist": lazy, "extract_flat": "in_playlist", "forcejson": True, "simulate": True}
+        with YoutubeDL({**params, "quiet": True, "no_warnings": True}) as ydl:
+            ydl.add_info_extractor(PagedIE())
+            ydl.to_stdout = lambda message, *_, **__: events.append("entry")  # type: ignore[method-assign]
+            ydl.extract_info("paged:x", ie_key="Paged")
+        return events
+
+    assert run(lazy=True)[:3] == ["page 0", "entry", "entry"]
+    assert run(lazy=False)[:3] == ["page 0", "page 1", "page 2"]
+
+
+async def test_a_slow_consumer_never_trips_the_silence_timeout() -> None:
+    """timeout_s bounds yt-dlp's silence, not the consumer: a consumer slower than it still gets
+    every entry and the listing ends normally (it used to be cancelled with a bare CancelledError)."""
+    script = (
+        "for i in range(3):\n    print(json.dumps({'id': f'v{i}', 'url': f'http://h/v{i}'}), flush=True)\n"
+    )
+    discoverer = YtDlpDiscoverer(_fake_ytdlp(script), timeout_s=1, pick_extractor=False)
+
+    async def consume() -> list[str]:
+        got = []
+        async for ref in discoverer.discover("http://h/feed.xml"):
+            got.append(ref.id)
+            await asyncio.sleep(0.7)  # 2.1 s in all: over timeout_s
+        return got
+
+    assert await asyncio.wait_for(consume(), 20) == ["v0", "v1", "v2"]
+
+
+async def test_a_silent_yt_dlp_is_a_discover_error() -> None:
+    """yt-dlp prints nothing for timeout_s: a DiscoverError that says so, and the child is killed."""
+    discoverer = YtDlpDiscoverer(_fake_ytdlp("time.sleep(60)\n"), timeout_s=0.5, pick_extractor=False)
+    with pytest.raises(DiscoverError, match="printed nothing"):
+        [r async for r in discoverer.discover("http://h/feed.xml")]
+    assert psutil.Process().children() == []
+
+
+def test_approximate_date_is_merged_into_the_users_youtubetab_arguments(tmp_path: Path) -> None:
+    """yt-dlp keeps one --extractor-args per extractor: ours joins the user's, which survive."""
+    import yt_dlp
+
+    user = ("yt-dlp", "--extractor-args", "youtubetab:skip=webpage", "--extractor-args", "youtube:lang=de")
+    argv = YtDlpDiscoverer(user).command("https://www.youtube.com/@x/videos", [], tmp_path)
+    opts = yt_dlp.parse_options(argv[1:]).ydl_opts
+    assert opts["extractor_args"]["youtubetab"] == {"skip": ["webpage"], "approximate_date": [""]}
+    assert opts["extractor_args"]["youtube"] == {"lang": ["de"]}
+    assert opts["lazy_playlist"] is True
+    bare = yt_dlp.parse_options(YtDlpDiscoverer(("yt-dlp",)).command("u", [], tmp_path)[1:]).ydl_opts
+    assert bare["extractor_args"] == {"youtubetab": {"approximate_date": [""]}}

@@ -19,7 +19,14 @@ from ytingest.items import VideoRef
 from ytingest.pipeline.context import RunContext
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.discover import Listing, entry_to_ref, run_discovery
-from ytingest.stages.listing import listing_urls, missing_tab, newest_first, outside, parse_tabs
+from ytingest.stages.listing import (
+    listing_urls,
+    missing_tab,
+    newest_first,
+    outside,
+    parse_tabs,
+    upload_day_of,
+)
 
 CHANNEL = "https://www.youtube.com/@chan"
 # yt-dlp's message for a tab a channel lacks (youtube/_tab.py), as the discoverer reports it
@@ -219,15 +226,72 @@ async def test_tabs_are_listed_in_order_under_the_users_url(tmp_path: Path) -> N
     assert [r.id for r in queued] == ["x1", "v1", "v2"]
 
 
-async def test_a_tab_the_channel_lacks_is_passed_over_other_errors_are_not(tmp_path: Path) -> None:
-    """yt-dlp's "does not have a streams tab" skips that tab; any other listing error fails the run."""
+async def test_a_tab_the_channel_lacks_is_passed_over(tmp_path: Path) -> None:
+    """yt-dlp's "does not have a streams tab" skips that tab, at info level."""
     source = TabDiscoverer({f"{CHANNEL}/videos": [yt_entry("v1")]}, fail={f"{CHANNEL}/streams": NO_STREAMS})
     queued, events, _ = await discover(tmp_path, source)
     assert [r.id for r in queued] == ["v1"]
     assert any(e["event"] == "tab_missing" and e["tab"] == "streams" for e in events)
-    source.fail[f"{CHANNEL}/streams"] = "cannot list x: Sign in to confirm you're not a bot"
+
+
+async def test_a_later_tab_that_fails_is_logged_and_the_run_goes_on(tmp_path: Path) -> None:
+    """Once something was listed, a later tab's 429 / try-later is a tab_failed warning (redacted,
+    counted) and discovery ends normally with what it has."""
+    why = "cannot list x: HTTP Error 429: Too Many Requests (proxy http://me:hunter2@p:3128)"
+    source = TabDiscoverer({f"{CHANNEL}/videos": [yt_entry("v1")]}, fail={f"{CHANNEL}/streams": why})
+    queued, events, ctx = await discover(tmp_path, source)
+    assert [r.id for r in queued] == ["v1"] and ctx.metrics.discovery_done
+    failed = [e for e in events if e["event"] == "tab_failed"]
+    assert len(failed) == 1 and failed[0]["log_level"] == "warning"
+    assert "429" in failed[0]["reason"] and "hunter2" not in failed[0]["reason"]
+    done = next(e for e in events if e["event"] == "discovery_done")
+    assert done["failed_listings"] == 1 and done["queued"] == 1
+
+
+async def test_a_listing_that_fails_before_anything_was_listed_fails_the_run(tmp_path: Path) -> None:
+    """The first tab refused (nothing listed at all): the DiscoverError ends the run, as before."""
+    bot = "cannot list x: Sign in to confirm you're not a bot"
+    source = TabDiscoverer({f"{CHANNEL}/streams": [yt_entry("s1")]}, fail={f"{CHANNEL}/videos": bot})
     with pytest.raises(DiscoverError, match="not a bot"):
         await discover(tmp_path, source)
+    with pytest.raises(DiscoverError, match="not a bot"):  # a single listing, too
+        await discover(tmp_path, TabDiscoverer({}, fail={"http://h/feed.xml": bot}), "http://h/feed.xml")
+
+
+@dataclass
+class PartlyListed(TabDiscoverer):
+    """Hands out its entries, then fails as yt-dlp does when a later page is refused."""
+
+    async def discover(self, url: str) -> AsyncGenerator[VideoRef, None]:
+        async for ref in super().discover(url):
+            yield ref
+        raise DiscoverError("cannot list x: This content isn't available, try again later")
+
+
+async def test_a_listing_that_fails_after_some_entries_keeps_them(tmp_path: Path) -> None:
+    """yt-dlp fails on a later page of a playlist: the entries it gave are queued, the run goes on."""
+    url = "https://www.youtube.com/playlist?list=PLx"
+    queued, events, _ = await discover(tmp_path, PartlyListed({url: [yt_entry("p1"), yt_entry("p2")]}), url)
+    assert [r.id for r in queued] == ["p1", "p2"]
+    assert [e["event"] for e in events if e["event"] == "tab_failed"] == ["tab_failed"]
+
+
+def test_upload_days_that_are_not_real_dates_are_none() -> None:
+    """A bad YYYYMMDD falls back to the timestamp; a NaN, infinite or huge timestamp is None."""
+    assert upload_day_of("20250131") == "2025-01-31"
+    assert upload_day_of("20250230") is None and upload_day_of("20251301") is None
+    assert upload_day_of("20250230", 1767225600) == "2026-01-01"
+    for stamp in (float("nan"), float("inf"), 1e20, -1e20, True):
+        assert upload_day_of(None, stamp) is None, stamp
+    ref = entry_to_ref({"id": "x", "url": "http://h/x", "upload_date": "20250230", "timestamp": 1e300}, "c")
+    assert ref is not None and ref.upload_date is None
+
+
+def test_the_settings_and_the_listing_read_tabs_alike() -> None:
+    """TABS in the settings and --tabs share one parser: same names, same refusals."""
+    assert Settings(tabs=" Shorts , videos,shorts ").tabs == ",".join(parse_tabs(" Shorts , videos,shorts "))
+    with pytest.raises(ValueError, match="unknown tab 'clips'"):
+        Settings(tabs="videos,clips")
 
 
 async def test_upcoming_and_live_entries_are_recorded_and_skipped(tmp_path: Path) -> None:

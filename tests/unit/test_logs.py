@@ -55,6 +55,14 @@ def test_redact_masks_url_and_keyword_passwords() -> None:
     assert redact("nothing secret here") == "nothing secret here"
 
 
+def test_redact_masks_a_proxy_password_that_holds_a_slash() -> None:
+    """A raw ``/`` (or several) in a proxy password is masked up to the ``@``; host and path stay."""
+    assert redact("--proxy http://user:p/ss@host:3128") == "--proxy http://user:***@host:3128"
+    assert redact("socks5://me:a/b/c@p:1080/x") == "socks5://me:***@p:1080/x"
+    assert "p/ss" not in redact("ERROR: Unable to connect to proxy http://user:p/ss@host: refused")
+    assert redact("http://example.com:8080/path/page") == "http://example.com:8080/path/page"
+
+
 def test_json_log_lines_redact_secret_fields(capsys: pytest.CaptureFixture[str]) -> None:
     """A logged DSN or password field is masked, and each event is one JSON line."""
     configure_logging("json")

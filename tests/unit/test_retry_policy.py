@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
-from ytingest.errors import DownloadError, RateLimitedError
+from ytingest.errors import DownloadError, NotYetAvailableError, RateLimitedError
 from ytingest.items import AudioFile, VideoRef
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.limiter import Limiter
 from ytingest.stages.description import PIPELINE, metrics_for
-from ytingest.stages.download import DownloadPolicy, _download_with_retries, with_metadata
+from ytingest.stages.download import DownloadPolicy, YtDlpDownloader, _download_with_retries, with_metadata
 from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
 
 
@@ -90,11 +93,14 @@ class Scripted:
         return with_metadata(AudioFile(ref, path, 1), self.metadata)
 
 
-async def _run(tmp_path: Path, downloader: Scripted) -> tuple[AudioFile | None, RunContext, FakeDatabase]:
+async def _run(
+    tmp_path: Path, downloader: Scripted, *, queued: int = 0
+) -> tuple[AudioFile | None, RunContext, FakeDatabase]:
     settings = Settings(ytingest_home=tmp_path, retry_base_s=0.01, retry_max_s=0.02, download_attempts=3)
     settings.audio_dir.mkdir(parents=True, exist_ok=True)
     db = FakeDatabase()
     ctx = RunContext(settings, db, metrics_for(PIPELINE, settings))
+    ctx.metrics.queued = queued  # as discovery counted it
     ref = VideoRef("vid", "http://x/vid")
     await db.register_video(ref)
     policy = DownloadPolicy(Limiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
@@ -117,12 +123,38 @@ async def test_a_second_media_403_in_a_row_is_permanent(tmp_path: Path) -> None:
     assert db.statuses["vid"] == "failed" and "fresh extraction got a 403 too" in db.reasons["vid"]
 
 
-async def test_upcoming_videos_stay_pending_and_count_as_skipped(tmp_path: Path) -> None:
-    """A premiere that has not started: no failure, the ledger keeps it pending for a later run."""
+async def test_upcoming_videos_found_at_download_are_recorded_as_waiting(tmp_path: Path) -> None:
+    """A premiere that has not started: no failure, recorded as upcoming (status's waiting) as the
+    listing records one, skipped, and no longer counted as queued (the dashboard's remaining)."""
     scripted = Scripted([classify("[youtube] CviUGzWvm6w: Premieres in 6 hours")])
-    audio, ctx, db = await _run(tmp_path, scripted)
+    audio, ctx, db = await _run(tmp_path, scripted, queued=1)
     assert audio is None and scripted.calls == 1
-    assert db.statuses["vid"] == "pending" and not ctx.failures and ctx.metrics.skipped == 1
+    assert db.statuses["vid"] == "upcoming" and not ctx.failures and ctx.metrics.skipped == 1
+    assert ctx.metrics.queued == 0
+
+
+async def test_a_stream_live_now_is_recorded_as_live(tmp_path: Path) -> None:
+    """yt-dlp's match-filter skip of a live stream: recorded as live, not recorded for half an hour."""
+    line = "[download] Live now does not pass filter (!is_live), skipping .."
+    audio, ctx, db = await _run(tmp_path, Scripted([classify(line)]), queued=1)
+    assert audio is None and db.statuses["vid"] == "live" and ctx.metrics.queued == 0
+
+
+async def test_the_downloader_skips_live_streams_and_says_so(tmp_path: Path) -> None:
+    """The real downloader passes --match-filter !is_live; yt-dlp's skip (exit 0, no file, its line
+    on stdout) becomes NotYetAvailableError(is_live)."""
+    argv_file = tmp_path / "argv.json"
+    script = (
+        "import json, sys\n"
+        f"json.dump(sys.argv, open({str(argv_file)!r}, 'w'))\n"
+        "print('[download] Live now does not pass filter (!is_live), skipping ..')\n"
+    )
+    downloader = YtDlpDownloader((sys.executable, "-c", script), pick_extractor=False)
+    with pytest.raises(NotYetAvailableError) as caught:
+        await downloader.download(VideoRef("vid", "http://x/vid"), tmp_path)
+    assert caught.value.live_status == "is_live"
+    argv = json.loads(argv_file.read_text())
+    assert argv[argv.index("--match-filter") + 1] == "!is_live" and "--quiet" not in argv
 
 
 async def test_a_bot_check_pauses_every_download_and_counts_as_rate_limited(tmp_path: Path) -> None:
@@ -159,3 +191,6 @@ def test_metadata_parsing_tolerates_missing_and_odd_values(tmp_path: Path) -> No
     odd = with_metadata(base, 'not json\n{"upload_date": "NA", "uploader": "Up", "uploader_id": "@up"}\n')
     assert (odd.upload_date, odd.channel_name, odd.channel_id) == (None, "Up", "@up")
     assert with_metadata(base, "") == base
+    for bad in ('{"upload_date": "20250230"}', '{"upload_date": "20251301"}', '{"upload_date": 20250101.5}'):
+        assert with_metadata(base, bad + "\n").upload_date is None, bad
+    assert with_metadata(base, '{"upload_date": "20240229"}').upload_date == "2024-02-29"

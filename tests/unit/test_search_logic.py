@@ -10,12 +10,14 @@ from ytingest.errors import ConfigError
 from ytingest.items import SearchHit
 from ytingest.search import (
     RRF_K,
+    QueryParts,
     SearchQuery,
     any_words,
     excluded,
     fuse,
     group_by_video,
     parse_day,
+    phrase_pattern,
     phrases,
     terms,
 )
@@ -27,7 +29,7 @@ def test_parse_day_takes_iso_and_relative_forms() -> None:
     assert parse_day("7d", today=today) == date(2026, 11, 22)
     assert parse_day("2w", today=today) == date(2026, 11, 15)
     assert parse_day(" 1Y ", today=today) == date(2025, 11, 29)
-    for bad in ("yesterday", "2026-13-01", "7x", ""):
+    for bad in ("yesterday", "2026-13-01", "7x", "", "99999999d"):
         with pytest.raises(ConfigError, match="not a date"):
             parse_day(bad)
 
@@ -35,14 +37,23 @@ def test_parse_day_takes_iso_and_relative_forms() -> None:
 def test_phrases_and_highlight_terms() -> None:
     q = 'the "penny farthing" wheel 0.8'
     assert phrases(q) == ["penny farthing"]
-    assert terms(q) == ["penny farthing", "wheel", "the", "0.8"]
+    assert terms(q) == ["penny farthing", "wheel", "0.8"]  # stop words are not highlighted
     assert terms('Wheel wheel "a"') == ["wheel"]  # one per word, case aside; 1-letter words dropped
+    assert terms('cats or dogs -bread -"rye loaf" how to bake') == ["cats", "dogs", "bake"]
 
 
 def test_query_validation() -> None:
     assert SearchQuery('say "hello there"').phrases == ("hello there",)
     with pytest.raises(ConfigError, match="empty"):
         SearchQuery("  ")
+    with pytest.raises(ConfigError, match="empty"):
+        SearchQuery("-bread or")
+    with pytest.raises(ConfigError, match="NUL"):
+        SearchQuery("a\x00b")
+    with pytest.raises(ConfigError, match="NUL"):
+        SearchQuery("ok", speaker="x\x00")
+    with pytest.raises(ConfigError, match="finite"):
+        SearchQuery("ok", min_score=float("nan"))
     with pytest.raises(ConfigError, match="mode"):
         SearchQuery("x", mode="fuzzy")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="limit"):
@@ -75,7 +86,14 @@ def test_grouping_keeps_rank_order_within_and_across_videos() -> None:
 
 
 def test_keyword_rewrites_match_any_word_and_keep_exclusions() -> None:
-    q = 'bread "stretch and fold" -rye OR oven'
+    q = 'bread "stretch and fold" -rye OR oven -"sour dough"'
     assert any_words(q) == '"stretch and fold" or bread or oven'
-    assert excluded(q) == "-rye"
+    assert excluded(q) == '-rye -"sour dough"'
     assert excluded("plain words") == ""
+    assert phrases(q) == ["stretch and fold"]  # a -"phrase" is an exclusion, never required
+    assert QueryParts.of(q).meaning() == "stretch and fold bread oven"
+
+
+def test_phrase_patterns_are_whole_words_in_order() -> None:
+    assert phrase_pattern("penny farthing") == r"\mpenny[\s-]+farthing\M"
+    assert phrase_pattern("0.8 (beta)") == r"\m0\.8[\s-]+\(beta\)\M"

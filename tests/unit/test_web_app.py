@@ -23,6 +23,7 @@ from ytingest.items import SearchHit
 from ytingest.monitor.http import MetricsServer
 from ytingest.search import SearchQuery
 from ytingest.web import make_app, serve
+from ytingest.web.app import host_name
 from ytingest.web.render import clock, highlight, is_youtube, safe_url
 
 HOSTILE_TITLE = "<script>alert(1)</script> vectors"
@@ -455,3 +456,27 @@ async def test_a_port_in_use_is_a_config_error(engine: FakeEngine) -> None:
         taken.listen()
         with pytest.raises(ConfigError, match="cannot listen on 127.0.0.1"):
             await serve(engine, port=taken.getsockname()[1])  # type: ignore[arg-type]
+
+
+def test_host_header_parsing_is_strict() -> None:
+    assert host_name("localhost:8765") == "localhost" and host_name("[::1]:80") == "::1"
+    assert host_name("127.0.0.1") == "127.0.0.1"
+    for bad in ("localhost:abc", "evil@localhost", "evil.com@127.0.0.1:80", "[::1", "", "a b:1", "x:1:2"):
+        assert host_name(bad) not in {"localhost", "127.0.0.1", "::1"}, bad
+
+
+async def test_a_malformed_host_is_refused_not_a_500(client: TestClient[Any, Any]) -> None:
+    for host in ("localhost:abc", "evil@localhost:8765"):
+        assert (await client.get("/api/channels", headers={"Host": host})).status == 421, host
+
+
+def test_a_run_url_with_a_password_is_refused(engine: FakeEngine) -> None:
+    with pytest.raises(ConfigError, match="without a user or password"):
+        make_app(engine, run_url="http://me:secret@127.0.0.1:9464")  # type: ignore[arg-type]
+
+
+async def test_nul_and_overflowing_dates_are_400s(client: TestClient[Any, Any]) -> None:
+    for query in ("q=a%00b", "q=ok&speaker=x%00", "q=ok&since=99999999d", "q=ok&min_score=nan"):
+        resp = await client.get(f"/api/search?{query}")
+        assert resp.status == 400, query
+        assert "error" in await resp.json()

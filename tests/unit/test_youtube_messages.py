@@ -118,6 +118,15 @@ def test_private_removed_members_only_and_age_restricted_fail_with_their_own_rea
         assert "--cookies" in str(err)
 
 
+def test_a_stream_live_now_skipped_by_the_match_filter_is_not_yet_available() -> None:
+    """The download's --match-filter "!is_live" line (utils/_utils.py match_filter_func, printed by
+    YoutubeDL._match_entry) is NotYetAvailableError for a live stream, not a failure."""
+    line = "[download] Lofi radio 24/7 does not pass filter (!is_live), skipping .."
+    err = classify(line)
+    assert isinstance(err, NotYetAvailableError) and not err.permanent
+    assert err.live_status == "is_live"
+
+
 @pytest.mark.parametrize("text", [UPCOMING, PREMIERE])
 def test_upcoming_live_events_and_premieres_are_not_failures(text: str) -> None:
     """A scheduled live event or premiere is NotYetAvailableError: left pending, not failed."""

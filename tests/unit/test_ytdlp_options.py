@@ -13,11 +13,14 @@ from ytingest.config import Settings
 from ytingest.errors import ConfigError
 from ytingest.logs import redact
 from ytingest.stages.ytdlp_options import (
+    EXTRACTOR_ARGS,
     bundled_deno,
     checked_ytdlp_args,
     format_given,
     is_audio_only,
     js_runtime_args,
+    private_cookies,
+    with_extractor_arg,
     ytdlp_invocation,
 )
 
@@ -105,7 +108,16 @@ def test_useful_options_pass_in_both_forms() -> None:
         ("-f bestvideo+bestaudio", "not an audio-only"),
         ("--format=best", "not an audio-only"),
         ("-t mp3", "only the 'sleep' preset"),
-        ("--add-headers 'Cookie: SID=abc'", "Cookie or Authorization"),
+        ("--add-headers 'Cookie: SID=abc'", "Cookie, Authorization"),
+        ("--add-headers 'Proxy-Authorization: Basic SID=abc'", "Proxy-Authorization"),
+        ("--add-headers=authorization:SID=abc", "Cookie, Authorization"),
+        ("--remote-components ejs:github", "runs it"),
+        ("--plugin-dirs /tmp/p", "loads code"),
+        ("--extractor-args 'youtube:innertube_host=evil.example;SID=abc'", "youtube:innertube_host"),
+        ("--extractor-args YouTube:Innertube-Host=evil.example", "youtube:innertube_host"),
+        ("--extractor-args 'youtube:player_client=web;innertube_key=SID=abc'", "youtube:innertube_key"),
+        ("--extractor-args generic:impersonate", "youtube and youtubetab only"),
+        ("--extractor-args youtube", "youtube and youtubetab only"),
         ("https://www.youtube.com/@x", "only options"),
         ("--sleep-requests", "needs a value"),
         ("--force-ipv4=yes", "takes no value"),
@@ -123,16 +135,31 @@ def test_options_that_break_the_contract_are_refused_with_one_line(raw: str, why
 
 def test_audio_only_selections() -> None:
     """bestaudio-type alternatives with filters are audio; best only as the last fallback."""
-    for ok in ("bestaudio", "ba", "bestaudio/best", "ba[ext=m4a]/ba/b", "worstaudio", "ba*[abr<=128]"):
+    for ok in ("bestaudio", "ba", "bestaudio/best", "ba[ext=m4a]/ba/b", "worstaudio", "ba[abr<=128]"):
         assert is_audio_only(ok), ok
-    for bad in ("best", "bv+ba", "bestvideo", "best/bestaudio", "140", "", "ba/"):
+    # ba*/bestaudio*: "the best format that contains audio", which may carry video too
+    for bad in (
+        "best",
+        "bv+ba",
+        "bestvideo",
+        "best/bestaudio",
+        "140",
+        "",
+        "ba/",
+        "ba*",
+        "bestaudio*[abr<=128]",
+    ):
         assert not is_audio_only(bad), bad
 
 
 def test_a_given_audio_format_replaces_the_default() -> None:
     """The downloader adds -f bestaudio/best only when YTDLP_ARGS had no -f of its own."""
     assert format_given(ytdlp_invocation(Settings(ytdlp_args="-f bestaudio[ext=m4a]/bestaudio")))
+    assert format_given(ytdlp_invocation(Settings(ytdlp_args="-fbestaudio")))
     assert not format_given(ytdlp_invocation(Settings(ytdlp_args="--sleep-requests 1")))
+    # a value that looks like -f is a value: yt-dlp would read no format, so the default must stay
+    for raw in ("--user-agent -fx", "--referer=-f --add-headers X-A:-f", "--user-agent --format=ba"):
+        assert not format_given(ytdlp_invocation(Settings(ytdlp_args=raw))), raw
 
 
 def test_cookies_reach_the_invocation_and_a_missing_file_is_refused_without_its_path(tmp_path: Path) -> None:
@@ -166,3 +193,66 @@ def test_the_command_line_and_settings_are_redacted() -> None:
     assert "secret" not in redact("ERROR: '/secret/c.txt' does not look like a Netscape format cookies file")
     assert "SID" not in redact("WARNING: skipping cookie file entry due to invalid length 1: 'SID\\tabc'")
     assert repr(Settings(cookies_file=Path("/secret/c.txt"), ytdlp_args="--proxy x")).count("secret") == 0
+
+
+def test_youtube_extractor_arguments_with_known_keys_pass() -> None:
+    """player_client, po_token, visitor_data, lang, skip, approximate_date...: passed on as given."""
+    raw = (
+        "--extractor-args 'youtube:player_client=web,mweb;po_token=web.gvs+X;visitor_data=V;skip=hls'"
+        " --extractor-args YouTubeTab:Approximate-Date;skip=webpage"
+    )
+    out = checked_ytdlp_args(raw)
+    assert (
+        out[1].startswith("youtube:player_client=web,mweb")
+        and out[3] == "YouTubeTab:Approximate-Date;skip=webpage"
+    )
+    assert (
+        "innertube_host" not in EXTRACTOR_ARGS["youtube"] and "innertube_key" not in EXTRACTOR_ARGS["youtube"]
+    )
+
+
+def test_user_plugin_folders_never_load_and_yt_dlp_takes_the_option() -> None:
+    """Every child gets --no-plugin-dirs (yt-dlp's own option): the plugin folders list is empty."""
+    import yt_dlp
+
+    args = ytdlp_invocation(Settings())
+    assert args[:3] == (sys.executable, "-m", "yt_dlp") and "--no-plugin-dirs" in args
+    assert yt_dlp.parse_options(list(args[3:])).options.plugin_dirs == []
+
+
+def test_approximate_date_joins_the_users_extractor_argument() -> None:
+    """Merged into the last --extractor-args for youtubetab (the one yt-dlp keeps), else added."""
+    assert with_extractor_arg(["y"], "youtubetab", "approximate_date") == [
+        "y",
+        "--extractor-args",
+        "youtubetab:approximate_date",
+    ]
+    given = ["y", "--extractor-args", "youtubetab:skip=webpage;", "--user-agent", "--extractor-args"]
+    assert with_extractor_arg(given, "youtubetab", "approximate_date") == [
+        "y",
+        "--extractor-args",
+        "youtubetab:skip=webpage;approximate_date",
+        "--user-agent",
+        "--extractor-args",
+    ]
+    assert with_extractor_arg(["y", "--extractor-args=YouTubeTab:skip=x"], "youtubetab", "a") == [
+        "y",
+        "--extractor-args",
+        "YouTubeTab:skip=x;a",
+    ]
+
+
+def test_each_child_gets_a_private_copy_of_the_cookies(tmp_path: Path) -> None:
+    """The child's --cookies names a 0600 copy in its own folder; the user's (read-only) file is untouched."""
+    mine = tmp_path / "cookies.txt"
+    mine.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tSID\tv\n")
+    mine.chmod(0o444)
+    args = ytdlp_invocation(Settings(cookies_file=mine))
+    scratch = tmp_path / "child"
+    scratch.mkdir()
+    child = private_cookies(args, scratch)
+    copy = Path(child[child.index("--cookies") + 1])
+    assert copy.parent == scratch and copy.read_bytes() == mine.read_bytes()
+    assert copy.stat().st_mode & 0o777 == 0o600
+    assert [a for a in child if a != str(copy)] == [a for a in args if a != str(mine)]
+    assert private_cookies(["y", "-f", "ba"], scratch) == ["y", "-f", "ba"]

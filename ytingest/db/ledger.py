@@ -6,10 +6,7 @@ from datetime import date
 from typing import Any
 
 from ytingest.db.pool import Store, retried
-from ytingest.items import VideoRef
-
-# yt-dlp's live_status of a video that cannot be downloaded yet -> the status it is recorded with
-WAITING = {"is_upcoming": "upcoming", "is_live": "live"}
+from ytingest.items import WAITING, VideoRef
 
 
 class Ledger(Store):

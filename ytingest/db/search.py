@@ -6,8 +6,9 @@ index; segments with all the words rank above those with some. Hybrid fuses the 
 with the keyword list's segments that have every word, by reciprocal-rank fusion: a segment that
 shares one word of a long question with the query is not evidence, and fused with a semantic rank
 it would outrank the semantic first place (measured: bench/search_quality.py).
-Every mode applies the same filters, and quoted phrases must appear verbatim (case aside) in a
-hit. Both indexes are built after a load (``ensure_search_index``), not row by row while storing."""
+Every mode applies the same filters: a quoted phrase must appear as whole words in that order
+(case, and spaces vs hyphens, aside), and ``-word`` / ``-"phrase"`` exclusions hold in every mode.
+Both indexes are built after a load (``ensure_search_index``), not row by row while storing."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy.typing as npt
 
 from ytingest.db.pool import Store
 from ytingest.items import SearchHit
-from ytingest.search import SearchQuery, any_words, excluded, fuse
+from ytingest.search import SearchQuery, fuse, phrase_pattern, timestamp_url
 
 _TSV = "to_tsvector('english', s.text)"
 SEARCH_INDEXES = {
@@ -27,27 +28,33 @@ SEARCH_INDEXES = {
     "segments_text_fts": "CREATE INDEX IF NOT EXISTS segments_text_fts"
     " ON segments USING gin (to_tsvector('english', text))",
 }
-# $1 is the ranking's own argument (a vector or the query text); the filters follow from $3
-_FILTERS = """
+# $1 is the ranking's own argument (a vector or the query text), $2 the depth; then the filters:
+# $8 the phrases as whole-word patterns, $9 the exclusions (websearch syntax; stop words alone
+# make an empty tsquery, which excludes nothing)
+_FILTERS = f"""
       ($3::text IS NULL OR s.speaker = $3)
   AND ($4::text IS NULL OR v.channel = $4)
   AND ($5::text IS NULL OR s.video_id = $5)
   AND ($6::date IS NULL OR v.upload_date >= $6)
   AND ($7::date IS NULL OR v.upload_date <= $7)
-  AND s.text ILIKE ALL($8::text[])"""
+  AND s.text ~* ALL($8::text[])
+  AND ($9 = '' OR numnode(websearch_to_tsquery('english', $9)) = 0
+       OR {_TSV} @@ websearch_to_tsquery('english', $9))"""
+# iterative HNSW scans return rows in roughly distance order: sorted again once materialised
 _SEMANTIC = f"""
-SELECT s.video_id, s.idx, 1 - (s.embedding <=> $1) AS score
-FROM segments s JOIN videos v ON v.id = s.video_id
-WHERE {_FILTERS}
-ORDER BY s.embedding <=> $1 LIMIT $2"""
+WITH nearest AS MATERIALIZED (
+  SELECT s.video_id, s.idx, s.embedding <=> $1 AS distance
+  FROM segments s JOIN videos v ON v.id = s.video_id
+  WHERE {_FILTERS}
+  ORDER BY s.embedding <=> $1 LIMIT $2)
+SELECT video_id, idx, 1 - distance AS score FROM nearest ORDER BY distance, video_id, idx"""
 # segments with every word of the query first, then those with some, each by cover density;
-# $9: the query's words joined by ``or``, $10: its ``-exclusions`` ('' when none)
+# $10: the query's words and phrases joined by ``or``
 _KEYWORD = f"""
 SELECT s.video_id, s.idx, ts_rank_cd({_TSV}, any_q) AS score, {_TSV} @@ all_q AS every
 FROM segments s JOIN videos v ON v.id = s.video_id,
-     websearch_to_tsquery('english', $1) all_q, websearch_to_tsquery('english', $9) any_q,
-     websearch_to_tsquery('english', $10) not_q
-WHERE {_TSV} @@ any_q AND ($10 = '' OR {_TSV} @@ not_q) AND {_FILTERS}
+     websearch_to_tsquery('english', $1) all_q, websearch_to_tsquery('english', $10) any_q
+WHERE {_TSV} @@ any_q AND {_FILTERS}
 ORDER BY every DESC, score DESC, s.video_id, s.idx LIMIT $2"""
 _DETAILS = """
 SELECT s.video_id, s.idx, s.start_s, s.end_s, s.text, s.speaker, v.title, v.webpage_url, v.url,
@@ -59,20 +66,6 @@ LEFT JOIN segments p ON p.video_id = s.video_id AND p.idx = s.idx - 1
 LEFT JOIN segments n ON n.video_id = s.video_id AND n.idx = s.idx + 1"""
 
 Key = tuple[str, int]
-
-
-def timestamp_url(webpage_url: str, seconds: float) -> str:
-    """A link that opens the video at ``seconds`` (YouTube ``t=``, else a media fragment)."""
-    t = max(0, int(seconds))
-    if "youtube.com/" in webpage_url or "youtu.be/" in webpage_url:
-        return f"{webpage_url}{'&' if '?' in webpage_url else '?'}t={t}s"
-    return f"{webpage_url.split('#', 1)[0]}#t={t}"
-
-
-def _like(phrase: str) -> str:
-    """An ILIKE pattern matching ``phrase`` anywhere, with its own % and _ taken literally."""
-    escaped = phrase.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class SearchStore(Store):
@@ -94,13 +87,15 @@ class SearchStore(Store):
     ) -> list[SearchHit]:
         """The best ``query.limit`` segments in ``query.mode`` (``vector``: the query's embedding,
         needed by the semantic and hybrid modes), each with its neighbours for context."""
+        parts = query.parts
         filters = (
             query.speaker,
             query.channel,
             query.video,
             query.since,
             query.until,
-            [_like(p) for p in query.phrases],
+            [phrase_pattern(p) for p in parts.phrases],
+            " ".join(parts.excluded),
         )
         rankings: list[list[tuple[Key, float]]] = []
         async with self._conn("search") as conn, conn.transaction():
@@ -111,8 +106,7 @@ class SearchStore(Store):
                 rows = await conn.fetch(_SEMANTIC, vector, query.candidates, *filters)
                 rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
             if query.mode != "semantic":
-                words = (any_words(query.text), excluded(query.text))
-                rows = await conn.fetch(_KEYWORD, query.text, query.candidates, *filters, *words)
+                rows = await conn.fetch(_KEYWORD, query.text, query.candidates, *filters, parts.any_words())
                 if query.mode == "hybrid":  # only segments with every word: see the module docstring
                     rows = [r for r in rows if r["every"]]
                 rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -15,7 +16,7 @@ from ytingest.config import Settings
 from ytingest.doctor.checks import Check, GpuFacts
 from ytingest.errors import ConfigError
 from ytingest.logs import redact
-from ytingest.stages.ytdlp_options import ytdlp_invocation
+from ytingest.stages.ytdlp_options import private_cookies, ytdlp_invocation
 
 
 async def ytdlp_header(settings: Settings, timeout_s: float = 60.0) -> tuple[int | None, str]:
@@ -23,10 +24,17 @@ async def ytdlp_header(settings: Settings, timeout_s: float = 60.0) -> tuple[int
     (version, libraries, JS runtimes) and exits at once, without the network. Returns
     (exit code or None when it could not start, its output). A setting ytingest refuses (a missing
     JS_RUNTIME path, an unreadable cookies file, a refused YTDLP_ARGS option) is an ``ERROR:`` line."""
-    try:
-        command = ytdlp_invocation(settings)
-    except ConfigError as exc:
-        return None, f"ERROR: {exc}"
+    with tempfile.TemporaryDirectory() as scratch:  # yt-dlp rewrites its cookies file: a copy
+        try:
+            command = private_cookies(ytdlp_invocation(settings), Path(scratch))
+        except ConfigError as exc:
+            return None, f"ERROR: {exc}"
+        except OSError as exc:
+            return None, f"ERROR: cannot read the cookies file: {exc.strerror or type(exc).__name__}"
+        return await _header(command, timeout_s)
+
+
+async def _header(command: list[str], timeout_s: float) -> tuple[int | None, str]:
     try:
         proc = await asyncio.create_subprocess_exec(
             *command,

@@ -90,6 +90,11 @@ class WhisperTranscriber:
         self.batching = batching
         self._batcher = ChunkBatcher(self._model, batch_size=batch_size, beam_size=beam_size)
 
+    @property
+    def chunks_redone(self) -> int:
+        """Speech chunks the batched pass left half done, decoded again sequentially (``ChunkBatcher``)."""
+        return self._batcher.redone
+
     def prepare(self, path: Path) -> PreparedAudio:
         """Decode (and, when batching, VAD + features): the CPU work that need not wait for the model."""
         return prepare_file(path, batching=self.batching, extractor=self._model.feature_extractor)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from faster_whisper.feature_extractor import FeatureExtractor
 
 CHUNK_S = 30  # Whisper's window; VAD regions are merged into chunks of at most this length
+# a chunk whose batched text ends more than this much (and this share) before the chunk's speech
+# does is decoded again sequentially: one batched pass cannot seek past an early end of text
+UNCOVERED_S, UNCOVERED_SHARE = 3.0, 0.2
 
 
 def decode_file(path: Path) -> npt.NDArray[np.float32]:
@@ -76,8 +79,12 @@ class ChunkBatcher:
         )
 
         self.batch_size = batch_size
+        self.beam_size = beam_size
+        self.redone = 0  # chunks decoded again sequentially (see ``_cover``)
         self._pipe = BatchedInferencePipeline(model)
+        self._model = model
         multilingual = bool(model.model.is_multilingual)
+        self._language = None if multilingual else "en"
         # multilingual: generate_segment_batched detects the language of every chunk on its own
         self._tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language="en")
         self._options = TranscriptionOptions(
@@ -119,8 +126,47 @@ class ChunkBatcher:
             meta = [items[i].chunks[j] for i, j in part]
             results = self._pipe.forward(feats, self._tokenizer, meta, self._options)
             for (i, j), result in zip(part, results, strict=True):
-                outputs[i][j] = result
+                outputs[i][j] = self._cover(items[i], items[i].chunks[j], result)
         return [_segments(p, out) for p, out in zip(items, outputs, strict=True)]
+
+    def _cover(
+        self, item: PreparedAudio, chunk: dict[str, Any], result: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``result``, or the chunk decoded again by ``WhisperModel.transcribe`` when the batched
+        text stops well before the chunk's speech does. A batched pass is one decode of up to 30 s:
+        when the model emits end-of-text early (crosstalk, music, a hard accent), the rest of the
+        chunk is lost, where sequential decoding seeks past that point and goes on."""
+        offset, duration = float(chunk["offset"]), float(chunk["duration"])
+        covered = max((float(s["end"]) - offset for s in result), default=0.0)
+        gap = duration - covered
+        if gap <= max(UNCOVERED_S, UNCOVERED_SHARE * duration):
+            return result
+        speech = np.concatenate([item.audio[s["start"] : s["end"]] for s in chunk["segments"]])
+        segments, _ = self._model.transcribe(
+            speech,
+            language=self._language,
+            beam_size=self.beam_size,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=False,
+        )
+        again = [
+            dict(
+                text=s.text,
+                avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob,
+                tokens=s.tokens,
+                start=offset + s.start,
+                end=offset + s.end,
+                compression_ratio=s.compression_ratio,
+                seek=int(offset * self._model.frames_per_second),
+            )
+            for s in segments
+        ]
+        if max((float(s["end"]) - offset for s in again), default=0.0) <= covered:
+            return result
+        self.redone += 1
+        return again
 
 
 def _features(item: PreparedAudio) -> npt.NDArray[np.float32]:

@@ -10,16 +10,25 @@ import re
 import tempfile
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date
+from pathlib import Path
 from typing import Any, Protocol
 
 from ytingest.errors import DiscoverError
-from ytingest.items import VideoRef
+from ytingest.items import WAITING, VideoRef
 from ytingest.logs import get_logger, redact
 from ytingest.pipeline.context import RunContext
 from ytingest.stages.extractors import extractor_hint
-from ytingest.stages.listing import listing_urls, missing_tab, newest_first, outside, parse_tabs
+from ytingest.stages.listing import (
+    listing_urls,
+    missing_tab,
+    newest_first,
+    outside,
+    parse_tabs,
+    upload_day_of,
+)
 from ytingest.stages.retry import listing_hint
+from ytingest.stages.ytdlp_options import private_cookies, with_extractor_arg
 
 log = get_logger()
 
@@ -132,14 +141,8 @@ def _first_text(entry: dict[str, Any], *keys: str) -> str:
 
 def upload_day(entry: dict[str, Any]) -> str | None:
     """The entry's upload date as ISO ``YYYY-MM-DD``: yt-dlp's ``upload_date`` (YYYYMMDD), else its
-    ``timestamp`` (an RSS feed's ``pubDate``) read as UTC; None when the listing has neither."""
-    raw = entry.get("upload_date")
-    if isinstance(raw, str) and len(raw) == 8 and raw.isdigit():
-        return f"{raw[:4]}-{raw[4:6]}-{raw[6:]}"
-    stamp = entry.get("timestamp")
-    if isinstance(stamp, int | float):
-        return datetime.fromtimestamp(stamp, UTC).date().isoformat()
-    return None
+    ``timestamp`` (an RSS feed's ``pubDate``) read as UTC; None when neither is a real date."""
+    return upload_day_of(entry.get("upload_date"), entry.get("timestamp"))
 
 
 def is_short(ref: VideoRef) -> bool:
@@ -162,61 +165,69 @@ class ListDiscoverer:
 
 @dataclass
 class YtDlpDiscoverer:
-    """Runs ``yt-dlp --flat-playlist -j`` and yields entries as yt-dlp prints them."""
+    """Runs ``yt-dlp --flat-playlist --lazy-playlist -j`` and yields entries as yt-dlp prints them.
+
+    ``--lazy-playlist``: without it yt-dlp reads every page of a playlist before it prints the
+    first entry, and an early stop (``--limit``, ``--since``, ``--new-only``) would save no request.
+    ``timeout_s`` bounds yt-dlp's silence (the wait for its next line), not the listing: a
+    consumer that waits on a full queue never trips it.
+    """
 
     ytdlp: tuple[str, ...] = ("yt-dlp",)
     timeout_s: float = 600.0
     pick_extractor: bool = True  # pass the extractor found here (stages/extractors.py)
 
     async def discover(self, url: str) -> AsyncGenerator[VideoRef, None]:
-        with tempfile.TemporaryFile() as errfile:
+        with tempfile.TemporaryFile() as errfile, tempfile.TemporaryDirectory() as scratch:
             # closed here, not left to the garbage collector: a listing stopped early kills its child now
-            async with contextlib.aclosing(self._run(url, errfile)) as refs:
+            async with contextlib.aclosing(self._run(url, errfile, Path(scratch))) as refs:
                 async for ref in refs:
                     yield ref
 
-    async def _run(self, url: str, errfile: Any) -> AsyncGenerator[VideoRef, None]:
+    def command(self, url: str, hint: list[str], scratch: Path) -> list[str]:
+        """The child's argv (its cookies: a private copy in ``scratch``)."""
+        # YouTube tabs: a date per entry ("2 weeks ago"), for --since; merged into the user's own
+        args = with_extractor_arg([*self.ytdlp, *hint], "youtubetab", "approximate_date")
+        args = private_cookies(args, scratch)
+        return [*args, "--flat-playlist", "--lazy-playlist", "-j", "--no-warnings", "--", url]
+
+    async def _run(self, url: str, errfile: Any, scratch: Path) -> AsyncGenerator[VideoRef, None]:
         hint = await asyncio.to_thread(extractor_hint, url) if self.pick_extractor else []
         try:
+            args = await asyncio.to_thread(self.command, url, hint, scratch)
             proc = await asyncio.create_subprocess_exec(
-                *self.ytdlp,
-                *hint,
-                "--extractor-args",  # YouTube tabs: a date per entry ("2 weeks ago"), for --since
-                "youtubetab:approximate_date",
-                "--flat-playlist",
-                "-j",
-                "--no-warnings",
-                "--",
-                url,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=errfile,
-                limit=16 * 1024 * 1024,
+                *args, stdout=asyncio.subprocess.PIPE, stderr=errfile, limit=16 * 1024 * 1024
             )
         except OSError as exc:
             raise DiscoverError(f"cannot run {self.ytdlp[0]}: {exc.strerror or exc}") from None
         assert proc.stdout is not None
-        seen = 0
         try:
+            while line := await self._next_line(proc.stdout, url):
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                ref = entry_to_ref(entry, url) if isinstance(entry, dict) else None
+                if ref is not None:
+                    yield ref  # no timeout runs while the consumer holds this
             async with asyncio.timeout(self.timeout_s):
-                while line := await proc.stdout.readline():
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    ref = entry_to_ref(entry, url) if isinstance(entry, dict) else None
-                    if ref is not None:
-                        seen += 1
-                        yield ref
                 rc = await proc.wait()
         except TimeoutError:
-            raise DiscoverError(f"listing {url} took longer than {self.timeout_s:.0f}s") from None
+            raise DiscoverError(f"listing {url}: yt-dlp did not exit within {self.timeout_s:.0f}s") from None
         finally:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-        if rc != 0 and seen == 0:
+        if rc != 0:  # the caller decides whether a partial listing is enough
             reason = redact(last_error_line(read_all(errfile)))
             raise DiscoverError(f"cannot list {url}: {reason}{listing_hint(reason)}")
+
+    async def _next_line(self, stdout: asyncio.StreamReader, url: str) -> bytes:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await stdout.readline()
+        except TimeoutError:
+            raise DiscoverError(f"listing {url}: yt-dlp printed nothing for {self.timeout_s:.0f}s") from None
 
 
 def last_error_line(stderr: str) -> str:
@@ -247,21 +258,32 @@ async def run_discovery(
     listing = listing or Listing()
     tabs = listing.tabs if listing.tabs is not None else parse_tabs(ctx.settings.tabs)
     pick = _Picker(ctx, listing, url, outbox)
+    failed = 0
     for source in listing_urls(url, tabs):
         if pick.full or ctx.stopping.is_set():
             break
         try:
             await pick.take_from(discoverer, source)
         except DiscoverError as exc:
-            if source == url or (tab := missing_tab(str(exc))) is None:
+            if source != url and (tab := missing_tab(str(exc))) is not None:
+                log.info("tab_missing", channel=url, tab=tab)  # e.g. a channel that never streamed
+                continue
+            if not pick.seen:  # nothing listed at all: the run cannot start
                 raise
-            log.info("tab_missing", channel=url, tab=tab)  # e.g. a channel that never streamed
+            failed += 1  # what was listed goes on; a later run lists the rest
+            log.warning(
+                "tab_failed", channel=url, source=source, reason=redact(str(exc)), listed=len(pick.seen)
+            )
     ctx.metrics.discovery_done = True
-    log.info("discovery_done", channel=url, listed=len(pick.seen), queued=pick.queued, skipped=pick.skipped)
+    log.info(
+        "discovery_done",
+        channel=url,
+        listed=len(pick.seen),
+        queued=pick.queued,
+        skipped=pick.skipped,
+        failed_listings=failed,
+    )
     await outbox.put(None)
-
-
-_WAITING = {"is_upcoming": "upcoming", "is_live": "live"}  # live_status -> reason (= db/ledger.py WAITING)
 
 
 @dataclass
@@ -311,9 +333,9 @@ class _Picker:
         if listing.skip_shorts and is_short(ref):
             self._skip(ref, "short")
             return None
-        if ref.live_status in _WAITING:
+        if ref.live_status in WAITING:
             await ledger.register_video(ref)  # recorded as upcoming/live, not as an attempt
-            self._skip(ref, _WAITING[ref.live_status])
+            self._skip(ref, WAITING[ref.live_status])
             return None
         if reason := outside(ref.upload_date, listing.since, listing.until):
             self._skip(ref, reason, upload_date=ref.upload_date)

@@ -20,8 +20,16 @@ from ytingest.pipeline.limiter import Limiter
 from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget
 from ytingest.stages.extractors import extractor_hint
-from ytingest.stages.retry import SharedBackoff, backoff_delay, classify, parse_retry_after, sleep_unless
-from ytingest.stages.ytdlp_options import format_given
+from ytingest.stages.listing import upload_day_of
+from ytingest.stages.retry import (
+    LIVE_FILTER,
+    SharedBackoff,
+    backoff_delay,
+    classify,
+    parse_retry_after,
+    sleep_unless,
+)
+from ytingest.stages.ytdlp_options import format_given, private_cookies
 
 log = get_logger()
 
@@ -46,6 +54,10 @@ class YtDlpDownloader:
     ``--print-traffic`` is parsed only for a 429's Retry-After header and never logged.
     The video's upload date and channel come from a second ``--print-to-file`` (JSON).
     ``-f bestaudio/best`` unless the invocation already holds an audio-only ``-f`` (YTDLP_ARGS).
+    ``--match-filter !is_live``: a stream that is live right now is not recorded until the timeout;
+    yt-dlp skips it (exit 0, no file, its "does not pass filter" line on stdout, hence no
+    ``--quiet``) and it becomes a ``NotYetAvailableError``. The child gets a private copy of the
+    cookies file in its scratch folder (``private_cookies``).
     """
 
     ytdlp: tuple[str, ...] = ("yt-dlp",)
@@ -58,7 +70,7 @@ class YtDlpDownloader:
         with tempfile.TemporaryFile() as errfile, tempfile.TemporaryDirectory() as scratch:
             where, meta = Path(scratch) / "path", Path(scratch) / "meta"
             args = [
-                *self.ytdlp,
+                *await asyncio.to_thread(private_cookies, self.ytdlp, Path(scratch)),
                 *hint,
                 *([] if format_given(self.ytdlp) else ["-f", "bestaudio/best"]),
                 "--no-playlist",
@@ -71,6 +83,8 @@ class YtDlpDownloader:
                 "0",
                 "--extractor-retries",
                 "0",
+                "--match-filter",
+                LIVE_FILTER,
                 "-o",
                 str(dest / f"{ref.id}.%(ext)s"),
                 "--print-to-file",
@@ -79,7 +93,6 @@ class YtDlpDownloader:
                 "--print-to-file",
                 _METADATA,
                 str(meta),
-                "--quiet",
                 "--print-traffic",
                 "--progress",
                 "--newline",
@@ -96,7 +109,7 @@ class YtDlpDownloader:
                 raise DownloadError(f"cannot run {self.ytdlp[0]}: {exc.strerror or exc}") from None
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    retry_after = await self._read_output(proc, ref.id)
+                    retry_after, filtered = await self._read_output(proc, ref.id)
                     await proc.wait()
             except TimeoutError:
                 raise DownloadError(f"download took longer than {self.timeout_s:.0f}s") from None
@@ -109,13 +122,16 @@ class YtDlpDownloader:
                 raise classify(last_error_line(read_all(errfile)), retry_after)
             printed = where.read_text(errors="replace") if where.exists() else ""
             metadata = meta.read_text(errors="replace") if meta.exists() else ""
+        if filtered and not printed.strip():  # skipped by --match-filter: live right now
+            raise classify(filtered)
         audio = _checked_file(printed, dest, ref)
         return with_metadata(audio, metadata)
 
-    async def _read_output(self, proc: asyncio.subprocess.Process, video_id: str) -> float | None:
-        """Report progress; return the last Retry-After the site sent, if any."""
+    async def _read_output(self, proc: asyncio.subprocess.Process, video_id: str) -> tuple[float | None, str]:
+        """Report progress; return the last Retry-After the site sent, if any, and yt-dlp's
+        "does not pass filter (!is_live)" line, if it printed one."""
         assert proc.stdout is not None
-        retry_after = None
+        retry_after, filtered = None, ""
         while line := (await proc.stdout.readline()).decode(errors="replace"):
             if line.startswith(_PROGRESS):
                 value = line[len(_PROGRESS) :].strip()
@@ -123,7 +139,9 @@ class YtDlpDownloader:
                     self.on_progress(video_id, int(value))
             elif line.lower().startswith(_RETRY_AFTER):
                 retry_after = parse_retry_after(line[len(_RETRY_AFTER) :])
-        return retry_after
+            elif f"does not pass filter ({LIVE_FILTER})" in line:
+                filtered = line.strip()
+        return retry_after, filtered
 
 
 def _checked_file(printed: str, dest: Path, ref: VideoRef) -> AudioFile:
@@ -155,8 +173,7 @@ def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
         if isinstance(loaded, dict):
             info = loaded
             break
-    raw = str(info.get("upload_date") or "")
-    day = f"{raw[:4]}-{raw[4:6]}-{raw[6:]}" if len(raw) == 8 and raw.isdigit() else None
+    day = upload_day_of(info.get("upload_date"), info.get("timestamp"))
     name = info.get("channel") or info.get("uploader") or ""
     channel_id = info.get("channel_id") or info.get("uploader_id") or ""
     return replace(
@@ -220,7 +237,7 @@ async def _download_with_retries(
     """Transient errors: exponential backoff with jitter, DOWNLOAD_ATTEMPTS in all. 429, bot
     check, "try again later": the shared pause, then again. A 403 on the media URL: once more
     (a new yt-dlp run extracts a fresh URL), permanent if the next attempt gets one too.
-    Upcoming/live-now: left pending for a later run. Permanent errors: no retry. None when the
+    Upcoming/live-now: recorded as upcoming/live for a later run. Permanent errors: no retry. None when the
     video failed, was left for later, or the run is stopping (it stays pending)."""
     s, counters, vlog = ctx.settings, ctx.metrics.stages["download"], log.bind(video_id=ref.id)
     attempt = 0
@@ -257,8 +274,11 @@ async def _download_with_retries(
         except NotYetAvailableError as exc:
             counters.end(started, ok=False)
             ctx.metrics.skipped += 1
+            ctx.metrics.queued -= 1  # not remaining in this run: skipped, as the listing skips one
             vlog.info("video_not_yet_available", live_status=exc.live_status, reason=str(exc))
-            return None  # still pending in the ledger: a later run takes it
+            # recorded as upcoming/live (status's waiting), as the listing records one; a later run takes it
+            await ctx.ledger.register_video(replace(ref, live_status=exc.live_status))
+            return None
         except DownloadError as exc:
             counters.end(started, ok=False)
             permanent = exc.permanent or (isinstance(exc, MediaForbiddenError) and forbidden)

@@ -3,14 +3,15 @@ first, dates against ``--since``/``--until``, and yt-dlp's "no such tab" answer.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from ytingest.config import TABS, tab_names
 from ytingest.errors import ConfigError
 
-TABS = ("videos", "streams", "shorts")  # the channel tabs ``--tabs`` may name (yt-dlp's tab ids)
 _YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com"})
 # /@name, /channel/UC…, /c/name, /user/name, then optionally one more segment: the tab
 _CHANNEL_PATH = re.compile(r"/(?:@[^/]+|(?:channel|c|user)/[^/]+)(?:/(?P<tab>[^/]+))?/?")
@@ -19,20 +20,28 @@ _MISSING_TAB = re.compile(r"does not have an? (\w+) tab")  # yt-dlp's youtube:ta
 
 def parse_tabs(spec: str | Iterable[str]) -> tuple[str, ...]:
     """``"videos,streams"`` (or a sequence of names) as a tuple in the given order, without
-    repeats; a ConfigError names an unknown tab or an empty list."""
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    tabs: list[str] = []
-    for raw in names:
-        name = raw.strip().lower()
-        if not name:
-            continue
-        if name not in TABS:
-            raise ConfigError(f"unknown tab {raw.strip()!r} in --tabs/TABS: use {', '.join(TABS)}")
-        if name not in tabs:
-            tabs.append(name)
-    if not tabs:
-        raise ConfigError(f"--tabs/TABS names no tab: use one or more of {', '.join(TABS)}")
-    return tuple(tabs)
+    repeats; a ConfigError names an unknown tab or an empty list (``config.tab_names``)."""
+    try:
+        return tab_names(spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def upload_day_of(upload_date: object, timestamp: object = None) -> str | None:
+    """An upload date as ISO ``YYYY-MM-DD``: yt-dlp's ``upload_date`` (YYYYMMDD) if it is a real
+    day, else ``timestamp`` (seconds, read as UTC) if it is a real moment; else None. A bad
+    ``20250230``, a NaN or a timestamp past year 9999 is None here, not a ValueError later."""
+    if isinstance(upload_date, str) and len(upload_date) == 8 and upload_date.isdigit():
+        try:
+            return date(int(upload_date[:4]), int(upload_date[4:6]), int(upload_date[6:])).isoformat()
+        except ValueError:
+            pass
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool) and math.isfinite(timestamp):
+        try:
+            return datetime.fromtimestamp(timestamp, UTC).date().isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
 
 
 def _channel_tab(url: str) -> tuple[bool, str | None]:

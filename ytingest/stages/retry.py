@@ -23,7 +23,15 @@ _TRY_LATER = (
 _RATE_LIMITED = ("http error 429", "too many requests", "rate-limit", "rate limit")
 # upcoming premieres and live events, and streams live right now: not failures of the video
 _UPCOMING = ("this live event will begin", "premieres in", "premiere will begin", "waiting for scheduled")
-_LIVE_NOW = ("is live now", "this live stream recording is not available", "live stream is offline")
+LIVE_FILTER = "!is_live"  # the download's --match-filter: a stream live right now is skipped
+# yt-dlp's words for it (utils/_utils.py match_filter_func; YoutubeDL._match_entry prints them):
+# "[download] <title> does not pass filter (!is_live), skipping .."
+_LIVE_NOW = (
+    "is live now",
+    "this live stream recording is not available",
+    "live stream is offline",
+    f"does not pass filter ({LIVE_FILTER})",
+)
 # permanent answers, each with its own reason (first match wins, so the specific ones come first)
 _PERMANENT_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (

@@ -9,8 +9,16 @@ output (``-o``, ``-P``), change what is downloaded (``-f``, ``-x``, postprocesso
 more options from elsewhere (``--config-locations``, ``--batch-file``). A deny-list would have
 to follow every release to stay safe; an allow-list only misses a useful option until someone
 adds it. What is allowed is what a run against YouTube needs: network (proxy, source address,
-impersonation, headers), pacing (sleep intervals, rate limits), extractor arguments, and an
-audio-only format selection. Cookies and the JS runtime have settings of their own.
+impersonation, headers), pacing (sleep intervals, rate limits), YouTube's extractor arguments
+(``EXTRACTOR_ARGS``: ``innertube_host`` would send the cookie-derived Authorization header to any
+host), and an audio-only format selection. Cookies and the JS runtime have settings of their own.
+Not allowed: ``--remote-components`` (it fetches JavaScript from the network and runs it); every
+child gets ``--no-plugin-dirs``, so plugins in the user's yt-dlp folders do not load.
+
+Cookies: yt-dlp rewrites its ``--cookies`` file when it exits (``open(path, 'w')``, truncating it
+first), so IO_WORKERS children sharing one file race on it, and a read-only file makes the save
+fail. The invocation names the user's file; ``private_cookies`` gives each child its own copy
+(0600, in the child's scratch folder, gone with it), so the user's file is only ever read.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ytingest.config import Settings
@@ -54,8 +64,7 @@ ALLOWED: dict[str, int] = {
     "--http-chunk-size": 1,
     "-N": 1,
     "--concurrent-fragments": 1,
-    "--extractor-args": 1,
-    "--remote-components": 1,
+    "--extractor-args": 1,  # only EXTRACTOR_ARGS
     "--no-remote-components": 0,
     "--user-agent": 1,
     "--referer": 1,
@@ -71,6 +80,29 @@ ALLOWED: dict[str, int] = {
     "--no-format-sort-force": 0,
 }
 _FORMAT = ("-f", "--format")
+# the options of ytdlp_invocation's own that take a value (for reading an invocation back)
+_OWN: dict[str, int] = {"--js-runtimes": 1, "--cookies": 1, "--cookies-from-browser": 1}
+# extractor → the keys YTDLP_ARGS may set (yt-dlp's README "EXTRACTOR ARGUMENTS"; the names as
+# extractor/youtube/*.py reads them). Not innertube_host/innertube_key: a host of the user's choice
+# would get the Authorization header that yt-dlp derives from the cookies.
+EXTRACTOR_ARGS: dict[str, frozenset[str]] = {
+    "youtube": frozenset(
+        {
+            "player_client",
+            "player_skip",
+            "webpage_skip",
+            "skip",
+            "lang",
+            "po_token",
+            "visitor_data",
+            "data_sync_id",
+            "fetch_pot",
+            "player_js_variant",
+            "player_js_version",
+        }
+    ),
+    "youtubetab": frozenset({"skip", "approximate_date"}),
+}
 # why the most likely refusals are refused (anything else not allowed gets the generic line)
 _WHY = {
     **dict.fromkeys(
@@ -92,9 +124,12 @@ _WHY = {
     **dict.fromkeys(
         ("-v", "--verbose", "--print-traffic", "--dump-pages"), "it would echo cookies into the logs"
     ),
+    **dict.fromkeys(("--remote-components",), "it fetches JavaScript from the network and runs it"),
+    **dict.fromkeys(("--plugin-dirs",), "it loads code from a folder"),
 }
-_AUDIO_ONLY = re.compile(r"(?:bestaudio|ba|worstaudio|wa)\*?(?:\[[^\]]*\])*")
-_SECRET_HEADERS = ("cookie", "authorization")
+# ``ba*``/``bestaudio*`` are "the best format that contains audio": it may carry video too
+_AUDIO_ONLY = re.compile(r"(?:bestaudio|ba|worstaudio|wa)(?:\[[^\]]*\])*")
+_SECRET_HEADERS = ("cookie", "authorization", "proxy-authorization")
 
 
 def ytdlp_invocation(settings: Settings) -> tuple[str, ...]:
@@ -104,7 +139,12 @@ def ytdlp_invocation(settings: Settings) -> tuple[str, ...]:
     the very options ``YTDLP_ARGS`` refuses. Raises ConfigError (a one-line message that never
     echoes a cookie path or a proxy password) for a bad runtime, cookies file or option.
     """
-    args = [*settings.ytdlp_command, "--ignore-config", *js_runtime_args(settings.js_runtime)]
+    args = [
+        *settings.ytdlp_command,
+        "--ignore-config",
+        "--no-plugin-dirs",
+        *js_runtime_args(settings.js_runtime),
+    ]
     if settings.cookies_file is not None:
         if not os.access(settings.cookies_file, os.R_OK) or not Path(settings.cookies_file).is_file():
             raise ConfigError("the cookies file (--cookies / COOKIES_FILE) does not exist or cannot be read")
@@ -160,14 +200,10 @@ def checked_ytdlp_args(raw: str) -> list[str]:
     except ValueError as exc:
         raise ConfigError(f"YTDLP_ARGS: cannot split ({exc})") from None
     out: list[str] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        i += 1
-        name, value = _split_option(token)
+    for name, value in _options(tokens, ALLOWED):
         if name is None:
             raise ConfigError(
-                f"YTDLP_ARGS: unexpected {token[:40]!r} (only options; the URL comes from the command)"
+                f"YTDLP_ARGS: unexpected {str(value)[:40]!r} (only options; the URL comes from the command)"
             )
         if name not in ALLOWED:
             why = _WHY.get(name, "not on ytingest's list of options that keep the download contract")
@@ -178,13 +214,35 @@ def checked_ytdlp_args(raw: str) -> list[str]:
             out.append(name)
             continue
         if value is None:
-            if i >= len(tokens):
-                raise ConfigError(f"YTDLP_ARGS: {name} needs a value")
-            value = tokens[i]
-            i += 1
+            raise ConfigError(f"YTDLP_ARGS: {name} needs a value")
         _check_value(name, value)
         out += [name, value]
     return out
+
+
+def _options(tokens: Sequence[str], arity: dict[str, int]) -> Iterator[tuple[str | None, str | None]]:
+    """``(option, value)`` pairs as yt-dlp reads ``tokens`` (see ``_spans``)."""
+    for _, _, name, value in _spans(tokens, arity):
+        yield name, value
+
+
+def _spans(tokens: Sequence[str], arity: dict[str, int]) -> Iterator[tuple[int, int, str | None, str | None]]:
+    """``(start, stop, option, value)`` for each option in ``tokens``: an option of ``arity`` 1 takes
+    the next token as its value (even one that starts with a dash) unless attached (``--opt=v``,
+    ``-r50K``); one of arity 0 or unknown, an attached value if any. ``(…, None, token)`` for a
+    non-option; a missing last value reads as None."""
+    i = 0
+    while i < len(tokens):
+        start, token = i, tokens[i]
+        i += 1
+        name, value = _split_option(token)
+        if name is None:
+            yield start, i, None, token
+            continue
+        if value is None and arity.get(name) == 1 and i < len(tokens):
+            value = tokens[i]
+            i += 1
+        yield start, i, name, value
 
 
 def _split_option(token: str) -> tuple[str | None, str | None]:
@@ -209,8 +267,31 @@ def _check_value(name: str, value: str) -> None:
         raise ConfigError(f"YTDLP_ARGS: {name} {value!r} is not allowed: only the 'sleep' preset")
     if name == "--add-headers" and value.split(":", 1)[0].strip().lower() in _SECRET_HEADERS:
         raise ConfigError(
-            "YTDLP_ARGS: --add-headers may not carry Cookie or Authorization: use --cookies FILE"
+            "YTDLP_ARGS: --add-headers may not carry Cookie, Authorization or Proxy-Authorization:"
+            " use --cookies FILE (a proxy's password goes in --proxy's URL)"
         )
+    if name == "--extractor-args":
+        _check_extractor_args(value)
+
+
+def _check_extractor_args(value: str) -> None:
+    """``IE_KEY:KEY=V,V;KEY2=V`` read as yt-dlp reads it (keys lower-cased, ``-`` as ``_``): only
+    EXTRACTOR_ARGS. The message names the extractor and key, never a value (a po_token)."""
+    extractor, colon, args = value.partition(":")
+    extractor = extractor.strip().lower()
+    if not colon or extractor not in EXTRACTOR_ARGS:
+        raise ConfigError(
+            f"YTDLP_ARGS: --extractor-args is allowed for {' and '.join(EXTRACTOR_ARGS)} only"
+            " (youtube:KEY=VALUE;KEY=VALUE)"
+        )
+    allowed = EXTRACTOR_ARGS[extractor]
+    for arg in args.split(";"):
+        key = arg.split("=", 1)[0].strip().lower().replace("-", "_")
+        if key and key not in allowed:
+            raise ConfigError(
+                f"YTDLP_ARGS: --extractor-args {extractor}:{key[:40]} is not allowed"
+                f" (allowed keys: {', '.join(sorted(allowed))})"
+            )
 
 
 def is_audio_only(selection: str) -> bool:
@@ -226,6 +307,37 @@ def is_audio_only(selection: str) -> bool:
     )
 
 
-def format_given(args: tuple[str, ...] | list[str]) -> bool:
-    """True when the invocation already holds a (checked, audio-only) ``-f`` selection."""
-    return any(a in _FORMAT or a.startswith("--format=") or (a.startswith("-f") and len(a) > 2) for a in args)
+def format_given(args: Sequence[str]) -> bool:
+    """True when the invocation already holds a (checked, audio-only) ``-f`` selection: an option
+    read as yt-dlp reads it, not a value that looks like one (``--user-agent -fx``)."""
+    return any(name in _FORMAT for name, _ in _options(args, {**ALLOWED, **_OWN}))
+
+
+def with_extractor_arg(args: Sequence[str], extractor: str, arg: str) -> list[str]:
+    """``args`` plus ``--extractor-args EXTRACTOR:ARG``, merged into the user's own argument for that
+    extractor when there is one: yt-dlp keeps only the last ``--extractor-args`` per extractor."""
+    out = list(args)
+    given = [
+        (start, stop, value)
+        for start, stop, name, value in _spans(out, {**ALLOWED, **_OWN})
+        if name == "--extractor-args" and value and value.partition(":")[0].strip().lower() == extractor
+    ]
+    if not given:
+        return [*out, "--extractor-args", f"{extractor}:{arg}"]
+    start, stop, value = given[-1]  # the one yt-dlp uses
+    out[start:stop] = ["--extractor-args", f"{value.rstrip(';')};{arg}"]
+    return out
+
+
+def private_cookies(args: Sequence[str], folder: Path) -> list[str]:
+    """``args`` with each ``--cookies`` file replaced by a private copy in ``folder`` (0600), for one
+    child: yt-dlp rewrites its cookies file at exit, and the user's own file is only ever read."""
+    out = list(args)
+    spans = [(a, b, v) for a, b, name, v in _spans(out, {**ALLOWED, **_OWN}) if name == "--cookies" and v]
+    for n, (start, stop, value) in reversed(list(enumerate(spans))):
+        copy = folder / f"cookies-{n}.txt"
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as dst, open(value, "rb") as src:
+            shutil.copyfileobj(src, dst)
+        out[start:stop] = ["--cookies", str(copy)]
+    return out

@@ -68,9 +68,9 @@ def make_app(engine: Engine, *, run_url: str | None = None, local_only: bool = T
     rebinds its own host name to 127.0.0.1 cannot read the app: DNS rebinding)."""
     if run_url is not None:
         parts = urlsplit(run_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
             raise ConfigError(
-                f"--run-url must be an http(s) URL such as http://127.0.0.1:9464, not {run_url!r}"
+                "--run-url must be an http(s) URL without a user or password, such as http://127.0.0.1:9464"
             )
     app = web.Application(middlewares=[_loopback_host, _errors] if local_only else [_errors])
     app[ENGINE] = engine
@@ -106,6 +106,10 @@ async def serve(
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}/"
     log.info("web_listening", url=url, run_url=run_url)
+    if host not in LOOPBACK:
+        log.warning(
+            "web_listening_beyond_this_machine", host=host, reason="every transcript is readable there"
+        )
     if ready is not None:
         ready(url)
     try:
@@ -130,10 +134,27 @@ async def _secure(_request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault(name, value)
 
 
+def host_name(header: str) -> str | None:
+    """The name in a Host header (``name``, ``name:port``, ``[v6]``, ``[v6]:port``), lower-cased;
+    None for anything else (a user part, a bad port, stray brackets)."""
+    if header.startswith("["):
+        name, bracket, rest = header[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        name, colon, port = header.partition(":")
+        rest = colon + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        return None
+    if not name or any(c in name for c in "@/[]\\ "):
+        return None
+    return name.lower()
+
+
 @web.middleware
 async def _loopback_host(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a request whose Host is not a loopback name (421), before any handler runs."""
-    if (request.url.host or "").lower() not in LOOPBACK:  # the Host header's name, port and [] aside
+    if host_name(request.headers.get("Host", "")) not in LOOPBACK:
         return web.Response(status=421, text="this server answers only for 127.0.0.1 and localhost\n")
     return await handler(request)
 

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from ytingest.search import is_youtube
+
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
-_YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
 _SUFFIX = r"(?:s|es|ed|ing)?"  # keyword search stems words; highlight the inflected form too
 
 
@@ -29,12 +30,6 @@ def clock(seconds: float) -> str:
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def is_youtube(url: str) -> bool:
-    """Whether ``url`` opens on YouTube (which seeks with ``t=``); else the page plays the audio itself."""
-    host = (urlsplit(url).hostname or "").lower()
-    return any(host == h or host.endswith("." + h) for h in _YOUTUBE_HOSTS)
 
 
 def terms_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:

@@ -7,6 +7,7 @@ The browser only ever talks to this app (CSP ``connect-src 'self'``); this modul
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ import aiohttp
 from ytingest.logs import get_logger
 
 log = get_logger()
+MAX_STATUS_BYTES = 4_000_000  # a /status document is a few KB
 
 
 def _absent(state: str, message: str, source: str | None) -> dict[str, Any]:
@@ -34,7 +36,10 @@ async def fetch_status(client: aiohttp.ClientSession, run_url: str | None) -> di
         async with client.get(url, allow_redirects=False) as resp:
             if resp.status != 200:
                 return _absent("unreachable", f"{url} answered HTTP {resp.status}", url)
-            doc = await resp.json(content_type=None)
+            body = await resp.content.read(MAX_STATUS_BYTES + 1)
+            if len(body) > MAX_STATUS_BYTES:
+                return _absent("unreachable", f"{url} answered more than a status document", url)
+            doc = json.loads(body)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
         log.debug("run_status_unreachable", url=url, reason=reason)
