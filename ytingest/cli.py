@@ -223,6 +223,8 @@ async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
         print(f"  failed {f['video_id']} ({f['stage']}, {f['attempts']} attempts): {f['reason']}")
     for w in report.get("waiting", []):
         print(f"  waiting {w['video_id']} ({w['status']}): {w['title']}")
+    if args.channel is not None and not any(v.values()) and not report.get("waiting"):
+        print("  no videos of that channel URL: `ytingest channels` lists the URLs as they were given")
     return EXIT_OK
 
 

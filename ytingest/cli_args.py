@@ -40,11 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
+    ytdlp = argparse.ArgumentParser(add_help=False)  # for the commands that run yt-dlp, and doctor
+    y = ytdlp.add_argument_group("yt-dlp options")
+    y.add_argument("--cookies", dest="cookies_file", type=Path, help="Netscape cookies file (COOKIES_FILE)")
+    y.add_argument(
+        "--cookies-from-browser", help="BROWSER[:PROFILE] to read cookies from (COOKIES_FROM_BROWSER)"
+    )
+    y.add_argument(
+        "--ytdlp-arg",
+        action="append",
+        metavar="ARG",
+        help="an extra yt-dlp option, repeatable: --ytdlp-arg=--proxy --ytdlp-arg=URL (YTDLP_ARGS)",
+    )
+    y.add_argument("--js-runtime", help="RUNTIME[:PATH] for yt-dlp's YouTube challenges (JS_RUNTIME)")
+
     parser = argparse.ArgumentParser(prog="ytingest", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
-    p = sub.add_parser("stream", parents=[common], help="ingest a channel's videos (anything yt-dlp lists)")
+    p = sub.add_parser(
+        "stream", parents=[common, ytdlp], help="ingest a channel's videos (anything yt-dlp lists)"
+    )
     p.add_argument("url")
     p.add_argument("--limit", type=int, help="only the first N videos of the listing (newest first)")
     p.add_argument("--skip-shorts", action="store_true", help="skip videos under 60 s and /shorts/")
@@ -56,17 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--new-only", action="store_true", help="stop listing after NEW_ONLY_STREAK stored videos in a row"
     )
-    p.add_argument("--cookies", dest="cookies_file", type=Path, help="Netscape cookies file (COOKIES_FILE)")
-    p.add_argument(
-        "--cookies-from-browser", help="BROWSER[:PROFILE] to read cookies from (COOKIES_FROM_BROWSER)"
-    )
-    p.add_argument(
-        "--ytdlp-arg",
-        action="append",
-        metavar="ARG",
-        help="an extra yt-dlp option, repeatable: --ytdlp-arg=--proxy --ytdlp-arg=URL (YTDLP_ARGS)",
-    )
-    p.add_argument("--js-runtime", help="RUNTIME[:PATH] for yt-dlp's YouTube challenges (JS_RUNTIME)")
     p.add_argument(
         "--voices-dir", type=Path, help="voices to enrol; turns on speaker identification (VOICES_DIR)"
     )
@@ -100,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asr-batching", choices=["off", "file", "cross"], help="ASR batching (ASR_BATCHING)")
     p.add_argument("--asr-batch-size", type=int, help="speech chunks per model call (ASR_BATCH_SIZE)")
 
-    p = sub.add_parser("retry", parents=[common], help="try the failed videos again")
+    p = sub.add_parser("retry", parents=[common, ytdlp], help="try the failed videos again")
     p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
     p.add_argument("--pending", action="store_true", help="also videos a stopped run left pending")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -151,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
 
-    p = sub.add_parser("doctor", parents=[common], help="check what a first run needs and say what to fix")
+    p = sub.add_parser(
+        "doctor", parents=[common, ytdlp], help="check what a first run needs and say what to fix"
+    )
     p.add_argument("--json", action="store_true", help="print the checks as one JSON object")
     return parser
 

@@ -94,3 +94,18 @@ def test_status_channel_and_the_new_commands_parse() -> None:
     assert parser.parse_args(["status"]).channel is None
     assert parser.parse_args(["channels", "--json"]).json is True
     assert parser.parse_args(["doctor", "--json"]).json is True
+
+
+def test_every_command_that_runs_yt_dlp_takes_its_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """stream, retry and doctor take --cookies, --cookies-from-browser, --ytdlp-arg, --js-runtime,
+    so doctor checks what the run will get; the flags become Settings."""
+    monkeypatch.chdir(tmp_path)
+    cookies = tmp_path / "c.txt"
+    flags = ["--cookies", str(cookies), "--cookies-from-browser", "firefox", "--js-runtime", "node"]
+    flags += ["--ytdlp-arg=--proxy", "--ytdlp-arg=socks5://h:1"]
+    for command in (["stream", "u"], ["retry"], ["doctor"]):
+        s = settings_from(build_parser().parse_args([*command, *flags]))
+        assert s.cookies_file == cookies and s.cookies_from_browser == "firefox" and s.js_runtime == "node"
+        assert s.ytdlp_args == "--proxy socks5://h:1", command
