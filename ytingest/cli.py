@@ -185,7 +185,7 @@ async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
             print(f"{group.title} ({group.video_id})")
         for h in group.hits if group is not None else hits:
             who = f" [{h.speaker}]" if h.speaker else ""
-            print(f"{h.score:.3f}  {h.title} @ {h.start:.0f}s{who}\n       {h.text}\n       {h.url}")
+            print(f"{h.score:.3f}  {h.title} @ {int(h.start)}s{who}\n       {h.text}\n       {h.url}")
     if not hits:
         print("no matches")
     return EXIT_OK
