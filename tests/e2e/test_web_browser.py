@@ -33,7 +33,7 @@ import pytest
 
 from tests.conftest import Cli, make_cli, run_sql, with_database
 from ytingest.testing import ChannelServer, serve_in_thread
-from ytingest.testing.channel import Episode, sample_episodes
+from ytingest.testing.channel import SAMPLES, Episode, sample_episodes
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes
 
 pytestmark = pytest.mark.slow
@@ -189,6 +189,10 @@ def test_search_page_finds_the_speakers_line_and_opens_the_player_at_its_second(
     expected = cli_search.json()
     assert expected and {h["speaker"] for h in expected} == {SPEAKER}
     first = expected[0]
+    # independently of the CLI: the scripted turn in which Chen Wei says this line
+    truth = json.loads((SAMPLES / "dialogue_truth.json").read_text())["dlg01-market"]
+    turn = next(t for t in truth if t["speaker"] == SPEAKER and "Saturday" in t["text"])
+    assert first["video_id"] == "dlg01-market" and turn["start"] - 2 <= first["start"] <= turn["end"]
     segment = next(r for r in site.cli("export", first["video_id"]).json() if r["idx"] == first["idx"])
     assert abs(segment["start"] - first["start"]) < 1e-3
 
