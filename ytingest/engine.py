@@ -12,7 +12,7 @@ from typing import Any
 from ytingest.config import Settings
 from ytingest.db.database import Database
 from ytingest.db.embedded import EmbeddedPostgres
-from ytingest.errors import ConfigError, YtingestError
+from ytingest.errors import ConfigError, StoreError, YtingestError
 from ytingest.eventloop import make_fork_safe
 from ytingest.items import RunSummary, SearchHit
 from ytingest.logs import get_logger
@@ -142,9 +142,8 @@ class Engine:
             self._decoder = None
 
     def stop(self) -> None:
-        """Graceful stop of the current run: discovery and new downloads stop, work in flight
-        finishes and is stored. A later ``stream()`` runs normally; with no run under way it does
-        nothing."""
+        """Graceful stop of the current run: discovery and new downloads stop, work in flight is
+        stored. A later ``stream()`` runs normally; with no run under way it does nothing."""
         if self._stopping is not None and not self._stopping.is_set():
             self._stopping.set()
             log.warning("stop_requested")
@@ -299,13 +298,14 @@ class Engine:
         return lambda path: loop.run_in_executor(pool, transcriber.prepare, path)
 
     async def _build_search_index(self, *, stopping: bool) -> None:
-        """The HNSW and full-text indexes, built once the rows are in (a stopping run leaves them to
-        the next one; search works without them, by exact scan)."""
-        if stopping:
-            return
+        """The HNSW and full-text indexes, once the rows are in; a stopping run, or a database that
+        fails here, leaves them to the next run (every video is stored; search scans without them)."""
         t0 = time.monotonic()
-        if await self.database.ensure_search_index():
-            log.info("search_index_built", ms=round(1000 * (time.monotonic() - t0)))
+        try:
+            if not stopping and await self.database.ensure_search_index():
+                log.info("search_index_built", ms=round(1000 * (time.monotonic() - t0)))
+        except StoreError as exc:
+            log.warning("search_index_deferred", reason=str(exc))
 
     def _make_monitor(self, ctx: RunContext, backoff: SharedBackoff) -> Monitor:
         s = self.settings

@@ -99,6 +99,7 @@ class FakeDatabase:
     store_calls: list[str] = field(default_factory=list)
     store_groups: list[int] = field(default_factory=list)
     index_builds: int = 0
+    fail_index: bool = False
     reasons: dict[str, str] = field(default_factory=dict)
     where: str = "memory"
     three_stored: asyncio.Event = field(default_factory=asyncio.Event)
@@ -153,6 +154,10 @@ class FakeDatabase:
 
     async def ensure_search_index(self) -> bool:
         self.index_builds += 1
+        if self.fail_index:
+            raise StoreError(
+                "build the search indexes failed at memory: connection was closed", transient=True
+            )
         return True
 
 

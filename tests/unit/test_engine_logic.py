@@ -159,6 +159,16 @@ async def test_a_stopped_run_leaves_the_index_build_to_the_next(tmp_path: Path) 
     assert db.index_builds == 0
 
 
+async def test_a_failed_index_build_leaves_it_to_the_next_run(tmp_path: Path) -> None:
+    """The database drops out while the indexes are built after the rows: every video is stored,
+    so the run ends normally (the next one builds them) instead of failing with exit 2."""
+    db = FakeDatabase(fail_index=True)
+    engine, _ = make_engine(tmp_path, database=db, discoverer=FakeDiscoverer(refs(5)))
+    async with engine:
+        summary = await engine.stream("chan")
+    assert summary.done == 5 and not summary.failed and db.index_builds == 1
+
+
 async def test_store_error_ends_the_run_with_that_error(tmp_path: Path) -> None:
     """A database that refuses writes ends stream() with StoreError itself, not an ExceptionGroup."""
     engine, _ = make_engine(tmp_path, database=FakeDatabase(fail_store=True))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ytingest.db.pool import Store
+from ytingest.db.pool import Store, retried
 from ytingest.items import SearchHit
 from ytingest.search import SearchQuery, fuse, phrase_pattern, timestamp_url
 
@@ -71,6 +71,7 @@ Key = tuple[str, int]
 class SearchStore(Store):
     """The search indexes, ranked search with filters, and the video and channel listings."""
 
+    @retried
     async def ensure_search_index(self) -> bool:
         """Build the HNSW and full-text indexes that are missing (after a first load: one bulk build
         each, not one insert per row while storing). True when any was built now."""
