@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,21 +169,22 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     asyncio.run(server.stop())
 
 
+@contextmanager
+def database_on(server_dsn: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on ``server_dsn`` (its DSN) for the block; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(run_sql(server_dsn, f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        asyncio.run(run_sql(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
 def fresh_dsn(pg_server: str) -> Iterator[str]:
     """A new, empty database on the test server; dropped afterwards."""
-    name = f"ytingest_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg_server)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield with_database(pg_server, name)
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with database_on(pg_server, "ytingest_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -236,14 +238,21 @@ def make_cli(home: Path, dsn: str | None) -> Cli:
     return Cli(home, env)
 
 
+def cli_in(home: Path) -> Cli:
+    """CLI with its own home: the embedded PostgreSQL in it, or with $DATABASE_URL a new database
+    on that server."""
+    dsn = None
+    if EXTERNAL_DSN:
+        name = f"ytingest_e2e_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_create_db(EXTERNAL_DSN, name))
+        dsn = with_database(EXTERNAL_DSN, name)
+    return make_cli(home, dsn)
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     """CLI with a private home; embedded PostgreSQL unless $DATABASE_URL names a server."""
-    dsn = None
-    if EXTERNAL_DSN:
-        dsn = with_database(EXTERNAL_DSN, f"ytingest_e2e_{uuid.uuid4().hex[:12]}")
-        asyncio.run(_create_db(EXTERNAL_DSN, dsn.rsplit("/", 1)[1].split("?")[0]))
-    return make_cli(tmp_path / "home", dsn)
+    return cli_in(tmp_path / "home")
 
 
 async def run_sql(dsn: str, sql: str) -> None:

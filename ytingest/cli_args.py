@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 from datetime import date
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from ytingest.config import Settings
+from ytingest.doctor.probes import installed_version
 from ytingest.errors import ConfigError
 from ytingest.export import FORMATS
 from ytingest.search import MODES, parse_day
@@ -22,14 +22,8 @@ EPILOG = "'ytingest COMMAND --help' lists a command's options; 'ytingest doctor'
 
 def version_line() -> str:
     """``ytingest 0.1.0 (yt-dlp 2026.10.26)``, from the installed packages' metadata."""
-
-    def installed(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "unknown"
-
-    return f"ytingest {installed('ytingest')} (yt-dlp {installed('yt-dlp')})"
+    ours, ytdlp = (installed_version(name) or "unknown" for name in ("ytingest", "yt-dlp"))
+    return f"ytingest {ours} (yt-dlp {ytdlp})"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
 
-from tests.conftest import EXTERNAL_DSN, Cli, CliResult, _create_db, make_cli, with_database
+from tests.conftest import EXTERNAL_DSN, Cli, CliResult, cli_in
 from tests.wer import MAX_EPISODE_WER, MAX_MEAN_WER, wer
 from ytingest.testing import ChannelServer, serve_in_thread
 
@@ -28,14 +27,7 @@ class Ingested:
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingested]:
     """The whole sample channel ingested once through `ytingest stream --json`."""
-    dsn = None
-    if EXTERNAL_DSN:
-        import asyncio
-
-        name = f"ytingest_e2e_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_create_db(EXTERNAL_DSN, name))
-        dsn = with_database(EXTERNAL_DSN, name)
-    cli = make_cli(tmp_path_factory.mktemp("e2e") / "home", dsn)
+    cli = cli_in(tmp_path_factory.mktemp("e2e") / "home")
     with serve_in_thread(ChannelServer(bandwidth=200_000)) as channel:
         first = cli("stream", channel.feed_url, "--json", "--log-format", "json")
         yield Ingested(cli, channel, first)

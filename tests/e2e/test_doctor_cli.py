@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import stat
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import yt_dlp.version
 
-from tests.conftest import EXTERNAL_DSN, Cli, _create_db, make_cli, with_database
+from tests.conftest import Cli, cli_in, make_cli
 from ytingest.db.database import Database
 from ytingest.items import EmbeddedTranscript, Segment, Transcript, VideoRef
 
@@ -23,12 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def doctor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     """One home for the module's doctor runs (the embedded server is initialised once)."""
-    dsn = None
-    if EXTERNAL_DSN:
-        name = f"ytingest_e2e_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_create_db(EXTERNAL_DSN, name))
-        dsn = with_database(EXTERNAL_DSN, name)
-    yield make_cli(tmp_path_factory.mktemp("doctor") / "home", dsn)
+    yield cli_in(tmp_path_factory.mktemp("doctor") / "home")
 
 
 def test_doctor_reports_the_js_runtime_yt_dlp_finds(doctor: Cli) -> None:

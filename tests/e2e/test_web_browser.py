@@ -22,7 +22,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import Cli, make_cli, run_sql, with_database
+from tests.conftest import Cli, database_on, make_cli
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import SAMPLES, Episode, sample_episodes
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes
@@ -132,15 +131,15 @@ def _browser(profile: Path) -> WebDriver:
 def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The dialogue channel ingested with the sample voices, `ytingest serve` running, a browser open."""
     root = tmp_path_factory.mktemp("web")
-    name = f"ytingest_web_{uuid.uuid4().hex[:12]}"
-    asyncio.run(run_sql(pg_server, f'CREATE DATABASE "{name}"'))
-    dsn = with_database(pg_server, name)
-    cli = make_cli(root / "home", dsn)
     voices = root / "voices"
     shutil.copytree(VOICES_DIR, voices)
     run_port, web_port = free_port(), free_port()
     log = root / "serve.log"
-    with serve_in_thread(ChannelServer(episodes=dialogue_episodes())) as channel:  # players stream from it
+    with (
+        database_on(pg_server, "ytingest_web") as dsn,
+        serve_in_thread(ChannelServer(episodes=dialogue_episodes())) as channel,  # players stream from it
+    ):
+        cli = make_cli(root / "home", dsn)
         ingest = cli(
             "stream", channel.feed_url, "--voices-dir", str(voices), "--json", "--log-format", "json"
         )
@@ -176,7 +175,6 @@ def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-            asyncio.run(run_sql(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_search_page_finds_the_speakers_line_and_opens_the_player_at_its_second(

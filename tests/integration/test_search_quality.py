@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import run_sql, with_database
+from tests.conftest import database_on
 from ytingest import Settings
 from ytingest.testing.search_eval import KINDS, LIMIT, Run, corpus_episodes, ingest_and_evaluate, load_cases
 
@@ -19,14 +18,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """The corpus ingested once by the real engine into its own database, and the evaluation on it."""
-    name = f"ytingest_quality_{uuid.uuid4().hex[:12]}"
-    asyncio.run(run_sql(pg_server, f'CREATE DATABASE "{name}"'))
-    dsn = with_database(pg_server, name)
-    try:
+    with database_on(pg_server, "ytingest_quality") as dsn:
         settings = Settings(ytingest_home=tmp_path_factory.mktemp("quality"), database_url=dsn)
         yield asyncio.run(ingest_and_evaluate(settings))
-    finally:
-        asyncio.run(run_sql(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_the_pairs_cover_both_kinds_and_name_bundled_videos() -> None:

@@ -26,7 +26,7 @@ from ytingest.doctor.checks import (
 from ytingest.doctor.probes import (
     database_check,
     free_bytes,
-    installed_ytdlp_version,
+    installed_version,
     model_checks,
     probe_gpu,
     ytdlp_header,
@@ -38,7 +38,7 @@ __all__ = ["Check", "Report", "format_line", "run_checks", "summary_line"]
 async def run_checks(settings: Settings, *, today: date | None = None, now: float | None = None) -> Report:
     """Every check against the real yt-dlp child, database, models, GPU and disk."""
     (code, header), db = await asyncio.gather(ytdlp_header(settings), database_check(settings))
-    version = parse_ytdlp_version(header) or (None if settings.ytdlp_path else installed_ytdlp_version())
+    version = parse_ytdlp_version(header) or (None if settings.ytdlp_path else installed_version("yt-dlp"))
     checks: list[Check] = [
         ytdlp_version_check(version, today or date.today(), custom_path=settings.ytdlp_path is not None),
         js_runtime_check(header, code),

@@ -80,10 +80,10 @@ def probe_gpu() -> GpuFacts:
     return GpuFacts(devices, types, version, cuda, cuda_version, cudnn, gpus)
 
 
-def installed_ytdlp_version() -> str | None:
-    """The yt-dlp package installed with ytingest (when the child could not say)."""
+def installed_version(package: str) -> str | None:
+    """An installed distribution's version from its metadata (None when it is not installed)."""
     try:
-        return package_version("yt-dlp")
+        return package_version(package)
     except PackageNotFoundError:
         return None
 
