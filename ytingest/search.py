@@ -57,14 +57,12 @@ class QueryParts:
         words: list[str] = []
         excluded: list[str] = []
         for m in _PART.finditer(text):
-            minus, phrase, bare = m.group(1), m.group(2), m.group(3)
-            if phrase is not None:
-                if phrase.strip():
-                    (excluded.append(f'-"{phrase.strip()}"') if minus else phrases.append(phrase.strip()))
-            elif bare.startswith("-"):
-                if len(bare) > 1:
-                    excluded.append(bare)
-            elif bare.lower() != "or":
+            minus, phrase, bare = m.group(1), (m.group(2) or "").strip(), m.group(3)
+            if bare is None and phrase:
+                excluded.append(f'-"{phrase}"') if minus else phrases.append(phrase)
+            elif bare is not None and bare.startswith("-") and len(bare) > 1:
+                excluded.append(bare)
+            elif bare is not None and not bare.startswith("-") and bare.lower() != "or":
                 words.append(bare)
         return cls(tuple(phrases), tuple(words), tuple(excluded))
 
@@ -77,27 +75,12 @@ class QueryParts:
         return " ".join([*self.phrases, *self.words])
 
 
-def phrases(text: str) -> list[str]:
-    """The quoted phrases a hit must hold (``-"…"`` ones are exclusions)."""
-    return list(QueryParts.of(text).phrases)
-
-
 def terms(text: str) -> list[str]:
     """The phrases and words to highlight, longest first: no exclusions, operators or stop words."""
     parts = QueryParts.of(text)
     found = list(parts.phrases) + [w for word in parts.words for w in _WORD.findall(word)]
     unique = {t.lower(): t for t in found if len(t) > 1 and t.lower() not in _STOP}
     return sorted(unique.values(), key=len, reverse=True)
-
-
-def any_words(text: str) -> str:
-    """``QueryParts.any_words`` of ``text``."""
-    return QueryParts.of(text).any_words()
-
-
-def excluded(text: str) -> str:
-    """The query's exclusions in ``websearch_to_tsquery`` syntax, or "" when none."""
-    return " ".join(QueryParts.of(text).excluded)
 
 
 def is_youtube(url: str) -> bool:

@@ -12,13 +12,10 @@ from ytingest.search import (
     RRF_K,
     QueryParts,
     SearchQuery,
-    any_words,
-    excluded,
     fuse,
     group_by_video,
     parse_day,
     phrase_pattern,
-    phrases,
     terms,
 )
 
@@ -36,7 +33,7 @@ def test_parse_day_takes_iso_and_relative_forms() -> None:
 
 def test_phrases_and_highlight_terms() -> None:
     q = 'the "penny farthing" wheel 0.8'
-    assert phrases(q) == ["penny farthing"]
+    assert QueryParts.of(q).phrases == ("penny farthing",)
     assert terms(q) == ["penny farthing", "wheel", "0.8"]  # stop words are not highlighted
     assert terms('Wheel wheel "a"') == ["wheel"]  # one per word, case aside; 1-letter words dropped
     assert terms('cats or dogs -bread -"rye loaf" how to bake') == ["cats", "dogs", "bake"]
@@ -87,10 +84,11 @@ def test_grouping_keeps_rank_order_within_and_across_videos() -> None:
 
 def test_keyword_rewrites_match_any_word_and_keep_exclusions() -> None:
     q = 'bread "stretch and fold" -rye OR oven -"sour dough"'
-    assert any_words(q) == '"stretch and fold" or bread or oven'
-    assert excluded(q) == '-rye -"sour dough"'
-    assert excluded("plain words") == ""
-    assert phrases(q) == ["stretch and fold"]  # a -"phrase" is an exclusion, never required
+    parts = QueryParts.of(q)
+    assert parts.any_words() == '"stretch and fold" or bread or oven'
+    assert " ".join(parts.excluded) == '-rye -"sour dough"'
+    assert QueryParts.of("plain words").excluded == ()
+    assert parts.phrases == ("stretch and fold",)  # a -"phrase" is an exclusion, never required
     assert QueryParts.of(q).meaning() == "stretch and fold bread oven"
 
 
