@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     asr_compute_type: str = "auto"
     asr_cpu_threads: int = Field(0, ge=0)
     asr_beam_size: int = Field(1, ge=1)
+    asr_language: str | None = None  # None: detect per video (multilingual models), "en" for .en models
     embed_model: str = "bundled"
     embed_device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -102,6 +103,8 @@ class Settings(BaseSettings):
     asr_batching: Literal["off", "file", "cross"] = "cross"  # off: WhisperModel.transcribe per file
     asr_batch_size: int = Field(8, ge=1, le=256)  # speech chunks per model call (cross: files per call too)
     decode_process: bool = True  # decode in a child process (PyAV holds the GIL); False: a thread
+    decode_window_s: float = Field(300.0, ge=30.0, le=7200.0)  # a long video is decoded this much at a time
+    model_stall_s: float = Field(300.0, gt=0)  # the monitor reports a model stage with no progress this long
     bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave
 
     # tools

@@ -46,21 +46,37 @@ class AudioFile:
 
 @dataclass(frozen=True, slots=True)
 class PreparedAudio:
-    """Decoded audio and, when batching, its VAD speech chunks and their log-mel features."""
+    """One window of a video's decoded audio and, when batching, its VAD speech chunks and their
+    log-mel features. A short file is one window; a long one is cut at silences into windows
+    of about DECODE_WINDOW_S, so memory per video in flight does not grow with its length.
+
+    ``clips`` and ``chunks`` are in the window's own time; ``offset`` places the window on the
+    video's timeline (seconds), ``index`` counts windows from 0 and ``last`` marks the final one.
+    """
 
     audio: npt.NDArray[np.float32] = field(repr=False)
     clips: tuple[dict[str, int], ...] = ()  # VAD speech regions, in samples of ``audio``
     chunks: tuple[dict[str, Any], ...] = ()  # offset/duration in VAD-collected time, per chunk
     features: npt.NDArray[np.float32] | None = field(default=None, repr=False)  # (chunks, n_mels, 3000)
+    offset: float = 0.0  # where the window starts in the video, in seconds
+    index: int = 0  # the window's number within its video
+    last: bool = True  # no window of this video follows
+    total: float | None = None  # the whole video's length in seconds, when the container says
 
     @property
     def seconds(self) -> float:
         return len(self.audio) / SAMPLE_RATE
 
+    @property
+    def end(self) -> float:
+        """Where the window ends on the video's timeline, in seconds."""
+        return self.offset + self.seconds
+
 
 @dataclass(frozen=True, slots=True)
 class DecodedAudio:
-    """A downloaded file and its decoded audio (None: the transcriber decodes by itself)."""
+    """A downloaded file and one window of its decoded audio (None: the transcriber decodes the
+    whole file by itself). The decode stage hands on a video's windows in order."""
 
     file: AudioFile
     prepared: PreparedAudio | None = None
@@ -87,6 +103,8 @@ class Transcript:
     segments: tuple[Segment, ...]
     audio_seconds: float
     language: str = "en"
+    language_probability: float | None = None  # confidence in ``language`` (None: set, not detected)
+    warning: str | None = None  # stored, but with something missing (e.g. speaker labels), and why
 
 
 @dataclass(frozen=True, slots=True)

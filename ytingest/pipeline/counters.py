@@ -80,11 +80,59 @@ class DownloadCounters:
 
 
 @dataclass
+class VideoProgress:
+    """One video inside the model stage: audio-seconds transcribed so far out of its length."""
+
+    video_id: str
+    title: str
+    duration: float | None  # None: the length is not known yet
+    done: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    updated: float = field(default_factory=time.monotonic)  # when ``done`` last rose
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done / self.duration) if self.duration else None
+
+
+@dataclass
+class ProgressCounters:
+    """Videos in flight through decode and ASR, keyed by video id (loop thread only)."""
+
+    videos: dict[str, VideoProgress] = field(default_factory=dict)
+
+    def begin(self, video_id: str, title: str, duration: float | None) -> None:
+        """A video's first window reached the model stage."""
+        self.videos.setdefault(video_id, VideoProgress(video_id, title, duration))
+
+    def advance(self, video_id: str, done: float, duration: float | None = None) -> None:
+        """``done`` audio-seconds of the video are transcribed (monotonic: a smaller value is ignored)."""
+        v = self.videos.get(video_id)
+        if v is None:
+            return
+        if duration:
+            v.duration = duration
+        if done > v.done:
+            v.done = done
+            v.updated = time.monotonic()
+
+    def end(self, video_id: str) -> None:
+        """The video left the model stage (transcribed or failed)."""
+        self.videos.pop(video_id, None)
+
+    @property
+    def audio_left(self) -> float:
+        """Audio-seconds still to transcribe in the videos in flight (known lengths only)."""
+        return sum(max(0.0, (v.duration or 0.0) - v.done) for v in self.videos.values())
+
+
+@dataclass
 class Metrics:
     """The one source of truth for a run: stage counters, queues, download bytes, run totals."""
 
     stages: dict[str, StageCounters]  # in pipeline order
     download: DownloadCounters = field(default_factory=DownloadCounters)
+    progress: ProgressCounters = field(default_factory=ProgressCounters)
     queued: int = 0
     failed: int = 0
     skipped: int = 0
