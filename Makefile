@@ -41,6 +41,7 @@ bench: install
 	$(PY) -m bench.ytdlp_cpu
 	$(PY) -m bench.search_index_cost
 	$(PY) -m bench.search_quality
+	$(PY) -m bench.long_form --short
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -215,12 +215,16 @@ async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
         print(json.dumps(report, ensure_ascii=False))
         return EXIT_OK
     v = report["videos"]
+    warned = f" ({report['warned']} with a warning)" if report.get("warned") else ""
     print(
         f"{'videos' if args.channel is None else f'videos of {args.channel}'}:"
-        f" {v['done']} done, {v['failed']} failed, {v['pending']} pending; {report['segments']} segments"
+        f" {v['done']} done{warned}, {v['failed']} failed, {v['pending']} pending;"
+        f" {report['segments']} segments"
     )
     for f in report["failures"]:
         print(f"  failed {f['video_id']} ({f['stage']}, {f['attempts']} attempts): {f['reason']}")
+    for w in report.get("warnings", []):
+        print(f"  warning {w['video_id']}: {w['warning']}")
     for w in report.get("waiting", []):
         print(f"  waiting {w['video_id']} ({w['status']}): {w['title']}")
     if args.channel is not None and not any(v.values()) and not report.get("waiting"):

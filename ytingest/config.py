@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     # bounded queues between stages: <STAGE>_QUEUE_SIZE is the queue that feeds that stage
     io_queue_size: int = Field(64, ge=1)  # videos listed, waiting for a download slot
     decode_queue_size: int = Field(4, ge=1)  # downloaded files waiting for the decoder
-    asr_queue_size: int = Field(2, ge=1)  # decoded files ready ahead of the model (the decode prefetch)
+    asr_queue_size: int = Field(2, ge=1)  # model batches of speech chunks decoded ahead of the model
     embed_queue_size: int = Field(8, ge=1)
     db_queue_size: int = Field(8, ge=1)
 
@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     asr_batch_size: int = Field(8, ge=1, le=256)  # speech chunks per model call (cross: files per call too)
     decode_process: bool = True  # decode in a child process (PyAV holds the GIL); False: a thread
     decode_window_s: float = Field(300.0, ge=30.0, le=7200.0)  # a long video is decoded this much at a time
-    model_stall_s: float = Field(300.0, gt=0)  # the monitor reports a model stage with no progress this long
+    model_stall_s: float = Field(900.0, gt=0)  # no model progress this long is reported (> a window's ASR)
     bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave
 
     # tools
@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def audio_dir(self) -> Path:
         return self.ytingest_home / "audio"
+
+    @property
+    def kept_dir(self) -> Path:
+        """Audio of videos the model failed on, kept for the retry (not counted in the disk budget)."""
+        return self.ytingest_home / "kept"
 
     @property
     def pg_dir(self) -> Path:

@@ -28,7 +28,7 @@ from ytingest.pipeline.tuning import Tuning
 from ytingest.search import SearchQuery
 from ytingest.speakers.setup import build_tagger, save_unknowns
 from ytingest.stages.bulk import run_bulk
-from ytingest.stages.decode import Prepare, PreparingTranscriber
+from ytingest.stages.decode import Prepare, PreparingTranscriber, windows_in_thread
 from ytingest.stages.decoder_process import DecoderProcess
 from ytingest.stages.description import PIPELINE, Parts, Stage, inbox_for, metrics_for, wire
 from ytingest.stages.discover import Discoverer, ListDiscoverer, Listing, YtDlpDiscoverer, run_discovery
@@ -165,19 +165,8 @@ class Engine:
         if self._transcriber is None:
             from ytingest.models.asr import WhisperTranscriber
 
-            s = self.settings
             self._transcriber = await asyncio.get_running_loop().run_in_executor(
-                self._asr_pool,
-                lambda: WhisperTranscriber(
-                    s.asr_model,
-                    device=s.asr_device,
-                    compute_type=s.asr_compute_type,
-                    workers=s.asr_workers,
-                    cpu_threads=s.asr_cpu_threads,
-                    beam_size=s.asr_beam_size,
-                    batching=s.asr_batching,
-                    batch_size=s.asr_batch_size,
-                ),
+                self._asr_pool, WhisperTranscriber.from_settings, self.settings
             )
         return self._transcriber
 
@@ -282,9 +271,9 @@ class Engine:
         return summary
 
     async def _prepare_fn(self, transcriber: Transcriber) -> Prepare | None:
-        """How the decode stage prepares a file: the decoder process for faster-whisper (started
-        now, so its imports overlap the first downloads), else the transcriber in a thread; None
-        when the transcriber decodes by itself."""
+        """How the decode stage decodes a file's windows: the decoder process for faster-whisper
+        (started now, so its imports overlap the first downloads), else the transcriber in a thread;
+        None when the transcriber decodes by itself."""
         from ytingest.models.asr import WhisperTranscriber
 
         if not isinstance(transcriber, PreparingTranscriber):
@@ -293,9 +282,8 @@ class Engine:
             if self._decoder is None:
                 self._decoder = DecoderProcess(transcriber.prepare_options)
             await self._decoder.start()
-            return self._decoder.prepare
-        loop, pool = asyncio.get_running_loop(), self._decode_pool
-        return lambda path: loop.run_in_executor(pool, transcriber.prepare, path)
+            return self._decoder.windows
+        return windows_in_thread(transcriber, self._decode_pool)
 
     async def _build_search_index(self, *, stopping: bool) -> None:
         """The HNSW and full-text indexes, once the rows are in; a stopping run, or a database that
@@ -324,6 +312,7 @@ class Engine:
             window_s=s.diagnose_window_s,
             stats_every_s=s.stats_interval_s,
             tuner=tuner,
+            stall_s=s.model_stall_s,
         )
 
     @property

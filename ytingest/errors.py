@@ -24,7 +24,17 @@ class DownloadError(YtingestError):
 
 
 class TranscribeError(YtingestError):
-    """One video's audio could not be decoded or transcribed (the file is bad: not retried)."""
+    """One video's audio could not be decoded (the file is bad: quarantined, not retried)."""
+
+
+class ModelError(YtingestError):
+    """The ASR model failed on audio that decoded fine (a runtime or driver error): the video
+    fails for this run and a later run retries it; its audio is kept, never quarantined.
+    ``out_of_memory``: the batch did not fit even at size 1."""
+
+    def __init__(self, message: str, *, out_of_memory: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_memory = out_of_memory
 
 
 class EmbedError(YtingestError):

@@ -22,18 +22,29 @@ def _day(value: date | str | None) -> str | None:
     return value.isoformat() if isinstance(value, date) else value
 
 
+def _about(video: Mapping[str, Any]) -> dict[str, Any]:
+    """The video's fields each JSON row repeats."""
+    probability = video.get("language_probability")
+    return {
+        "video_id": video["id"],
+        "upload_date": _day(video.get("upload_date")),
+        "language": video.get("language"),
+        "language_probability": None if probability is None else round(probability, 4),
+        "warning": video.get("warning"),
+    }
+
+
 def _caption(row: dict[str, Any]) -> str:
     return f"[{row['speaker']}] {row['text']}" if row.get("speaker") else str(row["text"])
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, *, video: Mapping[str, Any] | None = None) -> str:
     """``rows`` as returned by ``Database.video_segments``, in order. ``video``: the video's row from
-    the same call; JSON rows then also carry its ``video_id`` and ``upload_date`` (``YYYY-MM-DD`` or
-    null). SRT and WebVTT have no place for them."""
+    the same call; JSON rows then also carry its ``video_id``, ``upload_date`` (``YYYY-MM-DD`` or
+    null), ``language``, ``language_probability`` (null: set, not detected) and ``warning`` (null, or
+    what the stored video lacks). SRT and WebVTT have no place for them."""
     if fmt == "json":
-        about = (
-            {} if video is None else {"video_id": video["id"], "upload_date": _day(video.get("upload_date"))}
-        )
+        about = {} if video is None else _about(video)
         out = [
             {
                 **about,

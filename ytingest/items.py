@@ -174,6 +174,8 @@ class SearchHit:
     upload_date: str | None = None  # ISO date, when the source gave one
     before: str = ""  # the previous segment's text ("" at the start)
     after: str = ""  # the next segment's text ("" at the end)
+    language: str | None = None  # the video's, as the ASR gave it
+    language_probability: float | None = None  # of the detected ``language`` (None: set, not detected)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -184,6 +186,10 @@ class SearchHit:
             "media_url": self.media_url,
             "channel": self.channel,
             "upload_date": self.upload_date,
+            "language": self.language,
+            "language_probability": (
+                None if self.language_probability is None else round(self.language_probability, 4)
+            ),
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "text": self.text,

@@ -82,7 +82,7 @@ def test_search_finds_the_episode_a_phrase_comes_from(ingested: Ingested, query:
 
 
 SEARCH_FIELDS = {"video_id", "idx", "title", "url", "media_url", "channel", "upload_date", "start", "end"}
-SEARCH_FIELDS |= {"text", "before", "after", "speaker", "score"}
+SEARCH_FIELDS |= {"text", "before", "after", "speaker", "score", "language", "language_probability"}
 
 
 def test_search_modes_filters_and_dates_from_the_feed(ingested: Ingested) -> None:
@@ -227,6 +227,23 @@ def test_unknown_model_exits_2(cli: Cli) -> None:
     assert r.returncode == 2
     assert "ASR model" in _one_clean_line(r)
     assert sum(channel.hits.values()) == 0  # nothing downloaded before the model was known to load
+
+
+def test_a_language_an_english_only_model_cannot_transcribe_exits_2(cli: Cli) -> None:
+    """ASR_LANGUAGE=de with the bundled tiny.en: one line naming the conflict, nothing downloaded."""
+    with serve_in_thread(ChannelServer()) as channel:
+        r = cli("stream", channel.feed_url, extra_env={"ASR_LANGUAGE": "de"})
+    assert r.returncode == 2
+    assert "English-only" in _one_clean_line(r) and "ASR_LANGUAGE=de" in _one_clean_line(r)
+    assert sum(channel.hits.values()) == 0
+
+
+def test_the_language_is_stored_per_video(ingested: Ingested) -> None:
+    """tiny.en transcribes in English and detects nothing: language en, probability null."""
+    rows = ingested.cli("export", ingested.channel.episodes[0].id, "--format", "json").json()
+    assert {(r["language"], r["language_probability"]) for r in rows} == {("en", None)}
+    hits = ingested.cli("search", "sourdough starter", "--json", "--limit", "1").json()
+    assert hits[0]["language"] == "en"
 
 
 def test_json_summary_is_the_only_stdout(cli: Cli) -> None:

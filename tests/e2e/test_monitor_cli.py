@@ -48,7 +48,7 @@ def test_top_attaches_to_a_running_stream_and_the_report_is_written(cli: Cli) ->
     assert "io_q=" in top.stdout and "bottleneck:" in top.stdout
     assert proc.returncode == 0, out
     page = report.read_text()
-    assert page.count("<svg") == 3 and "5 stored" in page
+    assert page.count("<svg") == 4 and "5 stored" in page  # the fourth: audio left and the ETA
     gone = subprocess.run(
         [sys.executable, "-m", "ytingest", "top", "--port", port, "--once"],
         env=cli.env,

@@ -7,6 +7,7 @@ import pytest
 
 from tests.wer import MAX_MEAN_WER, wer
 from ytingest.models.asr import WhisperTranscriber
+from ytingest.pipeline.assembly import WindowResult
 from ytingest.stages.decode import DecodedAudio, PreparingTranscriber
 from ytingest.stages.transcribe import transcribe_group
 from ytingest.testing import sample_episodes
@@ -67,7 +68,7 @@ def test_group_hands_the_decoded_audio_to_the_tagger(cross: WhisperTranscriber, 
     group = [DecodedAudio(AudioFile(VideoRef(e.id, ""), e.path, 1), cross.prepare(e.path)) for e in eps]
     outcomes = transcribe_group(cross, Tagger(), group)  # type: ignore[arg-type]
     assert seen == [len(d.prepared.audio) for d in group if d.prepared is not None]
-    assert all(not isinstance(o, Exception) and o[0] for o in outcomes)
+    assert all(isinstance(o, WindowResult) and o.segments for o in outcomes)
 
 
 def test_a_chunk_the_batched_pass_leaves_half_done_is_decoded_again(cross: WhisperTranscriber) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -118,12 +118,17 @@ async def test_slowed_decoder_is_a_decode_bottleneck_not_asr(
     class SlowDecoder:
         name = asr.name
 
-        def prepare(self, path: Path) -> PreparedAudio:
+        def prepare_windows(self, path: Path) -> Iterator[PreparedAudio]:
             time.sleep(1.5)
-            return asr.prepare(path)
+            yield from asr.prepare_windows(path)
 
-        def transcribe_prepared(self, items: list[PreparedAudio]) -> list[AsrResult]:
-            return asr.transcribe_prepared(items)
+        def detect_language(self, item: PreparedAudio) -> tuple[str, float | None]:
+            return asr.detect_language(item)
+
+        def transcribe_prepared(
+            self, items: list[PreparedAudio], *, batch_size: int | None = None, languages: Any = None
+        ) -> list[AsrResult]:
+            return asr.transcribe_prepared(items, batch_size=batch_size, languages=languages)
 
         def transcribe(self, path: Path) -> AsrResult:
             return asr.transcribe(path)

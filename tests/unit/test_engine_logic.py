@@ -56,6 +56,7 @@ async def test_slow_asr_backpressure_bounds_files_on_disk(tmp_path: Path) -> Non
         tmp_path,
         io_workers=4,
         asr_queue_size=2,
+        asr_batch_size=1,  # the queue ahead of ASR holds ASR_QUEUE_SIZE x ASR_BATCH_SIZE chunks
         asr_workers=1,
         decode_queue_size=2,
         discoverer=FakeDiscoverer(refs(16)),

@@ -64,10 +64,31 @@ def test_json_rows_carry_the_video_id_and_upload_date() -> None:
     video = {"id": "ep01", "title": "One", "upload_date": date(2026, 3, 1)}
     out = json.loads(render(ROWS, "json", video=video))
     assert [(o["video_id"], o["upload_date"]) for o in out] == [("ep01", "2026-03-01")] * 2
-    assert [{k: v for k, v in o.items() if k not in ("video_id", "upload_date")} for o in out] == json.loads(
-        render(ROWS, "json")
-    )
+    about = ("video_id", "upload_date", "language", "language_probability", "warning")
+    assert [{k: v for k, v in o.items() if k not in about} for o in out] == json.loads(render(ROWS, "json"))
     undated = json.loads(render(ROWS, "json", video={"id": "ep02", "upload_date": None}))
     assert undated[0]["upload_date"] is None
+    assert (undated[0]["language"], undated[0]["language_probability"], undated[0]["warning"]) == (
+        None,
+        None,
+        None,
+    )
     for fmt in ("srt", "vtt"):
         assert render(ROWS, fmt, video=video) == render(ROWS, fmt)
+
+
+def test_json_rows_carry_the_language_its_probability_and_the_warning() -> None:
+    """Given the video's row, each JSON row has its language, the probability (4 decimals) and the
+    warning; SRT/VTT stay the same."""
+    video = {
+        "id": "ep01",
+        "upload_date": None,
+        "language": "de",
+        "language_probability": 0.9312345,
+        "warning": "speaker identification failed: no voices",
+    }
+    out = json.loads(render(ROWS, "json", video=video))
+    assert [(o["language"], o["language_probability"], o["warning"]) for o in out] == [
+        ("de", 0.9312, "speaker identification failed: no voices")
+    ] * 2
+    assert render(ROWS, "srt", video=video) == render(ROWS, "srt")

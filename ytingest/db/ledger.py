@@ -120,7 +120,8 @@ class Ledger(Store):
         ]
 
     async def status(self, channel: str | None = None) -> dict[str, Any]:
-        """Counts by status, stored segments, every failure with its reason, and the videos waiting
+        """Counts by status, stored segments, every failure with its reason, every video stored with
+        a warning (``warned``: how many; ``warnings``: each with its warning) and the videos waiting
         to be ordinary ones (``waiting``: upcoming premieres, live-now streams); all of them only for
         ``channel`` (the URL a run was given) when one is named."""
         mine = "($1::text IS NULL OR channel = $1)"
@@ -143,6 +144,11 @@ class Ledger(Store):
                 f" WHERE status = 'failed' AND {mine} ORDER BY updated_at",
                 channel,
             )
+            warned = await conn.fetch(
+                "SELECT id, title, warning FROM videos"
+                f" WHERE status = 'done' AND warning IS NOT NULL AND {mine} ORDER BY done_at, id",
+                channel,
+            )
             waiting = await conn.fetch(
                 "SELECT id, title, status, webpage_url FROM videos"
                 f" WHERE status = ANY($2::text[]) AND {mine} ORDER BY updated_at, id",
@@ -152,6 +158,8 @@ class Ledger(Store):
         return {
             "videos": {k: counts.get(k, 0) for k in ("done", "failed", "pending")},
             "segments": segments,
+            "warned": len(warned),
+            "warnings": [{"video_id": r["id"], "title": r["title"], "warning": r["warning"]} for r in warned],
             "waiting": [
                 {"video_id": r["id"], "title": r["title"], "status": r["status"], "url": r["webpage_url"]}
                 for r in waiting

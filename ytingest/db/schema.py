@@ -103,6 +103,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE videos ADD CONSTRAINT videos_status_check
         CHECK (status IN ('pending', 'done', 'failed', 'upcoming', 'live'));
     """,
+    # 8: what the ASR said of each stored video: its language, the detection's probability (NULL:
+    # the language was set, not detected), and a warning when it was stored with something missing
+    """
+    ALTER TABLE videos ADD COLUMN language text, ADD COLUMN language_probability real,
+        ADD COLUMN warning text;
+    """,
 )
 
 

@@ -58,7 +58,8 @@ WHERE {_TSV} @@ any_q AND {_FILTERS}
 ORDER BY every DESC, score DESC, s.video_id, s.idx LIMIT $2"""
 _DETAILS = """
 SELECT s.video_id, s.idx, s.start_s, s.end_s, s.text, s.speaker, v.title, v.webpage_url, v.url,
-       v.channel, v.upload_date, COALESCE(p.text, '') AS before, COALESCE(n.text, '') AS after
+       v.channel, v.upload_date, v.language, v.language_probability,
+       COALESCE(p.text, '') AS before, COALESCE(n.text, '') AS after
 FROM unnest($1::text[], $2::int[]) AS k(video_id, idx)
 JOIN segments s ON s.video_id = k.video_id AND s.idx = k.idx
 JOIN videos v ON v.id = s.video_id
@@ -123,10 +124,13 @@ class SearchStore(Store):
         return [_hit(found[key], score) for key, score in ranked if key in found]
 
     async def videos(self, *, channel: str | None = None) -> list[dict[str, Any]]:
-        """Every known video (newest upload first, undated last), optionally of one channel."""
+        """Every known video (newest upload first, undated last), optionally of one channel, with
+        the stored ones' language (and its detection's probability) and warning."""
         async with self._conn("list videos") as conn:
             rows = await conn.fetch(
-                """SELECT id, title, channel, url, webpage_url, duration, status, segments, upload_date
+                """SELECT id, title, channel, url, webpage_url, duration, status, segments, upload_date,
+                          language, round(language_probability::numeric, 4)::float8 AS language_probability,
+                          warning
                    FROM videos WHERE ($1::text IS NULL OR channel = $1)
                    ORDER BY upload_date DESC NULLS LAST, id""",
                 channel,
@@ -182,4 +186,6 @@ def _hit(r: Any, score: float) -> SearchHit:
         after=r["after"],
         speaker=r["speaker"],
         score=score,
+        language=r["language"],
+        language_probability=r["language_probability"],
     )

@@ -60,8 +60,9 @@ class SegmentStore(Store):
         self, items: Sequence[EmbeddedTranscript], *, asr_model: str, embed_model: str
     ) -> None:
         """Delete the videos' old rows, binary COPY the new ones straight into ``segments`` and mark
-        the videos done, all in one transaction: a video is stored whole or not at all, and storing
-        it again replaces its rows, never duplicates them. (No staging table: nothing to merge.)"""
+        the videos done with their language and warning, all in one transaction: a video is stored
+        whole or not at all, and storing it again replaces its rows (and its language and warning),
+        never duplicates them. (No staging table: nothing to merge.)"""
         records = segment_records(items, embed_model)
         ids = [it.transcript.video.id for it in items]
         async with self._conn(f"store {_videos(ids)}") as conn, conn.transaction():
@@ -71,14 +72,20 @@ class SegmentStore(Store):
             status = await conn.execute(
                 """UPDATE videos v SET status = 'done', error = NULL, error_stage = NULL,
                      segments = u.n, audio_seconds = u.seconds, asr_model = $4, embed_model = $5,
+                     language = NULLIF(u.language, ''), language_probability = u.probability,
+                     warning = NULLIF(u.warning, ''),
                      done_at = now(), updated_at = now()
-                   FROM unnest($1::text[], $2::int[], $3::real[]) AS u(id, n, seconds)
+                   FROM unnest($1::text[], $2::int[], $3::real[], $6::text[], $7::real[], $8::text[])
+                     AS u(id, n, seconds, language, probability, warning)
                    WHERE v.id = u.id""",
                 ids,
                 [len(it.transcript.segments) for it in items],
                 [it.transcript.audio_seconds for it in items],
                 asr_model,
                 embed_model,
+                [it.transcript.language for it in items],
+                [it.transcript.language_probability for it in items],
+                [it.transcript.warning for it in items],
             )
             if status != f"UPDATE {len(set(ids))}":
                 raise StoreError(f"{_videos(ids)}: not every video is registered")
@@ -87,8 +94,8 @@ class SegmentStore(Store):
         """A stored video's row and its segments in order, or None if it is not stored."""
         async with self._conn("export") as conn:
             video = await conn.fetchrow(
-                "SELECT id, title, webpage_url, url, duration, status, upload_date, channel, channel_name"
-                " FROM videos WHERE id = $1",
+                "SELECT id, title, webpage_url, url, duration, status, upload_date, channel, channel_name,"
+                " language, language_probability, warning FROM videos WHERE id = $1",
                 video_id,
             )
             if video is None or video["status"] != "done":

@@ -10,6 +10,7 @@ its own timeline with ``restore_speech_timestamps``. Executor only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from ytingest.items import SAMPLE_RATE, PreparedAudio, Segment
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.feature_extractor import FeatureExtractor
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import TranscriptionOptions
 
 CHUNK_S = 30  # Whisper's window; VAD regions are merged into chunks of at most this length
 # a chunk whose batched text ends more than this much (and this share) before the chunk's speech
@@ -85,6 +88,7 @@ class ChunkBatcher:
         self._model = model
         multilingual = bool(model.model.is_multilingual)
         self._language = None if multilingual else "en"
+        self._per_language: dict[str, tuple[Tokenizer, TranscriptionOptions]] = {}
         # multilingual: generate_segment_batched detects the language of every chunk on its own
         self._tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language="en")
         self._options = TranscriptionOptions(
@@ -116,21 +120,46 @@ class ChunkBatcher:
             hotwords=None,
         )
 
-    def run(self, items: Sequence[PreparedAudio]) -> list[tuple[Segment, ...]]:
-        """Segments of every item, in its own time, in order; chunks of all items share batches."""
-        refs = [(i, j) for i, p in enumerate(items) for j in range(len(p.chunks))]
+    def run(
+        self,
+        items: Sequence[PreparedAudio],
+        *,
+        batch_size: int | None = None,
+        languages: Sequence[str | None] | None = None,
+    ) -> list[tuple[Segment, ...]]:
+        """Segments of every item, in its own time, in order; chunks of all items share batches of
+        ``batch_size`` (default: the batcher's). ``languages``, per item, for a multilingual model:
+        None lets the model detect the language of each chunk; batches never mix languages."""
+        size = max(1, batch_size or self.batch_size)
+        langs: list[str | None] = list(languages) if languages is not None else [None] * len(items)
+        if self._language is not None:  # an English-only model
+            langs = [self._language] * len(items)
         outputs: list[list[list[dict[str, Any]]]] = [[[] for _ in p.chunks] for p in items]
-        for k in range(0, len(refs), self.batch_size):
-            part = refs[k : k + self.batch_size]
-            feats = np.stack([_features(items[i])[j] for i, j in part])
-            meta = [items[i].chunks[j] for i, j in part]
-            results = self._pipe.forward(feats, self._tokenizer, meta, self._options)
-            for (i, j), result in zip(part, results, strict=True):
-                outputs[i][j] = self._cover(items[i], items[i].chunks[j], result)
+        for language in dict.fromkeys(langs):
+            refs = [(i, j) for i, p in enumerate(items) if langs[i] == language for j in range(len(p.chunks))]
+            tokenizer, options = self._decoding(language)
+            for k in range(0, len(refs), size):
+                part = refs[k : k + size]
+                feats = np.stack([_features(items[i])[j] for i, j in part])
+                meta = [items[i].chunks[j] for i, j in part]
+                results = self._pipe.forward(feats, tokenizer, meta, options)
+                for (i, j), result in zip(part, results, strict=True):
+                    outputs[i][j] = self._cover(items[i], items[i].chunks[j], result, language)
         return [_segments(p, out) for p, out in zip(items, outputs, strict=True)]
 
+    def _decoding(self, language: str | None) -> tuple[Tokenizer, TranscriptionOptions]:
+        """The tokenizer and options for one language (None: detected per chunk)."""
+        if language is None or language == self._language:
+            return self._tokenizer, self._options
+        if language not in self._per_language:
+            from faster_whisper.tokenizer import Tokenizer
+
+            tokenizer = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language=language)
+            self._per_language[language] = (tokenizer, replace(self._options, multilingual=False))
+        return self._per_language[language]
+
     def _cover(
-        self, item: PreparedAudio, chunk: dict[str, Any], result: list[dict[str, Any]]
+        self, item: PreparedAudio, chunk: dict[str, Any], result: list[dict[str, Any]], language: str | None
     ) -> list[dict[str, Any]]:
         """``result``, or the chunk decoded again by ``WhisperModel.transcribe`` when the batched
         text stops well before the chunk's speech does. A batched pass is one decode of up to 30 s:
@@ -144,7 +173,7 @@ class ChunkBatcher:
         speech = np.concatenate([item.audio[s["start"] : s["end"]] for s in chunk["segments"]])
         segments, _ = self._model.transcribe(
             speech,
-            language=self._language,
+            language=language or self._language,
             beam_size=self.beam_size,
             vad_filter=False,
             condition_on_previous_text=False,

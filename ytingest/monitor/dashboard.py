@@ -9,6 +9,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ytingest.monitor.sampler import eta_seconds
+
 _COLOUR = {
     "none": "green",
     "download": "yellow",
@@ -18,26 +20,69 @@ _COLOUR = {
     "embed": "cyan",
     "store": "blue",
     "disk": "red",
+    "stalled": "red",
 }
+_IDLE_SHOWN_S = 60.0  # a video this long without progress says so
 
 
 def _bar(fraction: float, width: int = 16) -> ProgressBar:
     return ProgressBar(total=1.0, completed=max(0.0, min(1.0, fraction)), width=width)
 
 
+def _clock(seconds: float) -> str:
+    """``12:30``, or ``1:30:00`` from an hour on."""
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _span(seconds: float) -> str:
+    """``12m05s``, or ``6h52m`` from an hour on."""
+    s = int(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
 def _eta(snap: dict[str, Any]) -> str:
-    remaining = snap["queued"] - snap["done"] - snap["failed"]
-    rate = (snap["done"] + snap["failed"]) / snap["t"] if snap["t"] > 0 else 0.0  # whole-run average
-    if remaining <= 0:
-        return "-"
-    if rate <= 0:
+    """``sampler.eta_seconds``: by audio once the model's rate is known, else by videos."""
+    if "eta_s" in snap:
+        secs = snap["eta_s"]
+    else:  # a document from an engine that predates ``eta_s``
+        rate = (snap["done"] + snap["failed"]) / snap["t"] if snap["t"] > 0 else 0.0
+        secs = eta_seconds(0.0, None, snap["queued"] - snap["done"] - snap["failed"], rate)
+    if secs is None:
         return "?"
-    secs = int(remaining / rate)
-    return f"{secs // 60}m{secs % 60:02d}s"
+    return _span(secs) if secs > 0 else "-"
+
+
+def _in_model(videos: list[dict[str, Any]]) -> Table:
+    """One line per video in the model stage: ``title  ━━━━╸   12:30 / 1:30:00  14%``."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(max_width=48, no_wrap=True, overflow="ellipsis")
+    for _ in range(4):
+        grid.add_column(justify="right")
+    for v in videos:
+        fraction, duration = v.get("fraction"), v.get("duration_s")
+        idle = v.get("idle_s") or 0.0
+        grid.add_row(
+            v.get("title") or v["video_id"],
+            _bar(fraction or 0.0, width=24),
+            f"{_clock(v['done_s'])} / {_clock(duration) if duration else '?'}",
+            f"{fraction:.0%}" if fraction is not None else "?",
+            Text(f"no progress for {_span(idle)}", style="yellow") if idle >= _IDLE_SHOWN_S else "",
+        )
+    return grid
+
+
+def _audio(snap: dict[str, Any]) -> str:
+    """`` (audio left 12:30:00 at 41.0× real time)`` once there is audio to go by."""
+    left, rate = snap.get("audio_left_s") or 0.0, snap.get("model_audio_s_per_s")
+    if left <= 0:
+        return ""
+    return f" (audio left {_clock(left)}" + (f" at {rate:.1f}× real time)" if rate else ")")
 
 
 def render(status: dict[str, Any]) -> RenderableType:
-    """One row per stage (queue bar, busy %, rate, latency), GPU/CPU, the verdict, totals."""
+    """One row per stage (queue bar, busy %, rate, latency), GPU/CPU, the videos in the model
+    (progress bars), the verdict, totals."""
     snap = status.get("snapshot")
     if not snap:
         return Text(f"ytingest: {status.get('state', 'idle')}, no samples yet", style="dim")
@@ -93,11 +138,14 @@ def render(status: dict[str, Any]) -> RenderableType:
             f" RSS {snap['rss_bytes'] / 2**20:.0f} MiB",
         )
         lines.append(row)
+    if snap.get("in_model"):
+        lines.append(Text(f"in the model ({len(snap['in_model'])})", style="bold"))
+        lines.append(_in_model(snap["in_model"]))
     verdict = snap.get("verdict") or {"stage": "none", "advice": ""}
     stage = verdict.get("stage", "none")
     lines.append(
         Text.assemble(
-            ("bottleneck: ", "bold"),
+            ("model: " if stage == "stalled" else "bottleneck: ", "bold"),
             (stage, f"bold {_COLOUR.get(stage, 'white')}"),
             ("  " + verdict.get("advice", ""), ""),
         )
@@ -107,7 +155,7 @@ def render(status: dict[str, Any]) -> RenderableType:
         Text(
             f"done {snap['done']}  failed {snap['failed']}  skipped {snap['skipped']}"
             f"  queued {snap['queued']}"
-            f"  ETA {_eta(snap)}  {snap['download_bytes_per_s'] / 1024:.0f} KiB/s down"
+            f"  ETA {_eta(snap)}{_audio(snap)}  {snap['download_bytes_per_s'] / 1024:.0f} KiB/s down"
             f"  audio on disk {snap['audio_dir_bytes'] / 2**20:.1f} MiB"
             f"  IO_WORKERS={knobs.get('io_workers', '?')}{' (autotune)' if knobs.get('autotune') else ''}",
             style="dim",

@@ -2,7 +2,8 @@
 
 Pure functions over recent ``Snapshot``s, so every rule is testable without a pipeline. The
 stages are whatever the snapshot holds, in pipeline order: each is judged on the queue that
-feeds it. A stage with no advice of its own below gets the generic advice for its knob.
+feeds it. A stage with no advice of its own below gets the generic advice for its knob. A model
+that has stopped making progress comes before all of them (``stalled``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ SATURATED = 0.85  # a stage busier than this is at its limit
 STARVED = 0.6  # a stage less busy than this is waiting for work
 BACKED_UP = 0.5  # an input queue fuller than this is piling up
 MEASURED = 0.05  # a stage busier than this has a rate worth reading
+STALL_S = 300.0  # MODEL_STALL_S's default: a model with work and no progress this long is stalled
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,7 @@ class Knobs:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    stage: str  # a stage's name, or source | disk | none
+    stage: str  # a stage's name, or stalled | source | disk | none
     evidence: dict[str, Any] = field(default_factory=dict)
     advice: str = ""
     knob: str | None = None
@@ -155,6 +157,30 @@ def _averaged(window: Sequence[Snapshot], name: str) -> StageSample:
     return replace(window[-1].stages[name], busy=_mean([w.stages[name].busy for w in window]))
 
 
+def is_stalled(snap: Snapshot, stall_s: float = STALL_S) -> bool:
+    """Videos are in the model stage and none of them has advanced, nor has the stage finished
+    anything, for ``stall_s`` or more."""
+    return bool(snap.in_model) and snap.model_quiet_s >= stall_s
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def stall_verdict(snap: Snapshot, ev: dict[str, Any]) -> Verdict:
+    """The model is hung: what to look at, and that a restart loses nothing stored."""
+    model = next((s for s in snap.stages.values() if s.model), None)
+    who = f"the model ({model.label})" if model is not None else "the model"
+    ev = {**ev, "model_quiet_s": snap.model_quiet_s, "in_model": [v.video_id for v in snap.in_model]}
+    advice = (
+        f"{who} made no progress for {_minutes(snap.model_quiet_s)} on {len(snap.in_model)} video(s): "
+        "a hung GPU driver, a stuck decode or a model call that never returns; look at nvidia-smi, "
+        "the decoder process and the last log events of those videos, or restart the run (nothing "
+        "stored is lost: stored videos are skipped, the ones in flight start over)"
+    )
+    return Verdict("stalled", ev, advice)
+
+
 def source_advice(pushed_back: int, io_workers: int) -> str:
     """The site is pushing back: HTTP 429, or YouTube's bot check ("Sign in to confirm you're not
     a bot") or "This content isn't available, try again later", all counted as ``rate_limited``.
@@ -167,8 +193,10 @@ def source_advice(pushed_back: int, io_workers: int) -> str:
     )
 
 
-def diagnose(window: Sequence[Snapshot], knobs: Knobs) -> Verdict:
+def diagnose(window: Sequence[Snapshot], knobs: Knobs, *, stall_s: float = STALL_S) -> Verdict:
     """The current bottleneck over ``window`` (oldest first, at least one snapshot).
+
+    A model stalled for ``stall_s`` (``is_stalled``) is named before any stage.
 
     Downstream stages are judged first: a backlog upstream of a slow stage is its effect.
     A stage is the bottleneck when it is busy and the queue that feeds it is backing up; the
@@ -178,6 +206,8 @@ def diagnose(window: Sequence[Snapshot], knobs: Knobs) -> Verdict:
     last = window[-1]
     names = list(last.stages)
     busy = {name: ev[f"{name}_busy"] for name in names}
+    if is_stalled(last, stall_s):
+        return stall_verdict(last, ev)
     if ev["rate_limited"]:
         advice = source_advice(ev["rate_limited"], knobs.io_workers)
         return Verdict("source", ev, advice, "IO_WORKERS", knobs.io_workers, max(1, knobs.io_workers // 2))

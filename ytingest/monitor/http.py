@@ -75,6 +75,37 @@ class SnapshotCollector(Collector):
         )
         verdict.add_metric([snap["verdict"].get("stage", "none")], 1.0)
         yield verdict
+        yield from _model_metrics(snap)
+
+
+def _model_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
+    """The model stage as a few unlabelled gauges: a label per video id would grow without bound."""
+    videos = snap.get("in_model") or []
+    fractions = [v["fraction"] for v in videos if v.get("fraction") is not None]
+    yield GaugeMetricFamily(
+        "ytingest_audio_left_seconds",
+        "audio-seconds still to transcribe: queued up to the model and left in its videos",
+        value=snap.get("audio_left_s", 0.0),
+    )
+    yield GaugeMetricFamily("ytingest_videos_in_model", "videos in the model stage", value=len(videos))
+    yield GaugeMetricFamily(
+        "ytingest_model_progress_min_fraction",
+        "least-advanced video in the model stage, 0..1 (1 when none or no length is known)",
+        value=min(fractions, default=1.0),
+    )
+    yield GaugeMetricFamily(
+        "ytingest_model_quiet_seconds",
+        "seconds since the model stage last made progress (alert on this with videos in the model)",
+        value=snap.get("model_quiet_s", 0.0) if videos else 0.0,
+    )
+    rate = snap.get("model_audio_s_per_s")
+    if rate is not None:
+        yield GaugeMetricFamily(
+            "ytingest_model_audio_seconds_per_second", "the model's recent audio rate", value=rate
+        )
+    eta = snap.get("eta_s")
+    if eta is not None:
+        yield GaugeMetricFamily("ytingest_eta_seconds", "seconds until the run is done, estimated", value=eta)
 
 
 async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

@@ -1,4 +1,5 @@
-"""The monitor task: sample every interval, diagnose, autotune, log ``stats`` and ``bottleneck``."""
+"""The monitor task: sample every interval, diagnose, autotune, log ``stats``, ``bottleneck`` and
+``model_stalled``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import replace
 
 from ytingest.logs import get_logger
 from ytingest.monitor.autotune import AutoTuner
-from ytingest.monitor.diagnose import Knobs, Verdict, diagnose
+from ytingest.monitor.diagnose import STALL_S, Knobs, Verdict, diagnose, is_stalled
 from ytingest.monitor.sampler import Sampler, Snapshot
 
 log = get_logger()
@@ -28,8 +29,10 @@ class Monitor:
         stats_every_s: float = 10.0,
         tuner: AutoTuner | None = None,
         history: int = 3600,
+        stall_s: float = STALL_S,
     ) -> None:
         self.sampler = sampler
+        self.stall_s = stall_s  # MODEL_STALL_S
         self.knobs = knobs
         self.interval_s = interval_s
         self.tuner = tuner
@@ -40,6 +43,7 @@ class Monitor:
         self.verdict = Verdict("none")
         self._candidate = "none"
         self._last_stats = 0.0
+        self._stalled = False  # a ``model_stalled`` warning is out for the current stall
 
     async def run(self, finished: asyncio.Event) -> None:
         """Sample until ``finished`` is set, then take one final sample."""
@@ -57,7 +61,8 @@ class Monitor:
             t = self.tuner.tuning
             self.knobs = replace(self.knobs, io_workers=t.io_workers, batch_size=t.batch_size)
         self.window.append(snap)
-        verdict = diagnose(list(self.window), self.knobs)
+        verdict = diagnose(list(self.window), self.knobs, stall_s=self.stall_s)
+        self._watch_stall(snap)
         self._judge(verdict)
         snap = replace(snap, verdict=self.verdict.to_dict())
         self.latest = snap
@@ -82,6 +87,16 @@ class Monitor:
         self.verdict = verdict
         log.info("bottleneck", stage=verdict.stage, evidence=verdict.evidence, advice=verdict.advice)
 
+    def _watch_stall(self, snap: Snapshot) -> None:
+        """Warn ``model_stalled`` once per stall; progress (or an empty model stage) re-arms it."""
+        stalled = is_stalled(snap, self.stall_s)
+        if stalled and not self._stalled:
+            videos = [{"video_id": v.video_id, "idle_s": v.idle_s} for v in snap.in_model]
+            log.warning("model_stalled", quiet_s=snap.model_quiet_s, stall_s=self.stall_s, videos=videos)
+        elif self._stalled and not stalled:
+            log.info("model_resumed", quiet_s=snap.model_quiet_s, in_model=len(snap.in_model))
+        self._stalled = stalled
+
 
 def _stats_fields(s: Snapshot) -> dict[str, object]:
     fields: dict[str, object] = {
@@ -91,6 +106,14 @@ def _stats_fields(s: Snapshot) -> dict[str, object]:
         "download_bytes_per_s": round(s.download_bytes_per_s),
         "rss_mb": round(s.rss_bytes / 2**20),
         "audio_dir_mb": round(s.audio_dir_bytes / 2**20, 1),
+        "in_model": len(s.in_model),
+        "audio_left_s": round(s.audio_left_s),
+        "model_audio_s_per_s": s.model_audio_s_per_s,
+        "eta_s": None if (eta := s.eta_s) is None else round(eta),
+        "progress": [
+            {"id": v.video_id, "fraction": v.fraction if v.fraction is None else round(v.fraction, 3)}
+            for v in s.in_model
+        ],
     }
     for name, st in s.stages.items():
         fields[f"{name}_busy"] = round(st.busy, 2)

@@ -17,6 +17,9 @@ _COLOURS = {
     "store": "#3465a4",
     "source": "#cc0000",
     "disk": "#8b0000",
+    "stalled": "#ef2929",
+    "audio": "#a347ba",
+    "eta": "#555753",
     "gpu": "#4e9a06",
     "cpu": "#4e9a06",
 }
@@ -76,6 +79,17 @@ def _verdict_spans(history: Sequence[Snapshot]) -> list[tuple[str, float, float]
     return [(str(st), float(a), float(b)) for st, a, b in spans if st != "none"]
 
 
+def _audio_chart(history: Sequence[Snapshot]) -> str:
+    """Hours of audio left to transcribe and the ETA over time (nothing when no length was known)."""
+    if not any(s.audio_left_s > 0 for s in history):
+        return ""
+    series = {
+        "audio left (h)": lambda s: s.audio_left_s / 3600,
+        "eta (h)": lambda s: (s.eta_s or 0.0) / 3600,
+    }
+    return _chart("audio left to transcribe and ETA (hours)", history, series)
+
+
 def write_report(history: Sequence[Snapshot], path: Path, *, title: str = "ytingest run") -> None:
     """Queue depths, busy fractions, GPU/CPU use, bottleneck verdicts (shaded), over time."""
     if not history:
@@ -102,6 +116,7 @@ def write_report(history: Sequence[Snapshot], path: Path, *, title: str = "yting
         _chart("queue depth (items)", history, queues),
         _chart("busy fraction", history, busy, top=1.0),
         _chart("accelerator use" if last.gpus else "CPU use", history, use, top=1.0),
+        _audio_chart(history),
         f"<h2>bottleneck verdicts</h2><ul>{verdicts or '<li>none</li>'}</ul>",
     ]
     page = "<!doctype html><meta charset='utf-8'><title>ytingest report</title>" + "".join(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import psutil
 
 from ytingest.monitor.gpu import GpuProbe, GpuSample
-from ytingest.pipeline.counters import Metrics
+from ytingest.pipeline.counters import Metrics, StageCounters
 from ytingest.stages.disk import folder_bytes
 
 
@@ -30,6 +31,34 @@ class StageSample:
     label: str = ""
     knob: str | None = None  # the setting that gives the stage more capacity
     queued_audio_s: float = 0.0  # audio-seconds waiting in its queue
+    model: bool = False  # the stage that runs the model (``Snapshot.in_model`` is its videos)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSample:
+    """One video inside the model stage: audio-seconds done out of its length."""
+
+    video_id: str
+    title: str
+    done_s: float
+    duration_s: float | None  # None: the length is not known
+    fraction: float | None
+    idle_s: float  # seconds since its progress last rose (or since it began)
+
+
+def eta_seconds(
+    audio_left_s: float, audio_rate: float | None, videos_left: int, videos_per_s: float
+) -> float | None:
+    """Seconds to the end of the run: the audio still to transcribe over the model's recent rate
+    (audio-seconds per second); while no audio rate is known, the videos left over the run's
+    average video rate. 0: nothing is left; None: no rate to go by yet."""
+    if videos_left <= 0 and audio_left_s <= 0:
+        return 0.0
+    if audio_rate and audio_left_s > 0:
+        return audio_left_s / audio_rate
+    if videos_per_s > 0 and videos_left > 0:
+        return videos_left / videos_per_s
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +79,24 @@ class Snapshot:
     discovery_done: bool
     disk_blocked: bool = False
     verdict: dict[str, Any] = field(default_factory=dict)
+    in_model: tuple[VideoSample, ...] = ()  # videos in the model stage, oldest first
+    audio_left_s: float = 0.0  # audio still to transcribe: queued up to the model, and in it
+    model_audio_s_per_s: float | None = None  # the model's recent rate (None: not measured yet)
+    model_quiet_s: float = 0.0  # seconds since the model stage last made progress
+
+    @property
+    def eta_s(self) -> float | None:
+        """``eta_seconds`` for this snapshot."""
+        videos_rate = (self.done + self.failed) / self.t if self.t > 0 else 0.0
+        left = self.queued - self.done - self.failed
+        return eta_seconds(self.audio_left_s, self.model_audio_s_per_s, left, videos_rate)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stages"] = {k: asdict(v) for k, v in self.stages.items()}
         d["gpus"] = [g.to_dict() for g in self.gpus]
+        d["in_model"] = [asdict(v) for v in self.in_model]
+        d["eta_s"] = self.eta_s
         return d
 
     def queue_line(self) -> str:
@@ -79,10 +121,42 @@ class _Totals:
     rate_limited: int
 
 
-class Sampler:
-    """Samples ``Metrics`` plus CPU/RSS/GPU/disk. ``system()`` blocks briefly: call it in a thread."""
+class _ModelRate:
+    """The model's audio-seconds per second over the last ``horizon_s``, counted from when it
+    first had work (a model waiting for its first download is not slow)."""
 
-    def __init__(self, metrics: Metrics, audio_dir: Path, gpu: GpuProbe) -> None:
+    def __init__(self, horizon_s: float) -> None:
+        self.horizon_s = horizon_s
+        self._points: deque[tuple[float, float]] = deque()
+        self.moved_at = time.monotonic()  # when the model stage last finished something
+        self._finished: tuple[int, float] = (0, 0.0)
+
+    def add(self, at: float, model: StageCounters | None, transcribed: float, working: bool) -> None:
+        finished = (model.done, model.audio_seconds) if model is not None else (0, 0.0)
+        if finished != self._finished:
+            self._finished, self.moved_at = finished, at
+        if not (working or self._points):
+            return
+        self._points.append((at, transcribed))
+        while len(self._points) > 2 and at - self._points[1][0] >= self.horizon_s:
+            self._points.popleft()
+
+    def rate(self) -> float | None:
+        if len(self._points) < 2:
+            return None
+        (t0, a0), (t1, a1) = self._points[0], self._points[-1]
+        return (a1 - a0) / (t1 - t0) if a1 > a0 and t1 > t0 else None
+
+
+class Sampler:
+    """Samples ``Metrics`` plus CPU/RSS/GPU/disk. ``system()`` blocks briefly: call it in a thread.
+
+    ``rate_horizon_s``: how far back the model's audio rate (the ETA's) is measured; long
+    enough to span a few of its windows even on a CPU."""
+
+    def __init__(
+        self, metrics: Metrics, audio_dir: Path, gpu: GpuProbe, *, rate_horizon_s: float = 600.0
+    ) -> None:
         self.metrics = metrics
         self.audio_dir = audio_dir
         self.gpu = gpu
@@ -90,6 +164,7 @@ class Sampler:
         self._process = psutil.Process()
         psutil.cpu_percent(None)  # prime: the first call always returns 0
         self._last = self._totals()
+        self._rate = _ModelRate(rate_horizon_s)
 
     def _totals(self) -> _Totals:
         m = self.metrics
@@ -131,6 +206,7 @@ class Sampler:
                 label=c.label or name,
                 knob=c.knob,
                 queued_audio_s=round(float(getattr(q, "audio_seconds", 0.0)), 1),
+                model=c is m.model_stage,
             )
         self._last = now
         gpus, cpu, rss, audio = system
@@ -150,4 +226,34 @@ class Sampler:
             skipped=m.skipped,
             discovery_done=m.discovery_done,
             disk_blocked=bool(m.disk is not None and m.disk.blocked),
+            **self._model_fields(now.at),
         )
+
+    def _model_fields(self, at: float) -> dict[str, Any]:
+        """The videos in the model stage, the audio left to transcribe, the model's rate and quiet time."""
+        m, model = self.metrics, self.metrics.model_stage
+        videos = sorted(m.progress.videos.values(), key=lambda v: (v.started, v.video_id))
+        transcribed = max(m.progress.transcribed, model.audio_seconds if model else 0.0)
+        self._rate.add(at, model, transcribed, bool(videos) or bool(model and model.busy))
+        queued = 0.0
+        for c in m.stages.values() if model else ():
+            if c is model:  # its windows belong to videos already in ``progress`` (begun at decode)
+                break
+            queued += float(getattr(c.inbox, "audio_seconds", 0.0))
+        moved = max([self._rate.moved_at] + [v.updated for v in videos])
+        return {
+            "in_model": tuple(
+                VideoSample(
+                    v.video_id,
+                    v.title,
+                    round(v.done, 1),
+                    v.duration,
+                    None if v.fraction is None else round(v.fraction, 4),
+                    round(max(0.0, at - v.updated), 1),
+                )
+                for v in videos
+            ),
+            "audio_left_s": round(queued + m.progress.audio_left, 1),
+            "model_audio_s_per_s": None if (rate := self._rate.rate()) is None else round(rate, 3),
+            "model_quiet_s": round(max(0.0, at - moved), 1),
+        }

@@ -11,6 +11,7 @@ from typing import Protocol
 from ytingest.config import Settings
 from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
 from ytingest.logs import get_logger
+from ytingest.pipeline.assembly import WindowAssembly
 from ytingest.pipeline.counters import Metrics
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import ModelTurns
@@ -47,6 +48,7 @@ class RunContext:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
     turns: ModelTurns = field(default_factory=ModelTurns)
+    windows: WindowAssembly = field(default_factory=WindowAssembly)  # videos part-way through ASR
     segments: int = 0
     failures: list[Failure] = field(default_factory=list)
     tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings

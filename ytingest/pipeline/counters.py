@@ -30,6 +30,7 @@ class StageCounters:
     busy_seconds: float = 0.0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     _since: float = field(default_factory=time.monotonic)
+    model: bool = False  # this stage runs the model whose per-video progress ``Metrics.progress`` holds
 
     def _accrue(self) -> None:
         now = time.monotonic()
@@ -100,6 +101,7 @@ class ProgressCounters:
     """Videos in flight through decode and ASR, keyed by video id (loop thread only)."""
 
     videos: dict[str, VideoProgress] = field(default_factory=dict)
+    transcribed: float = 0.0  # audio-seconds advanced in all, videos that ended included (monotonic)
 
     def begin(self, video_id: str, title: str, duration: float | None) -> None:
         """A video's first window reached the model stage."""
@@ -113,6 +115,7 @@ class ProgressCounters:
         if duration:
             v.duration = duration
         if done > v.done:
+            self.transcribed += done - v.done
             v.done = done
             v.updated = time.monotonic()
 
@@ -138,6 +141,14 @@ class Metrics:
     skipped: int = 0
     discovery_done: bool = False
     disk: Any = None  # the run's DiskBudget (its ``blocked`` flag feeds the disk verdict)
+
+    @property
+    def model_stage(self) -> StageCounters | None:
+        """The stage that runs the model: the one flagged ``model``, else the one ASR_WORKERS sizes
+        (until the pipeline description flags it); None when neither is in the pipeline."""
+        stages = list(self.stages.values())
+        flagged = [s for s in stages if s.model] or [s for s in stages if s.knob == "ASR_WORKERS"]
+        return flagged[0] if flagged else None
 
     @property
     def through(self) -> StageCounters:

@@ -13,25 +13,47 @@ class StageQueue(asyncio.Queue[T | None], Generic[T]):
     """A stage's input queue that also knows how much audio waits in it.
 
     ``worth(item)`` is what one item is worth in audio-seconds (from the pipeline description);
-    ``None`` is the end marker and is worth nothing. ``_put``/``_get`` are the hooks asyncio's own
-    queue subclasses override.
+    ``None`` is the end marker and is worth nothing. ``weight(item)``, when given, is what an item
+    counts for against ``maxsize`` (the queue ahead of the model counts speech chunks, not
+    windows); a put waits while the weights held reach ``maxsize``, and an empty queue always
+    takes one item. ``_put``/``_get`` are the hooks asyncio's own queue subclasses use.
     """
 
-    def __init__(self, maxsize: int = 0, *, worth: Callable[[T], float] | None = None) -> None:
+    def __init__(
+        self,
+        maxsize: int = 0,
+        *,
+        worth: Callable[[T], float] | None = None,
+        weight: Callable[[T], int] | None = None,
+    ) -> None:
         super().__init__(maxsize)
         self._worth = worth
+        self._weight = weight
         self.audio_seconds = 0.0
+        self.held = 0  # the weights of the items in the queue
 
     def _value(self, item: T | None) -> float:
         return self._worth(item) if item is not None and self._worth is not None else 0.0
 
+    def _units(self, item: T | None) -> int:
+        if item is None:
+            return 0
+        return self._weight(item) if self._weight is not None else 1
+
+    def qsize(self) -> int:
+        """Items waiting; with ``weight``, their weights (what ``full`` and the monitor compare to
+        ``maxsize``)."""
+        return self.held if self._weight is not None else super().qsize()
+
     def _put(self, item: T | None) -> None:
         self.audio_seconds += self._value(item)
+        self.held += self._units(item)
         super()._put(item)  # asyncio.Queue's subclass hook, as PriorityQueue uses it
 
     def _get(self) -> T | None:
         item: T | None = super()._get()
         self.audio_seconds = max(0.0, self.audio_seconds - self._value(item))
+        self.held = max(0, self.held - self._units(item))
         return item
 
 

@@ -13,7 +13,10 @@ from ytingest.pipeline.limiter import Limiter
 class Tuning:
     """Changed by the autotuner and the CUDA out-of-memory handler; read by the stages live.
 
-    Two batch sizes, two jobs: ``batch_size`` (BATCH_SIZE) is how many rows the embed stage
+    ``asr_batch_size`` is how many speech chunks share one ASR model call; a CUDA out-of-memory
+    error halves it and it climbs back once batches fit.
+
+    Two embedding batch sizes, two jobs: ``batch_size`` (BATCH_SIZE) is how many rows the embed stage
     gathers across videos before it calls the model; ``encode_batch_size`` (ENCODE_BATCH_SIZE)
     is how many of those rows go through the model in one forward pass (what VRAM limits).
     """
@@ -21,11 +24,19 @@ class Tuning:
     downloads: Limiter  # IO_WORKERS: downloads at once
     batch_size: int
     encode_batch_size: int
+    asr_batch_size: int = 8  # ASR_BATCH_SIZE: speech chunks per model call (halved on out-of-memory)
+    asr_fits: int = 0  # ASR calls that fitted since the batch size last changed
+    asr_batch_max: int | None = None  # what it climbs back to: the model's own size (set by the ASR stage)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tuning:
         """The knobs as configured, before anything has tuned them."""
-        return cls(Limiter(settings.io_workers), settings.batch_size, settings.encode_batch_size)
+        return cls(
+            Limiter(settings.io_workers),
+            settings.batch_size,
+            settings.encode_batch_size,
+            settings.asr_batch_size,
+        )
 
     @property
     def io_workers(self) -> int:
@@ -36,4 +47,5 @@ class Tuning:
             "io_workers": self.io_workers,
             "batch_size": self.batch_size,
             "encode_batch_size": self.encode_batch_size,
+            "asr_batch_size": self.asr_batch_size,
         }

@@ -1,16 +1,21 @@
-"""decode: audio decode/resample (+ VAD and features when batching), ahead of ASR.
+"""decode: audio decode/resample (+ VAD and features when batching), window by window, ahead of ASR.
 
-One decoder keeps ASR_QUEUE_SIZE prepared files ready, so the model never waits for PyAV or
-the VAD: decoding the next files overlaps inference on the current ones. The decoder is a child
-process by default (``stages/decoder_process.py``: PyAV holds the GIL while it decodes), else a
-thread. Its busy time is the time a file spends being prepared, so a slow decoder shows as ``decode``.
+A long video is decoded DECODE_WINDOW_S at a time (cut at a silence, ``models/windows.py``) and
+each window goes on to the model as soon as it is ready, so memory per video in flight is one
+window whatever the video's length. The queue ahead of the model is counted in speech chunks
+(``stages/description.py``): short files wait there together and share model batches.
+
+The decoder is a child process by default (``stages/decoder_process.py``: PyAV holds the GIL while
+it decodes), else a thread. Its busy time is the time spent decoding, not the time a window
+waits for room ahead of the model, so a slow decoder shows as ``decode``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -30,15 +35,39 @@ class PreparingTranscriber(Protocol):
 
     name: str
 
-    def prepare(self, path: Path) -> PreparedAudio: ...
-    def transcribe_prepared(self, items: list[PreparedAudio]) -> list[AsrResult]: ...
+    def prepare_windows(self, path: Path) -> Iterator[PreparedAudio]: ...
+    def detect_language(self, item: PreparedAudio) -> tuple[str, float | None]: ...
+    def transcribe_prepared(
+        self,
+        items: list[PreparedAudio],
+        *,
+        batch_size: int | None = None,
+        languages: list[str | None] | None = None,
+    ) -> list[AsrResult]: ...
 
 
-Prepare = Callable[[Path], Awaitable[PreparedAudio]]
+Prepare = Callable[[Path], AsyncIterator[PreparedAudio]]
+
+
+def windows_in_thread(transcriber: PreparingTranscriber, executor: Executor) -> Prepare:
+    """``prepare_windows`` run in ``executor``, one window per call (DECODE_PROCESS=false)."""
+
+    async def windows(path: Path) -> AsyncGenerator[PreparedAudio, None]:
+        loop = asyncio.get_running_loop()
+        it = transcriber.prepare_windows(path)
+        while (window := await loop.run_in_executor(executor, next, it, None)) is not None:
+            yield window
+
+    return windows
 
 
 async def fail_unreadable(ctx: RunContext, audio: AudioFile, exc: TranscribeError) -> None:
-    """A file ASR cannot read: quarantine it and fail the video for good (a re-run skips it)."""
+    """A file that cannot be decoded: forget its windows already in the model stage, quarantine
+    it and fail the video for good (a re-run skips it). A video the model already failed stays
+    failed as it was."""
+    if not ctx.windows.drop(audio.video.id):
+        return
+    ctx.metrics.progress.end(audio.video.id)
     kept = await asyncio.to_thread(quarantine, audio.path, ctx.settings.ytingest_home / "quarantine")
     await ctx.fail(audio.video, "transcribe", f"{exc} (file kept in {kept})", permanent=True)
 
@@ -49,29 +78,47 @@ async def decode_worker(
     inbox: asyncio.Queue[AudioFile | None],
     outbox: asyncio.Queue[DecodedAudio | None],
 ) -> None:
-    """Prepare files in order until the end marker; a file that cannot be decoded fails here.
-    ``prepare`` None: the transcriber decodes by itself, files pass straight through."""
+    """Decode files in order, handing on each window as it is ready, until the end marker; a file
+    that cannot be decoded fails here. ``prepare`` None: the transcriber decodes by itself, files
+    pass straight through."""
     counters = ctx.metrics.stages["decode"]
     while (audio := await inbox.get()) is not None:
+        ctx.metrics.progress.begin(audio.video.id, audio.video.title, audio.video.duration)
         if prepare is None:  # nothing to do here: counted as done, with no busy time
             counters.end(counters.begin(), audio_seconds=audio.video.duration or 0.0)
             await outbox.put(DecodedAudio(audio))
             continue
-        t0 = counters.begin()
+        t0 = started = counters.begin()
+        busy = True  # between begin() and end(): decoding, not waiting for room ahead of the model
+        windows = prepare(audio.path)
         try:
-            prepared = await prepare(audio.path)
+            async for window in windows:
+                counters.end(t0, audio_seconds=window.seconds, items=1 if window.last else 0)
+                busy = False
+                log.debug(
+                    "decoded",
+                    video_id=audio.video.id,
+                    window=window.index,
+                    offset_s=round(window.offset, 2),
+                    chunks=len(window.chunks),
+                    ms=round(1000 * (time.monotonic() - t0)),
+                )
+                await outbox.put(DecodedAudio(audio, window))  # waits for room ahead of the model
+                if ctx.windows.failed(audio.video.id):  # the model failed on an earlier window
+                    break
+                t0, busy = counters.begin(), True
+            else:
+                counters.end(t0, items=0)
+            busy = False
         except TranscribeError as exc:
             counters.end(t0, ok=False)
             await fail_unreadable(ctx, audio, exc)
             continue
         except BaseException:
-            counters.end(t0, ok=False)
+            if busy:
+                counters.end(t0, ok=False)
             raise
-        counters.end(t0, audio_seconds=prepared.seconds)
-        log.debug(
-            "decoded",
-            video_id=audio.video.id,
-            chunks=len(prepared.chunks),
-            ms=round(1000 * (time.monotonic() - t0)),
-        )
-        await outbox.put(DecodedAudio(audio, prepared))
+        finally:
+            if isinstance(windows, AsyncGenerator):  # stopped early: the decoder lets go of the file
+                await windows.aclose()
+        log.debug("decode_done", video_id=audio.video.id, ms=round(1000 * (time.monotonic() - started)))

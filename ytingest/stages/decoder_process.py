@@ -1,14 +1,18 @@
 """``DecoderProcess``: the decode stage's client of its child process (``ytingest.models.decoder``),
-which runs ``prepare_file`` (decode, VAD, features) outside this process.
+which runs ``iter_windows`` (decode, VAD, features, a window at a time) outside this process.
 
 PyAV keeps the GIL while it decodes. In a thread beside the model it slowed everything else
 that needs the GIL: an embedding call took 3.8 s instead of 37 ms beside it (2 cores,
 ``python -m bench.gil``), and the ASR stage's Python side waited the same way. In a child process
 it contends for nothing but CPU.
 
-Protocol, one request at a time: the first line to the child is the options JSON
-(``WhisperTranscriber.prepare_options``); then one JSON line per file path. The child answers
-each with a JSON header line, then the raw float32 bytes of the audio and of the features.
+Protocol, one file at a time: the first line to the child is the options JSON
+(``WhisperTranscriber.prepare_options``, plus ``window_s``: 300 when absent); then one JSON line
+``{"path": ...}`` per file. The child answers a file with its windows in order, each as soon as it
+is decoded: a JSON header line ``{"ok": true, "samples", "clips", "chunks", "features" (shape or
+null), "offset", "index", "last", "total"}``, then the raw float32 bytes of the audio and of the
+features. The answer ends after the window with ``"last": true``, or at a ``{"ok": false,
+"error"}`` line, which may follow some windows (a file corrupt past its start).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import json
 import sys
 import tempfile
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,10 @@ import numpy as np
 
 from ytingest.errors import TranscribeError
 from ytingest.items import PreparedAudio
+
+# the longest header line (a 300 s window's is ~6 KB); past twice this much unread, the parent
+# stops reading the pipe, so the child, blocked writing, runs at most about a window ahead
+HEADER_LIMIT = 1024 * 1024
 
 
 class DecoderProcess:
@@ -48,42 +57,67 @@ class DecoderProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=self._stderr,
-                limit=64 * 1024 * 1024,
+                limit=HEADER_LIMIT,
             )
             assert self._proc.stdin is not None
             self._proc.stdin.write(self._options)
 
-    async def prepare(self, path: Path) -> PreparedAudio:
-        """``prepare_file(path)`` in the child. TranscribeError: the file (or the child) failed."""
+    async def windows(self, path: Path) -> AsyncGenerator[PreparedAudio, None]:
+        """``iter_windows(path)`` in the child, each window as it arrives. TranscribeError: the file
+        (or the child) failed, possibly after some windows. The file holds the child until its
+        last window; a consumer that stops early (close it, e.g. with ``contextlib.aclosing``)
+        leaves the stream out of step, so the child is killed and the next call starts another."""
         async with self._lock:
             await self.start()
+            in_step = False  # the child's answer was read to its end
+            asked = False
             try:
-                header, audio, features = await self._exchange(path)
-            except (OSError, ValueError, EOFError, asyncio.IncompleteReadError):
-                reason = self._last_error()
-                await self.aclose()
-                raise TranscribeError(f"the decoder process stopped: {reason}") from None
-            except asyncio.CancelledError:  # mid-answer: the stream is out of step, start afresh
-                self._kill()
-                raise
-        if not header["ok"]:
-            raise TranscribeError(header["error"])
-        return PreparedAudio(audio, tuple(header["clips"]), tuple(header["chunks"]), features)
+                while not in_step:
+                    try:
+                        header, window = await self._next_window(None if asked else path)
+                        asked = True
+                    except (OSError, ValueError, EOFError, asyncio.IncompleteReadError):
+                        reason = self._last_error()
+                        in_step = True  # nothing to keep in step with: the child is closed
+                        await self.aclose()
+                        raise TranscribeError(f"the decoder process stopped: {reason}") from None
+                    if window is None:
+                        in_step = True
+                        raise TranscribeError(header["error"])
+                    in_step = window.last
+                    yield window
+                    del window  # not held while the next one is read
+            finally:
+                if not in_step:  # closed or cancelled mid-answer
+                    self._kill()
 
-    async def _exchange(self, path: Path) -> tuple[dict[str, Any], Any, Any]:
+    async def _next_window(self, request: Path | None) -> tuple[dict[str, Any], PreparedAudio | None]:
+        """Ask for ``request`` (on the first window), then read the next header and its window (None
+        after an error header)."""
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps({"path": str(path)}).encode() + b"\n")
-        await proc.stdin.drain()
+        if request is not None:
+            proc.stdin.write(json.dumps({"path": str(request)}).encode() + b"\n")
+            await proc.stdin.drain()
         line = await proc.stdout.readline()
         if not line:
             raise EOFError
         header = json.loads(line)
         if not header["ok"]:
-            return header, None, None
+            return header, None
         audio = await _array(proc.stdout, (header["samples"],))
         features = await _array(proc.stdout, header["features"]) if header["features"] else None
-        return header, audio, features
+        window = PreparedAudio(
+            audio,
+            tuple(header["clips"]),
+            tuple(header["chunks"]),
+            features,
+            offset=header["offset"],
+            index=header["index"],
+            last=header["last"],
+            total=header["total"],
+        )
+        return header, window
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None

@@ -24,7 +24,7 @@ from ytingest.stages.discover import Discoverer
 from ytingest.stages.download import Downloader, DownloadPolicy, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
 from ytingest.stages.store import store_worker
-from ytingest.stages.transcribe import Transcriber, transcribe_worker
+from ytingest.stages.transcribe import Transcriber, transcribe_worker, window_weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,7 @@ class Stage:
     worth: Callable[[Any], float]  # audio-seconds one input item is worth
     knob: str | None = None  # the setting that gives the stage more capacity
     one_task: bool = False
+    weight: Callable[[Any], int] | None = None  # what one item counts for in ``queue_size`` (None: 1)
 
 
 def _ref_seconds(ref: VideoRef) -> float:
@@ -137,11 +138,12 @@ PIPELINE: tuple[Stage, ...] = (
         name="asr",
         label="transcribe",
         queue="asr_q",
-        queue_size=lambda s: s.asr_queue_size,
+        queue_size=lambda s: s.asr_queue_size * s.asr_batch_size,  # in speech chunks
         workers=lambda s: s.asr_workers,
         work=_transcribe,
         worth=_decoded_seconds,
         knob="ASR_WORKERS",
+        weight=window_weight,
     ),
     Stage(
         name="embed",
@@ -188,7 +190,8 @@ def split_after(stages: Sequence[Stage], *names: str) -> list[tuple[Stage, ...]]
 
 def inbox_for(stage: Stage, settings: Settings, *, size: int | None = None) -> StageQueue[Any]:
     """A new input queue for ``stage``: its configured size unless ``size`` says (0: unbounded)."""
-    return StageQueue(stage.queue_size(settings) if size is None else size, worth=stage.worth)
+    limit = stage.queue_size(settings) if size is None else size
+    return StageQueue(limit, worth=stage.worth, weight=stage.weight)
 
 
 def wire(

@@ -28,6 +28,28 @@ def quarantine(path: Path, folder: Path) -> Path:
     return target
 
 
+def keep_for_retry(path: Path, folder: Path) -> Path:
+    """Move the audio of a video the model failed on into ``folder`` (``kept/``), where the next
+    attempt finds it instead of downloading it again."""
+    return quarantine(path, folder)
+
+
+def take_kept(video_id: str, folder: Path, audio_dir: Path) -> Path | None:
+    """The kept audio of ``video_id``, moved back into ``audio_dir``; None when there is none.
+    Names are compared, never globbed or joined, so an odd id cannot reach outside the folder."""
+    if not folder.is_dir():
+        return None
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.name.rsplit(".", 1)[0] == video_id:
+            target = audio_dir / entry.name
+            try:
+                entry.replace(target)
+            except OSError:
+                return None
+            return target
+    return None
+
+
 def folder_bytes(folder: Path) -> int:
     """Bytes of the files directly in ``folder``; files vanishing meanwhile are skipped."""
     total = 0

@@ -18,7 +18,7 @@ from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.limiter import Limiter
 from ytingest.stages.discover import last_error_line, read_all
-from ytingest.stages.disk import DiskBudget
+from ytingest.stages.disk import DiskBudget, take_kept
 from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.listing import upload_day_of
 from ytingest.stages.retry import (
@@ -224,11 +224,22 @@ async def _download_one(
     policy: DownloadPolicy,
 ) -> None:
     try:
-        audio = await _download_with_retries(ctx, downloader, ref, policy)
+        audio = await _kept_audio(ctx, ref) or await _download_with_retries(ctx, downloader, ref, policy)
         if audio is not None:
             await outbox.put(audio)
     finally:
         await policy.slots.release()
+
+
+async def _kept_audio(ctx: RunContext, ref: VideoRef) -> AudioFile | None:
+    """The audio a model failure kept for this retry (``kept/``), instead of downloading it again."""
+    s = ctx.settings
+    path = await asyncio.to_thread(take_kept, ref.id, s.kept_dir, s.audio_dir)
+    if path is None:
+        return None
+    size = (await asyncio.to_thread(path.stat)).st_size
+    log.info("download_reused", video_id=ref.id, bytes=size, reason="audio kept by an earlier model failure")
+    return AudioFile(ref, path, size)
 
 
 async def _download_with_retries(

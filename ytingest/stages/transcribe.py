@@ -1,30 +1,44 @@
 """transcribe: ASR (and speaker ID, when a tagger is given) in an executor, ASR_WORKERS at once.
 
-Files arrive decoded (stages/decode.py). With ``ASR_BATCHING=cross`` a worker takes every
-decoded file already waiting (up to ASR_BATCH_SIZE files, never waiting for more) and their
-speech chunks share model batches; otherwise one file per call.
+Windows of videos arrive decoded (stages/decode.py). With ``ASR_BATCHING=cross`` a worker takes
+the windows already waiting until they hold ASR_BATCH_SIZE speech chunks (never waiting for
+more), so short files share model batches and a long video fills them alone. Each window's
+segments are put on its video's timeline; a video goes on once its last window is done
+(``pipeline/assembly.py``), and its progress is counted as its windows finish.
+
+When the model fails:
+- out of memory: ASR_BATCH_SIZE is halved (a ``tune`` event) and the same windows go again;
+  after CLIMB_AFTER calls that fit it doubles again, up to the configured size;
+- any other model error fails only the videos whose windows fail on their own: transient (a later
+  run or ``retry`` takes them), their audio kept in ``kept/`` for that retry, never quarantined;
+- speaker identification failing stores the video without speaker labels and with a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from ytingest.errors import TranscribeError
+from ytingest.errors import ModelError, TranscribeError
 from ytingest.items import SAMPLE_RATE, DecodedAudio, Segment, Transcript
 from ytingest.logs import get_logger
 from ytingest.models.asr import AsrResult
 from ytingest.models.speakers import SpeakerTagger
+from ytingest.pipeline.assembly import WindowResult
 from ytingest.pipeline.context import RunContext
-from ytingest.pipeline.queues import take_waiting
 from ytingest.stages.decode import PreparingTranscriber, fail_unreadable
+from ytingest.stages.disk import keep_for_retry
 
 log = get_logger()
 
-Outcome = tuple[tuple[Segment, ...], float, str] | TranscribeError
+CLIMB_AFTER = 32  # ASR calls that fit at a halved batch size before it doubles again
+
+Outcome = WindowResult | ModelError | TranscribeError
 
 
 class Transcriber(Protocol):
@@ -35,38 +49,144 @@ class Transcriber(Protocol):
     def transcribe(self, path: Path) -> AsrResult: ...
 
 
-def _tagged(tagger: SpeakerTagger | None, result: AsrResult) -> tuple[tuple[Segment, ...], float, str]:
-    segments = result.segments
+def window_weight(d: DecodedAudio) -> int:
+    """What a window counts for in the queue ahead of the model: its speech chunks (at least 1),
+    or one per 30 s of audio when there are none (no batching, or not decoded yet)."""
+    p = d.prepared
+    if p is None:
+        return 1
+    return max(1, len(p.chunks) or round(p.seconds / 30))
+
+
+def _window_result(
+    tagger: SpeakerTagger | None, d: DecodedAudio, result: AsrResult, probability: float | None
+) -> WindowResult:
+    """Tag the window's speakers on its own audio, then move its segments onto the video's timeline."""
+    segments, warning = result.segments, None
     if tagger is not None and segments:
-        segments = tagger.tag(result.audio, SAMPLE_RATE, segments)
-    return segments, result.audio_seconds, result.language
+        try:
+            segments = tagger.tag(result.audio, SAMPLE_RATE, segments)
+        except Exception as exc:  # speaker ID failing must not lose the transcript
+            warning = f"speaker identification failed: {' '.join(str(exc).split())[:300]}"
+    p = d.prepared
+    offset, index, last = (p.offset, p.index, p.last) if p is not None else (0.0, 0, True)
+    if offset:
+        segments = tuple(_shifted(s, offset) for s in segments)
+    return WindowResult(index, last, segments, result.audio_seconds, result.language, probability, warning)
 
 
-def transcribe_file(
-    transcriber: Transcriber, tagger: SpeakerTagger | None, path: Path
-) -> tuple[tuple[Segment, ...], float, str]:
-    """ASR then speaker tagging on the same decoded audio (no second decode). Executor only."""
-    return _tagged(tagger, transcriber.transcribe(path))
+def _shifted(s: Segment, offset: float) -> Segment:
+    return replace(s, start=round(s.start + offset, 3), end=round(s.end + offset, 3))
 
 
 def transcribe_group(
-    transcriber: Transcriber, tagger: SpeakerTagger | None, group: list[DecodedAudio]
+    transcriber: Transcriber,
+    tagger: SpeakerTagger | None,
+    group: list[DecodedAudio],
+    *,
+    batch_size: int | None = None,
+    languages: dict[str, tuple[str, float | None] | None] | None = None,
 ) -> list[Outcome]:
-    """One outcome per file, in order; prepared files go through the model together. Executor only."""
+    """One outcome per window, in order; prepared windows go through the model together.
+    ``languages``: per video, its language (and detection probability) once known.
+    Raises ModelError only when the model ran out of memory (the caller halves the batch).
+    Executor only."""
     prepared = [d.prepared for d in group if d.prepared is not None]
-    if isinstance(transcriber, PreparingTranscriber) and len(prepared) == len(group):
+    if not (isinstance(transcriber, PreparingTranscriber) and len(prepared) == len(group)):
+        return [_whole_file(transcriber, tagger, d) for d in group]
+    found = dict(languages or {})
+    langs: list[tuple[str, float | None]] = []
+    for d, p in zip(group, prepared, strict=True):  # a video's language: detected on its first window
+        known = found.get(d.file.video.id)
+        if known is None:
+            known = found[d.file.video.id] = transcriber.detect_language(p)
+        langs.append(known)
+    try:
+        results = transcriber.transcribe_prepared(
+            prepared, batch_size=batch_size, languages=[lang for lang, _ in langs]
+        )
+    except ModelError as exc:
+        if exc.out_of_memory or len(group) == 1:
+            if exc.out_of_memory:
+                raise
+            return [exc]
+        return [  # which window broke it: each alone, so the others are not failed with it
+            transcribe_group(transcriber, tagger, [d], batch_size=batch_size, languages=found)[0]
+            for d in group
+        ]
+    return [_window_result(tagger, d, r, prob) for d, r, (_, prob) in zip(group, results, langs, strict=True)]
+
+
+def _whole_file(transcriber: Transcriber, tagger: SpeakerTagger | None, d: DecodedAudio) -> Outcome:
+    """A transcriber that decodes by itself: the file is one window."""
+    try:
+        result = transcriber.transcribe(d.file.path)
+    except (ModelError, TranscribeError) as exc:
+        return exc
+    return _window_result(tagger, d, result, result.language_probability)
+
+
+async def _transcribe_fitting(
+    ctx: RunContext,
+    transcriber: Transcriber,
+    tagger: SpeakerTagger | None,
+    executor: Executor,
+    group: list[DecodedAudio],
+) -> list[Outcome]:
+    """``transcribe_group`` at the live ASR batch size, halving it on out-of-memory until it fits."""
+    tuning = ctx.tuning
+    most = tuning.asr_batch_max or ctx.settings.asr_batch_size
+    languages = {d.file.video.id: ctx.windows.language(d.file.video.id) for d in group}
+    loop = asyncio.get_running_loop()
+    while True:
+        call = functools.partial(
+            transcribe_group,
+            transcriber,
+            tagger,
+            group,
+            batch_size=tuning.asr_batch_size,
+            languages=languages,
+        )
         try:
-            results = transcriber.transcribe_prepared(prepared)
-        except TranscribeError as exc:
-            return [exc] * len(group)
-        return [_tagged(tagger, r) for r in results]
-    outcomes: list[Outcome] = []
-    for d in group:
-        try:
-            outcomes.append(transcribe_file(transcriber, tagger, d.file.path))
-        except TranscribeError as exc:
-            outcomes.append(exc)
-    return outcomes
+            outcomes = await loop.run_in_executor(executor, call)
+        except ModelError as exc:
+            if tuning.asr_batch_size <= 1:
+                return [exc] * len(group)
+            before, tuning.asr_batch_size, tuning.asr_fits = (
+                tuning.asr_batch_size,
+                tuning.asr_batch_size // 2,
+                0,
+            )
+            log.warning(
+                "tune", knob="ASR_BATCH_SIZE", before=before, after=tuning.asr_batch_size, reason=str(exc)
+            )
+            continue
+        tuning.asr_fits += 1
+        if tuning.asr_batch_size < most and tuning.asr_fits >= CLIMB_AFTER:
+            before, tuning.asr_batch_size, tuning.asr_fits = tuning.asr_batch_size, min(most, 2 * before), 0
+            log.info(
+                "tune",
+                knob="ASR_BATCH_SIZE",
+                before=before,
+                after=tuning.asr_batch_size,
+                reason="batches fit",
+            )
+        return outcomes
+
+
+def _take_windows(
+    inbox: asyncio.Queue[DecodedAudio | None], first: DecodedAudio, chunks: int
+) -> tuple[list[DecodedAudio], bool]:
+    """``first`` plus the windows already waiting until they hold ``chunks`` speech chunks (never
+    waiting for more); and whether the end marker was among them."""
+    group, held = [first], window_weight(first)
+    while held < chunks and not inbox.empty():
+        item = inbox.get_nowait()
+        if item is None:
+            return group, True
+        group.append(item)
+        held += window_weight(item)
+    return group, False
 
 
 async def transcribe_worker(
@@ -77,42 +197,87 @@ async def transcribe_worker(
     inbox: asyncio.Queue[DecodedAudio | None],
     outbox: asyncio.Queue[Transcript | None],
 ) -> None:
-    """Take decoded files until the end marker; hand on transcripts in order; delete the audio."""
-    loop = asyncio.get_running_loop()
-    s = ctx.settings
+    """Take decoded windows until the end marker; hand on each video's transcript once its last
+    window is done, then delete its audio (unless KEEP_AUDIO)."""
+    s, progress, counters = ctx.settings, ctx.metrics.progress, ctx.metrics.stages["asr"]
     cross = s.asr_batching == "cross" and isinstance(transcriber, PreparingTranscriber)
-    most = s.asr_batch_size if cross else 1
+    if ctx.tuning.asr_batch_max is None:  # the model's size: ASR_BATCH_SIZE, or what fits the GPU
+        size = getattr(transcriber, "batch_size", None)
+        ctx.tuning.asr_batch_size = ctx.tuning.asr_batch_max = (
+            size if isinstance(size, int) else s.asr_batch_size
+        )
     ended = False
     while not ended and (first := await inbox.get()) is not None:
-        group, ended = take_waiting(inbox, first, most)
-        for d in group:
-            log.info("transcribe_start", video_id=d.file.video.id, bytes=d.file.size, batch_files=len(group))
-        counters = ctx.metrics.stages["asr"]
+        group, ended = _take_windows(inbox, first, ctx.tuning.asr_batch_size if cross else 1)
+        group = [d for d in group if not ctx.windows.failed(d.file.video.id)]
+        if not group:
+            continue
+        videos = {d.file.video.id: d for d in group}
+        for vid, d in videos.items():
+            total = d.prepared.total if d.prepared is not None else None
+            progress.begin(vid, d.file.video.title, total or d.file.video.duration)
+        chunks = sum(window_weight(d) for d in group)
+        log.info("asr_batch", files=len(videos), windows=len(group), chunks=chunks)
+        for vid, d in videos.items():
+            window = d.prepared.index if d.prepared is not None else 0
+            log.info("transcribe_start", video_id=vid, window=window, batch_files=len(videos))
         try:
             async with ctx.turns.asr():
                 t0 = counters.begin()
-                outcomes = await loop.run_in_executor(executor, transcribe_group, transcriber, tagger, group)
+                outcomes = await _transcribe_fitting(ctx, transcriber, tagger, executor, group)
         except BaseException:
             if not s.keep_audio:
                 for d in group:
                     d.file.path.unlink(missing_ok=True)
             raise
-        ok = [(d, o) for d, o in zip(group, outcomes, strict=True) if not isinstance(o, TranscribeError)]
-        counters.end(t0, audio_seconds=sum(o[1] for _, o in ok), items=len(ok), errors=len(group) - len(ok))
-        ms = round(1000 * (time.monotonic() - t0))
+        done = [o for o in outcomes if isinstance(o, WindowResult)]
+        whole = sum(1 for o in done if o.last)
+        counters.end(
+            t0, audio_seconds=sum(o.seconds for o in done), items=whole, errors=len(group) - len(done)
+        )
         for d, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, TranscribeError):
-                await fail_unreadable(ctx, d.file, outcome)
-                continue
-            if not s.keep_audio:
-                d.file.path.unlink(missing_ok=True)
-            segments, seconds, language = outcome
-            log.info(
-                "transcribe_done",
-                video_id=d.file.video.id,
-                segments=len(segments),
-                audio_seconds=round(seconds, 2),
-                ms=ms,
-                batch_files=len(group),
+            await _settle(
+                ctx, d, outcome, outbox, ms=round(1000 * (time.monotonic() - t0)), files=len(videos)
             )
-            await outbox.put(Transcript(d.file.video, segments, seconds, language))
+
+
+async def _settle(
+    ctx: RunContext,
+    d: DecodedAudio,
+    outcome: Outcome,
+    outbox: asyncio.Queue[Transcript | None],
+    *,
+    ms: int,
+    files: int,
+) -> None:
+    """One window's outcome: its video failed, advanced, or (last window in) handed on."""
+    video, progress = d.file.video, ctx.metrics.progress
+    if isinstance(outcome, TranscribeError):
+        await fail_unreadable(ctx, d.file, outcome)
+        return
+    if isinstance(outcome, ModelError):
+        if ctx.windows.drop(video.id):
+            progress.end(video.id)
+            kept = await asyncio.to_thread(keep_for_retry, d.file.path, ctx.settings.kept_dir)
+            await ctx.fail(video, "transcribe", f"{outcome} (audio kept for the retry in {kept.parent})")
+        return
+    end = d.prepared.end if d.prepared is not None else outcome.seconds
+    progress.advance(video.id, end, d.prepared.total if d.prepared is not None else None)
+    transcript = ctx.windows.add(d.file, outcome)
+    if transcript is None:
+        return
+    progress.end(video.id)
+    if not ctx.settings.keep_audio:
+        d.file.path.unlink(missing_ok=True)
+    if transcript.warning:
+        log.warning("stored_with_warning", video_id=video.id, warning=transcript.warning)
+    log.info(
+        "transcribe_done",
+        video_id=video.id,
+        segments=len(transcript.segments),
+        audio_seconds=round(transcript.audio_seconds, 2),
+        language=transcript.language,
+        ms=ms,
+        batch_files=files,
+    )
+    await outbox.put(transcript)

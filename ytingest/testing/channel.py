@@ -28,6 +28,21 @@ from ytingest.monitor.http import serve_app
 
 SAMPLES = Path(__file__).parent / "samples"
 _CHUNK = 8192
+# an episode is served as ``/audio/<id><suffix of its file>`` with the type of that suffix
+AUDIO_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".mp4": "audio/mp4",
+    ".webm": "audio/webm",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+}
+
+
+def audio_type(path: Path) -> str:
+    """The Content-Type a host sends for this audio file (by its suffix)."""
+    return AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +74,11 @@ def sample_episodes() -> list[Episode]:
 
 @dataclass
 class ChannelServer:
-    """Serves ``/feed.xml`` and ``/audio/<id>.mp3`` on 127.0.0.1, with fault knobs.
+    """Serves ``/feed.xml`` and ``/audio/<id>.<ext>`` on 127.0.0.1, with fault knobs.
+
+    Each episode is served under its file's suffix with that type (``.mp3`` → audio/mpeg,
+    ``.m4a`` → audio/mp4, see ``AUDIO_TYPES``), read from disk as it is sent (an hour-long
+    episode is not held in memory).
 
     Knobs (may be changed while running):
     - ``bandwidth``: bytes/s per connection; ``latency``: seconds before each response;
@@ -135,8 +154,8 @@ class ChannelServer:
                 f'<guid isPermaLink="false">{escape(ep.id)}</guid>'
                 f"<pubDate>{format_datetime(now - timedelta(days=n))}</pubDate>"
                 f"<itunes:duration>{round(ep.duration)}</itunes:duration>"
-                f'<enclosure url="{base}/audio/{escape(quote(ep.id, safe=""))}.mp3" '
-                f'length="{ep.path.stat().st_size}" type="audio/mpeg"/>'
+                f'<enclosure url="{base}/audio/{escape(quote(ep.id, safe=""))}{ep.path.suffix}" '
+                f'length="{ep.path.stat().st_size}" type="{audio_type(ep.path)}"/>'
                 "</item>"
             )
         return (
@@ -183,7 +202,9 @@ class ChannelServer:
         return None
 
     async def _audio(self, request: web.Request) -> web.StreamResponse:
-        episode_id = request.match_info["name"].removesuffix(".mp3")
+        name = request.match_info["name"]
+        suffix = next((x for x in AUDIO_TYPES if name.endswith(x)), "")
+        episode_id = name.removesuffix(suffix)
         self.hits[episode_id] += 1
         await asyncio.sleep(self.latency)
         fault = self._refused(request) or self._fault(episode_id)
@@ -194,40 +215,57 @@ class ChannelServer:
             ep = self.episode(episode_id)
         except StopIteration:
             raise web.HTTPNotFound() from None
+        if suffix != ep.path.suffix:  # served under its own file's suffix only
+            raise web.HTTPNotFound()
         self.log.append((time.monotonic(), episode_id, 200))
-        data = ep.path.read_bytes()
+        data: bytes | None = None  # None: the file itself, read as it is sent
         if episode_id in self.garbage:
-            data = b"<html>this is not audio</html>\n" * (len(data) // 32)
+            data = b"<html>this is not audio</html>\n" * (ep.path.stat().st_size // 32)
         elif episode_id in self.empty:
             data = b""
+        size = ep.path.stat().st_size if data is None else len(data)
         half = self.cut.get(episode_id, 0) > 0
         if half:
             self.cut[episode_id] -= 1
-        resp = web.StreamResponse(headers={"Content-Type": "audio/mpeg", "Accept-Ranges": "bytes"})
+        headers = {"Content-Type": audio_type(ep.path), "Accept-Ranges": "bytes"}
+        resp = web.StreamResponse(headers=headers)
+        first, stop = 0, size
         wanted = request.http_range  # a Range request, as browsers' players send to seek
         if not half and (wanted.start is not None or wanted.stop is not None):
-            first, stop, _ = wanted.indices(len(data))
-            if first >= len(data):
-                raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{len(data)}"})
+            first, stop, _ = wanted.indices(size)
+            if first >= size:
+                raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
             resp.set_status(206)
-            resp.headers["Content-Range"] = f"bytes {first}-{stop - 1}/{len(data)}"
-            data = data[first:stop]
-        resp.content_length = len(data)
+            resp.headers["Content-Range"] = f"bytes {first}-{stop - 1}/{size}"
+        resp.content_length = stop - first
         await resp.prepare(request)
         if half:  # announce the full length, send half, then drop the connection
-            await resp.write(data[: len(data) // 2])
+            for chunk in _chunks(ep.path, data, 0, size // 2):
+                await resp.write(chunk)
             if request.transport is not None:
                 request.transport.close()
             return resp
         try:
-            for offset in range(0, len(data), _CHUNK):
-                await resp.write(data[offset : offset + _CHUNK])
+            for chunk in _chunks(ep.path, data, first, stop):
+                await resp.write(chunk)
                 if self.bandwidth:
-                    await asyncio.sleep(_CHUNK / self.bandwidth)
+                    await asyncio.sleep(len(chunk) / self.bandwidth)
             await resp.write_eof()
         except ConnectionResetError:
             pass  # yt-dlp's generic extractor reads only the head of the file, then hangs up
         return resp
+
+
+def _chunks(path: Path, data: bytes | None, first: int, stop: int) -> Iterator[bytes]:
+    """Bytes ``first:stop`` of ``data``, or of the file when ``data`` is None, in ``_CHUNK`` pieces."""
+    if data is not None:
+        for offset in range(first, stop, _CHUNK):
+            yield data[offset : min(offset + _CHUNK, stop)]
+        return
+    with path.open("rb") as f:
+        f.seek(first)
+        for offset in range(first, stop, _CHUNK):
+            yield f.read(min(_CHUNK, stop - offset))
 
 
 class _Served(Protocol):

@@ -1,0 +1,92 @@
+"""``WindowAssembly``: a long video is transcribed window by window; this puts it back together.
+
+The decode stage hands on a video's windows in order; ASR workers may finish them in any order
+(several workers, cross-file batches). Each window's segments arrive here already on the video's
+timeline; once every window up to the one marked ``last`` is in, the video's ``Transcript`` comes
+out, its segments in time order and numbered from 0. A video that failed is dropped, and any of
+its windows still to come are ignored. When speaker identification failed on any window, the
+whole video is stored without speaker labels (and with the warning): labels are all or nothing
+per video, so a search by speaker never sees half a video. Loop thread only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ytingest.items import AudioFile, Segment, Transcript
+
+
+@dataclass
+class _Video:
+    file: AudioFile
+    pieces: dict[int, tuple[Segment, ...]] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+    last: int | None = None  # the index of the last window, once it has been seen
+    language: str | None = None
+    probability: float | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """What the model made of one window, its segments already shifted onto the video's timeline."""
+
+    index: int
+    last: bool
+    segments: tuple[Segment, ...]
+    seconds: float
+    language: str
+    probability: float | None = None
+    warning: str | None = None
+
+
+class WindowAssembly:
+    """The videos whose windows are in the model stage, and the ones that failed there."""
+
+    def __init__(self) -> None:
+        self._videos: dict[str, _Video] = {}
+        self._failed: set[str] = set()
+
+    def language(self, video_id: str) -> tuple[str, float | None] | None:
+        """The language found on the video's first window (and its probability), once known."""
+        v = self._videos.get(video_id)
+        return (v.language, v.probability) if v is not None and v.language is not None else None
+
+    def failed(self, video_id: str) -> bool:
+        return video_id in self._failed
+
+    def add(self, file: AudioFile, result: WindowResult) -> Transcript | None:
+        """Record one window; the whole transcript once its last window is in, else None."""
+        vid = file.video.id
+        if vid in self._failed:
+            return None
+        v = self._videos.setdefault(vid, _Video(file))
+        v.pieces[result.index] = result.segments
+        v.seconds[result.index] = result.seconds
+        if result.last:
+            v.last = result.index
+        if v.language is None or result.index == 0:
+            v.language, v.probability = result.language, result.probability
+        v.warning = v.warning or result.warning
+        if v.last is None or len(v.pieces) < v.last + 1:
+            return None
+        del self._videos[vid]
+        ordered = sorted((s for k in sorted(v.pieces) for s in v.pieces[k]), key=lambda s: (s.start, s.end))
+        if v.warning is not None:  # speaker ID failed on a window: no labels for the whole video
+            ordered = [replace(s, speaker=None, speaker_score=None) for s in ordered]
+        segments = tuple(replace(s, idx=i) for i, s in enumerate(ordered))
+        seconds = sum(v.seconds.values())
+        return Transcript(v.file.video, segments, seconds, v.language or "en", v.probability, v.warning)
+
+    def drop(self, video_id: str) -> bool:
+        """The video failed: forget its windows and ignore any still to come. False if it had
+        already been dropped (so a failure is recorded once)."""
+        self._videos.pop(video_id, None)
+        if video_id in self._failed:
+            return False
+        self._failed.add(video_id)
+        return True
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._videos)
