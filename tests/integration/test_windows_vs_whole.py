@@ -7,20 +7,22 @@ holds different speech than the whole-file chunk at that time, and the model wri
 differently (tiny.en on these voices is far from stable). Moving where chunking starts by a few
 seconds, with no windows at all, changes the text as much. The test states that: windows change
 the text no more than such a shift does, every stretch of speech is still transcribed, and the
-segments lie in order on the video's timeline.
+pipeline's own reassembly (``transcribe_group`` + ``WindowAssembly``, windows finishing in any
+order) puts the segments in order on the video's timeline.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import jiwer
 import pytest
 
-from ytingest.items import SAMPLE_RATE, Segment
+from ytingest.items import SAMPLE_RATE, AudioFile, DecodedAudio, Segment, VideoRef
 from ytingest.models.asr import WhisperTranscriber
 from ytingest.models.batched_asr import prepare_audio
+from ytingest.pipeline.assembly import WindowAssembly, WindowResult
+from ytingest.stages.transcribe import transcribe_group
 from ytingest.testing.long_episodes import long_episode
 
 pytestmark = pytest.mark.slow
@@ -41,17 +43,19 @@ def test_windows_match_the_whole_file_as_closely_as_chunking_allows(tmp_path: Pa
 
     windows = list(asr.prepare_windows(episode.path))
     assert len(windows) == 3
-    results = asr.transcribe_prepared(windows)
-    windowed = [
-        replace(s, start=s.start + w.offset, end=s.end + w.offset)
-        for w, r in zip(windows, results, strict=True)
-        for s in r.segments
-    ]
+    file = AudioFile(VideoRef(episode.id, ""), episode.path, 1)
+    group = [DecodedAudio(file, w) for w in windows]
+    assembly, transcript = WindowAssembly(), None
+    for outcome in reversed(transcribe_group(asr, None, group)):  # as the pipeline does, in any order
+        assert isinstance(outcome, WindowResult)
+        transcript = assembly.add(file, outcome) or transcript
+    assert transcript is not None
+    windowed = transcript.segments
 
     starts = [s.start for s in windowed]
-    assert starts == sorted(starts) and 0 <= starts[0] and windowed[-1].end <= episode.duration + 0.5
-    for w in windows[1:]:  # no segment reaches back across a border
-        assert all(not (s.start < w.offset < s.end - 0.5) for s in windowed)
+    assert starts == sorted(starts) and [s.idx for s in windowed] == list(range(len(windowed)))
+    assert 0 <= starts[0] and windowed[-1].end <= episode.duration + 0.5
+    assert transcript.audio_seconds == pytest.approx(whole_audio.seconds, abs=0.01)
 
     extractor = asr._model.feature_extractor
     shifted = asr.transcribe_prepared([prepare_audio(extractor, whole_audio.audio[SHIFT_S * SAMPLE_RATE :])])[

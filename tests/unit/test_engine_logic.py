@@ -114,7 +114,8 @@ async def test_limit_and_skip_shorts_prefilter_listing_order(tmp_path: Path) -> 
 
 
 async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Path) -> None:
-    """stop(): discovery ends, downloads already finished are stored, the rest stay pending."""
+    """stop(): discovery ends, the videos being decoded or transcribed are stored, the rest stay
+    pending; a finished download not yet decoded is kept for the next run, not dropped."""
     db = FakeDatabase()
     engine, p = make_engine(
         tmp_path,
@@ -130,7 +131,13 @@ async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Pat
         summary = await asyncio.wait_for(task, 10)
     assert summary.stopped_early
     assert 3 <= summary.done < 50
-    assert sorted(db.store_calls) == sorted(p["downloader"].finished)  # nothing downloaded was dropped
+    kept = (
+        sorted(f.name.rsplit(".", 1)[0] for f in (tmp_path / "kept").glob("*"))
+        if (tmp_path / "kept").exists()
+        else []
+    )
+    assert sorted(db.store_calls + kept) == sorted(p["downloader"].finished)  # nothing downloaded dropped
+    assert not set(db.store_calls) & set(kept)
     assert all(s in ("done", "pending") for s in db.statuses.values())
 
 

@@ -4,24 +4,32 @@ counted in speech chunks, out-of-memory detection, the language rule and the VRA
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import structlog
 
-from ytingest.errors import ConfigError
+from tests.unit.fakes import FakeDatabase
+from ytingest.config import Settings
+from ytingest.errors import ConfigError, ModelError
 from ytingest.items import AudioFile, DecodedAudio, PreparedAudio, Segment, VideoRef
 from ytingest.models.asr import (
     MAX_BATCH,
     VRAM_PER_CHUNK,
     VRAM_RESERVED,
+    AsrResult,
     check_language,
     fit_batch_size,
     is_out_of_memory,
 )
 from ytingest.pipeline.assembly import WindowAssembly, WindowResult
+from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.queues import StageQueue
-from ytingest.stages.transcribe import _take_windows, window_weight
+from ytingest.stages.description import PIPELINE, metrics_for
+from ytingest.stages.transcribe import CLIMB_AFTER, _take_windows, _transcribe_fitting, window_weight
 
 FILE = AudioFile(VideoRef("v1", "u"), Path("/nowhere/v1.m4a"), 1)
 
@@ -120,3 +128,78 @@ def test_the_asr_batch_fits_the_free_vram() -> None:
     assert fit_batch_size(80 * gib) == MAX_BATCH
     # a 16 GB card with large-v3 in float16 loaded (~3.1 GB): about 12 GB free
     assert 20 <= fit_batch_size(12 * gib) <= MAX_BATCH
+
+
+class FlakyModel:
+    """A preparing transcriber whose model runs out of memory above ``fits`` chunks per call and
+    whose language detection breaks on the windows of ``bad_video``."""
+
+    name = "flaky"
+
+    def __init__(self, fits: int, bad_video_samples: int = -1) -> None:
+        self.fits, self.bad_samples, self.sizes = fits, bad_video_samples, []  # type: list[int]
+
+    def prepare_windows(self, path: Path) -> Any:
+        raise AssertionError("not used")
+
+    def detect_language(self, item: PreparedAudio) -> tuple[str, float | None]:
+        if len(item.audio) == self.bad_samples:
+            raise ModelError("language detection failed: RuntimeError: cuDNN error")
+        return "en", None
+
+    def transcribe_prepared(
+        self, items: list[PreparedAudio], *, batch_size: int | None = None, languages: Any = None
+    ) -> list[AsrResult]:
+        self.sizes.append(batch_size or 0)
+        if (batch_size or 8) > self.fits:
+            raise ModelError("CUDA failed with error out of memory", out_of_memory=True)
+        return [AsrResult((Segment(0, 0.0, 1.0, "hi"),), p.seconds, "en", p.audio) for p in items]
+
+    def transcribe(self, path: Path) -> AsrResult:
+        raise AssertionError("not used")
+
+
+def _ctx(tmp_path: Path) -> RunContext:
+    settings = Settings(ytingest_home=tmp_path, asr_batch_size=8)
+    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))
+    ctx.tuning.asr_batch_max = 8
+    return ctx
+
+
+async def test_out_of_memory_halves_until_it_fits_then_climbs_back(tmp_path: Path) -> None:
+    ctx, model = _ctx(tmp_path), FlakyModel(fits=2)
+    with ThreadPoolExecutor(1) as pool, structlog.testing.capture_logs() as events:
+        first = await _transcribe_fitting(ctx, model, None, pool, [_window(3)])
+        assert isinstance(first[0], WindowResult) and ctx.tuning.asr_batch_size == 2
+        model.fits = 8  # the card has room again
+        for _ in range(CLIMB_AFTER):
+            await _transcribe_fitting(ctx, model, None, pool, [_window(3)])
+        assert ctx.tuning.asr_batch_size == 4  # doubled once after CLIMB_AFTER calls that fit
+        for _ in range(CLIMB_AFTER):
+            await _transcribe_fitting(ctx, model, None, pool, [_window(3)])
+    assert ctx.tuning.asr_batch_size == 8 and model.sizes[:3] == [8, 4, 2]
+    tunes = [(e["before"], e["after"]) for e in events if e["event"] == "tune"]
+    assert tunes == [(8, 4), (4, 2), (2, 4), (4, 8)]
+
+
+async def test_out_of_memory_at_one_chunk_fails_the_windows(tmp_path: Path) -> None:
+    ctx, model = _ctx(tmp_path), FlakyModel(fits=0)
+    with ThreadPoolExecutor(1) as pool:
+        out = await _transcribe_fitting(ctx, model, None, pool, [_window(1), _window(1, video="v2")])
+    assert all(isinstance(o, ModelError) and o.out_of_memory for o in out) and ctx.tuning.asr_batch_size == 1
+
+
+async def test_a_failed_language_detection_fails_only_its_video_and_is_not_out_of_memory(
+    tmp_path: Path,
+) -> None:
+    ctx = _ctx(tmp_path)
+    bad = DecodedAudio(
+        AudioFile(VideoRef("bad", "u"), Path("/nowhere/bad"), 1),
+        PreparedAudio(np.zeros(999, dtype=np.float32)),
+    )
+    model = FlakyModel(fits=8, bad_video_samples=999)
+    with ThreadPoolExecutor(1) as pool:
+        out = await _transcribe_fitting(ctx, model, None, pool, [_window(2), bad, _window(2, video="v3")])
+    assert isinstance(out[0], WindowResult) and isinstance(out[2], WindowResult)
+    assert isinstance(out[1], ModelError) and not out[1].out_of_memory
+    assert ctx.tuning.asr_batch_size == 8  # no halving for an error that is not about memory

@@ -66,11 +66,17 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or any(m in str(exc).lower() for m in _OOM_MARKS)
 
 
-def check_language(model: str, language: str | None, *, multilingual: bool) -> str | None:
+def check_language(
+    model: str, language: str | None, *, multilingual: bool, supported: Sequence[str] = ()
+) -> str | None:
     """The language to transcribe in (None: detect per video). An English-only model with another
-    language set is a ConfigError."""
+    language set, or a code the model does not know (``supported``), is a ConfigError."""
     if language is not None:
         language = language.strip().lower() or None
+    if multilingual and language is not None and supported and language not in supported:
+        raise ConfigError(
+            f"ASR_LANGUAGE={language} is not a language code the ASR model knows (e.g. en, de, fr, es, ja)"
+        )
     if not multilingual:
         if language not in (None, "en"):
             raise ConfigError(
@@ -148,13 +154,15 @@ class WhisperTranscriber:
         except Exception as exc:  # hub lookups, bad files and CUDA errors all land here
             raise ConfigError(f"cannot load ASR model {model!r}: {exc}") from None
         self.multilingual = bool(self._model.model.is_multilingual)
-        self.language = check_language(self.name, language, multilingual=self.multilingual)
+        self.language = check_language(
+            self.name, language, multilingual=self.multilingual, supported=self._model.supported_languages
+        )
         self._beam_size = beam_size
         self.batching = batching
         self.window_s = window_s
-        if batch_size is None:
+        if batch_size is None:  # each of ``workers`` inference slots may run a batch at once
             free = free_vram() if self.device == "cuda" else None
-            batch_size = fit_batch_size(free) if free is not None else 8
+            batch_size = fit_batch_size(free // max(1, workers)) if free is not None else 8
         self.batch_size = batch_size
         self._batcher = ChunkBatcher(self._model, batch_size=batch_size, beam_size=beam_size)
 

@@ -19,7 +19,7 @@ SATURATED = 0.85  # a stage busier than this is at its limit
 STARVED = 0.6  # a stage less busy than this is waiting for work
 BACKED_UP = 0.5  # an input queue fuller than this is piling up
 MEASURED = 0.05  # a stage busier than this has a rate worth reading
-STALL_S = 300.0  # MODEL_STALL_S's default: a model with work and no progress this long is stalled
+STALL_S = 900.0  # MODEL_STALL_S's default
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,7 +235,7 @@ class Sampler:
         videos = sorted(m.progress.videos.values(), key=lambda v: (v.started, v.video_id))
         transcribed = max(m.progress.transcribed, model.audio_seconds if model else 0.0)
         self._rate.add(at, model, transcribed, bool(videos) or bool(model and model.busy))
-        queued = 0.0
+        queued = sum(m.download.audio.values())  # downloads in flight, or waiting for decode_q
         for c in m.stages.values() if model else ():
             if c is model:  # its windows belong to videos already in ``progress`` (begun at decode)
                 break

@@ -49,6 +49,7 @@ class RunContext:
     started: float = field(default_factory=time.monotonic)
     turns: ModelTurns = field(default_factory=ModelTurns)
     windows: WindowAssembly = field(default_factory=WindowAssembly)  # videos part-way through ASR
+    model_errors_in_row: int = 0  # videos the model failed on since it last transcribed a window
     segments: int = 0
     failures: list[Failure] = field(default_factory=list)
     tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings

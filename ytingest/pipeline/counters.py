@@ -69,6 +69,7 @@ class DownloadCounters:
     bytes_total: int = 0
     in_flight: dict[str, int] = field(default_factory=dict)
     rate_limited: int = 0
+    audio: dict[str, float] = field(default_factory=dict)  # listed seconds of each video downloading
 
     def progress(self, video_id: str, downloaded: int) -> None:
         before = self.in_flight.get(video_id, 0)

@@ -24,7 +24,7 @@ from ytingest.items import AudioFile, DecodedAudio, PreparedAudio
 from ytingest.logs import get_logger
 from ytingest.models.asr import AsrResult
 from ytingest.pipeline.context import RunContext
-from ytingest.stages.disk import quarantine
+from ytingest.stages.disk import keep_for_retry, quarantine
 
 log = get_logger()
 
@@ -83,6 +83,10 @@ async def decode_worker(
     pass straight through."""
     counters = ctx.metrics.stages["decode"]
     while (audio := await inbox.get()) is not None:
+        if ctx.stopping.is_set():  # a graceful stop: finish the videos begun, leave these pending
+            kept = await asyncio.to_thread(keep_for_retry, audio.path, ctx.settings.kept_dir)
+            log.info("video_left_pending", video_id=audio.video.id, reason="stopping", audio=str(kept))
+            continue
         ctx.metrics.progress.begin(audio.video.id, audio.video.title, audio.video.duration)
         if prepare is None:  # nothing to do here: counted as done, with no busy time
             counters.end(counters.begin(), audio_seconds=audio.video.duration or 0.0)
@@ -103,8 +107,10 @@ async def decode_worker(
                     chunks=len(window.chunks),
                     ms=round(1000 * (time.monotonic() - t0)),
                 )
-                await outbox.put(DecodedAudio(audio, window))  # waits for room ahead of the model
                 if ctx.windows.failed(audio.video.id):  # the model failed on an earlier window
+                    break
+                await outbox.put(DecodedAudio(audio, window))  # waits for room ahead of the model
+                if ctx.windows.failed(audio.video.id):
                     break
                 t0, busy = counters.begin(), True
             else:

@@ -19,9 +19,9 @@ LEFTOVER_SUFFIXES = (".part", ".ytdl", ".temp")
 
 def quarantine(path: Path, folder: Path) -> Path:
     """Move a file ASR could not read out of the audio folder, for a person to look at."""
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         path.replace(target)
     except OSError:
         return path
@@ -29,8 +29,8 @@ def quarantine(path: Path, folder: Path) -> Path:
 
 
 def keep_for_retry(path: Path, folder: Path) -> Path:
-    """Move the audio of a video the model failed on into ``folder`` (``kept/``), where the next
-    attempt finds it instead of downloading it again."""
+    """Move the audio of a video the model failed on, or that a graceful stop left undecoded, into
+    ``folder`` (``kept/``), where the next attempt finds it instead of downloading it again."""
     return quarantine(path, folder)
 
 

@@ -223,11 +223,13 @@ async def _download_one(
     outbox: asyncio.Queue[AudioFile | None],
     policy: DownloadPolicy,
 ) -> None:
+    ctx.metrics.download.audio[ref.id] = ref.duration or 0.0  # still to transcribe (the ETA)
     try:
         audio = await _kept_audio(ctx, ref) or await _download_with_retries(ctx, downloader, ref, policy)
         if audio is not None:
             await outbox.put(audio)
     finally:
+        ctx.metrics.download.audio.pop(ref.id, None)
         await policy.slots.release()
 
 

@@ -11,6 +11,7 @@ When the model fails:
   after CLIMB_AFTER calls that fit it doubles again, up to the configured size;
 - any other model error fails only the videos whose windows fail on their own: transient (a later
   run or ``retry`` takes them), their audio kept in ``kept/`` for that retry, never quarantined;
+  after BROKEN_AFTER such videos in a row the run stops taking new ones (a broken GPU);
 - speaker identification failing stores the video without speaker labels and with a warning.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -37,6 +39,7 @@ from ytingest.stages.disk import keep_for_retry
 log = get_logger()
 
 CLIMB_AFTER = 32  # ASR calls that fit at a halved batch size before it doubles again
+BROKEN_AFTER = 5  # videos failed by model errors in a row, none stored between: the run stops
 
 Outcome = WindowResult | ModelError | TranscribeError
 
@@ -53,8 +56,8 @@ def window_weight(d: DecodedAudio) -> int:
     """What a window counts for in the queue ahead of the model: its speech chunks (at least 1),
     or one per 30 s of audio when there are none (no batching, or not decoded yet)."""
     p = d.prepared
-    if p is None:
-        return 1
+    if p is None:  # a whole file, for a transcriber that decodes by itself
+        return max(1, math.ceil((d.file.video.duration or 30.0) / 30))
     return max(1, len(p.chunks) or round(p.seconds / 30))
 
 
@@ -95,20 +98,30 @@ def transcribe_group(
     if not (isinstance(transcriber, PreparingTranscriber) and len(prepared) == len(group)):
         return [_whole_file(transcriber, tagger, d) for d in group]
     found = dict(languages or {})
-    langs: list[tuple[str, float | None]] = []
-    for d, p in zip(group, prepared, strict=True):  # a video's language: detected on its first window
+    langs: list[tuple[str | None, float | None]] = []
+    broken: dict[int, ModelError] = {}
+    for k, (d, p) in enumerate(zip(group, prepared, strict=True)):
         known = found.get(d.file.video.id)
-        if known is None:
-            known = found[d.file.video.id] = transcriber.detect_language(p)
-        langs.append(known)
+        if known is None and p.index == 0:  # a video's language: detected on its first window
+            try:
+                known = found[d.file.video.id] = transcriber.detect_language(p)
+            except ModelError as exc:
+                if exc.out_of_memory:
+                    raise
+                broken[k] = exc
+        langs.append(known or (None, None))  # None: the model's own choice, per chunk
+    if broken:  # those windows fail; the others go on without them
+        rest = [d for k, d in enumerate(group) if k not in broken]
+        done = iter(transcribe_group(transcriber, tagger, rest, batch_size=batch_size, languages=found))
+        return [broken[k] if k in broken else next(done) for k in range(len(group))]
     try:
         results = transcriber.transcribe_prepared(
             prepared, batch_size=batch_size, languages=[lang for lang, _ in langs]
         )
     except ModelError as exc:
-        if exc.out_of_memory or len(group) == 1:
-            if exc.out_of_memory:
-                raise
+        if exc.out_of_memory:
+            raise
+        if len(group) == 1:
             return [exc]
         return [  # which window broke it: each alone, so the others are not failed with it
             transcribe_group(transcriber, tagger, [d], batch_size=batch_size, languages=found)[0]
@@ -139,31 +152,23 @@ async def _transcribe_fitting(
     languages = {d.file.video.id: ctx.windows.language(d.file.video.id) for d in group}
     loop = asyncio.get_running_loop()
     while True:
+        used = tuning.asr_batch_size
         call = functools.partial(
-            transcribe_group,
-            transcriber,
-            tagger,
-            group,
-            batch_size=tuning.asr_batch_size,
-            languages=languages,
+            transcribe_group, transcriber, tagger, group, batch_size=used, languages=languages
         )
         try:
             outcomes = await loop.run_in_executor(executor, call)
-        except ModelError as exc:
-            if tuning.asr_batch_size <= 1:
+        except ModelError as exc:  # out of memory (transcribe_group returns any other error)
+            if used <= 1 or ctx.settings.asr_batching == "off":  # nothing smaller to try
                 return [exc] * len(group)
-            before, tuning.asr_batch_size, tuning.asr_fits = (
-                tuning.asr_batch_size,
-                tuning.asr_batch_size // 2,
-                0,
-            )
-            log.warning(
-                "tune", knob="ASR_BATCH_SIZE", before=before, after=tuning.asr_batch_size, reason=str(exc)
-            )
+            if tuning.asr_batch_size == used:  # another worker may have halved it already
+                tuning.asr_batch_size, tuning.asr_fits = used // 2, 0
+                log.warning("tune", knob="ASR_BATCH_SIZE", before=used, after=used // 2, reason=str(exc))
             continue
         tuning.asr_fits += 1
         if tuning.asr_batch_size < most and tuning.asr_fits >= CLIMB_AFTER:
-            before, tuning.asr_batch_size, tuning.asr_fits = tuning.asr_batch_size, min(most, 2 * before), 0
+            before = tuning.asr_batch_size
+            tuning.asr_batch_size, tuning.asr_fits = min(most, 2 * before), 0
             log.info(
                 "tune",
                 knob="ASR_BATCH_SIZE",
@@ -260,7 +265,13 @@ async def _settle(
             progress.end(video.id)
             kept = await asyncio.to_thread(keep_for_retry, d.file.path, ctx.settings.kept_dir)
             await ctx.fail(video, "transcribe", f"{outcome} (audio kept for the retry in {kept.parent})")
+            ctx.model_errors_in_row += 1
+            if ctx.model_errors_in_row == BROKEN_AFTER and not ctx.stopping.is_set():
+                # a GPU in a bad state fails every call: stop taking videos rather than fail them all
+                log.error("model_broken", videos_failed_in_row=BROKEN_AFTER, reason=str(outcome))
+                ctx.stopping.set()
         return
+    ctx.model_errors_in_row = 0
     end = d.prepared.end if d.prepared is not None else outcome.seconds
     progress.advance(video.id, end, d.prepared.total if d.prepared is not None else None)
     transcript = ctx.windows.add(d.file, outcome)
