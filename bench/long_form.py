@@ -309,12 +309,20 @@ def batch_files(events: list[dict[str, Any]]) -> dict[str, Any]:
     per_event = Counter(values)
     batches = {k: n / k for k, n in per_event.items()}  # a batch of k files logs k events
     n_batches = sum(batches.values())
-    return {
+    out: dict[str, Any] = {
         "events": len(values),
         "per_event": dict(sorted(per_event.items())),
         "batches_by_size": {k: round(v, 2) for k, v in sorted(batches.items())},
         "mean_files_per_batch": round(len(values) / n_batches, 2) if n_batches else None,
     }
+    calls = [e for e in events if e.get("event") == "asr_batch"]  # one per model call, where logged
+    if calls:
+        out["asr_batch_events"] = len(calls)
+        for key in ("files", "windows", "chunks"):
+            got = [float(e[key]) for e in calls if isinstance(e.get(key), int | float)]
+            if got:
+                out[f"mean_{key}_per_call"] = round(sum(got) / len(got), 2)
+    return out
 
 
 def whole_file_bound(episodes: list[Episode], bandwidth: int, rate: float) -> float:
@@ -463,9 +471,13 @@ def report(r: dict[str, Any]) -> None:
     cli_line("ytingest short clips", r["short_clips"])
     for name in ("short_clips", "e2e"):
         b = r[name]["batch_files"]
+        calls = {
+            k: v for k, v in b.items() if k.startswith(("asr_batch", "mean_")) and "files_per_b" not in k
+        }
         print(
             f"  files per ASR batch ({name}): mean {b['mean_files_per_batch']}, "
             f"batches by size {b['batches_by_size']} ({b['events']} transcribe_start events)"
+            + (f"; asr_batch events: {calls}" if calls else "")
         )
     for k, v in r["ratios"].items():
         print(f"  {k:30s} {v:.3f}" + ("  (target <= 1.2)" if k.startswith("peak_rss") else ""))

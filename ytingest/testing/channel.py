@@ -251,7 +251,7 @@ class ChannelServer:
                 if self.bandwidth:
                     await asyncio.sleep(len(chunk) / self.bandwidth)
             await resp.write_eof()
-        except ConnectionResetError:
+        except ConnectionError:  # reset, or "Connection lost" while a write waits to drain
             pass  # yt-dlp's generic extractor reads only the head of the file, then hangs up
         return resp
 
