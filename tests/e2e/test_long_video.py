@@ -130,5 +130,11 @@ def test_an_hour_of_speech_in_bounded_memory_with_progress(cli: Cli, tmp_path: P
     assert starts == sorted(starts)
     assert [r["idx"] for r in rows] == list(range(len(rows)))
     assert rows[0]["start"] < 60 and rows[-1]["end"] > episode.duration - 60
-    gaps = [b["start"] - a["end"] for a, b in zip(rows, rows[1:], strict=False)]
-    assert max(gaps) < 30, f"a hole of {max(gaps):.0f} s in the transcript"
+    # A lost window would leave a hole of minutes. tiny.en itself sometimes writes nothing for one
+    # 30 s chunk of the real meeting recordings (a hole of ~32 s was seen), so holes under a
+    # minute are the model's, not the windows'.
+    gaps = sorted((b["start"] - a["end"], a["end"]) for a, b in zip(rows, rows[1:], strict=False))
+    print(f"largest holes (s, at): {[(round(g), round(t)) for g, t in gaps[-3:]]}")
+    assert gaps[-1][0] < 60, f"a hole of {gaps[-1][0]:.0f} s at {gaps[-1][1]:.0f} s"
+    for t0 in range(0, int(episode.duration) - 300, 300):  # every 5 minutes of the hour has text
+        assert sum(t0 <= r["start"] < t0 + 300 for r in rows) >= 20, f"little text at {t0} s"
