@@ -27,9 +27,9 @@ from ytingest.models.asr import (
 )
 from ytingest.pipeline.assembly import WindowAssembly, WindowResult
 from ytingest.pipeline.context import RunContext
-from ytingest.pipeline.queues import StageQueue
+from ytingest.pipeline.queues import StageQueue, take_waiting
 from ytingest.stages.description import PIPELINE, metrics_for
-from ytingest.stages.transcribe import CLIMB_AFTER, _take_windows, _transcribe_fitting, window_weight
+from ytingest.stages.transcribe import CLIMB_AFTER, _transcribe_fitting, window_weight
 
 FILE = AudioFile(VideoRef("v1", "u"), Path("/nowhere/v1.m4a"), 1)
 
@@ -98,9 +98,9 @@ def test_a_worker_takes_waiting_windows_until_they_fill_a_batch() -> None:
     inbox: asyncio.Queue[DecodedAudio | None] = asyncio.Queue()
     for w in (_window(3, video="b"), _window(4, video="c"), _window(2, video="d"), None):
         inbox.put_nowait(w)
-    group, ended = _take_windows(inbox, _window(1, video="a"), 8)
+    group, ended = take_waiting(inbox, _window(1, video="a"), 8, window_weight)
     assert [d.file.video.id for d in group] == ["a", "b", "c"] and not ended
-    group, ended = _take_windows(inbox, inbox.get_nowait() or _window(1), 8)
+    group, ended = take_waiting(inbox, inbox.get_nowait() or _window(1), 8, window_weight)
     assert [d.file.video.id for d in group] == ["d"] and ended
 
 

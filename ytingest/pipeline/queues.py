@@ -57,15 +57,18 @@ class StageQueue(asyncio.Queue[T | None], Generic[T]):
         return item
 
 
-def take_waiting(inbox: asyncio.Queue[T | None], first: T, most: int) -> tuple[list[T], bool]:
-    """``first`` plus the items already waiting in ``inbox`` (never waiting for more), at most
-    ``most`` in all; and whether the end marker was among them."""
-    group = [first]
-    while len(group) < most and not inbox.empty():
+def take_waiting(
+    inbox: asyncio.Queue[T | None], first: T, most: int, weight: Callable[[T], int] | None = None
+) -> tuple[list[T], bool]:
+    """``first`` plus the items already waiting in ``inbox`` (never waiting for more) until they
+    weigh ``most`` (``weight``: 1 per item unless given); and whether the end marker was among them."""
+    group, held = [first], weight(first) if weight else 1
+    while held < most and not inbox.empty():
         item = inbox.get_nowait()
         if item is None:
             return group, True
         group.append(item)
+        held += weight(item) if weight else 1
     return group, False
 
 

@@ -33,6 +33,7 @@ from ytingest.models.asr import AsrResult
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.pipeline.assembly import WindowResult
 from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.queues import take_waiting
 from ytingest.stages.decode import PreparingTranscriber, fail_unreadable
 from ytingest.stages.disk import keep_for_retry
 
@@ -179,21 +180,6 @@ async def _transcribe_fitting(
         return outcomes
 
 
-def _take_windows(
-    inbox: asyncio.Queue[DecodedAudio | None], first: DecodedAudio, chunks: int
-) -> tuple[list[DecodedAudio], bool]:
-    """``first`` plus the windows already waiting until they hold ``chunks`` speech chunks (never
-    waiting for more); and whether the end marker was among them."""
-    group, held = [first], window_weight(first)
-    while held < chunks and not inbox.empty():
-        item = inbox.get_nowait()
-        if item is None:
-            return group, True
-        group.append(item)
-        held += window_weight(item)
-    return group, False
-
-
 async def transcribe_worker(
     ctx: RunContext,
     transcriber: Transcriber,
@@ -204,7 +190,7 @@ async def transcribe_worker(
 ) -> None:
     """Take decoded windows until the end marker; hand on each video's transcript once its last
     window is done, then delete its audio (unless KEEP_AUDIO)."""
-    s, progress, counters = ctx.settings, ctx.metrics.progress, ctx.metrics.stages["asr"]
+    s, counters = ctx.settings, ctx.metrics.stages["asr"]
     cross = s.asr_batching == "cross" and isinstance(transcriber, PreparingTranscriber)
     if ctx.tuning.asr_batch_max is None:  # the model's size: ASR_BATCH_SIZE, or what fits the GPU
         size = getattr(transcriber, "batch_size", None)
@@ -213,14 +199,12 @@ async def transcribe_worker(
         )
     ended = False
     while not ended and (first := await inbox.get()) is not None:
-        group, ended = _take_windows(inbox, first, ctx.tuning.asr_batch_size if cross else 1)
+        # the windows already waiting, up to a model batch of speech chunks
+        group, ended = take_waiting(inbox, first, ctx.tuning.asr_batch_size if cross else 1, window_weight)
         group = [d for d in group if not ctx.windows.failed(d.file.video.id)]
         if not group:
             continue
-        videos = {d.file.video.id: d for d in group}
-        for vid, d in videos.items():
-            total = d.prepared.total if d.prepared is not None else None
-            progress.begin(vid, d.file.video.title, total or d.file.video.duration)
+        videos = {d.file.video.id: d for d in group}  # their progress began at decode
         chunks = sum(window_weight(d) for d in group)
         log.info("asr_batch", files=len(videos), windows=len(group), chunks=chunks)
         for vid, d in videos.items():
