@@ -83,8 +83,22 @@ class DecodedAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a segment and where it was said (seconds, same timeline as its segment)."""
+
+    start: float
+    end: float
+    text: str  # as the ASR wrote it, with its leading space
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
-    """One ASR segment. ``speaker`` is filled in by speaker identification when enabled."""
+    """One ASR segment, or a piece of one split at a speaker change.
+
+    ``speaker`` is set by speaker identification: an enrolled name, a channel's ``unknown-N``, or
+    (between the speaker stage and the store) the key of an ``AnonymousVoice`` of its transcript.
+    ``words`` (used to split at speaker changes) are not stored.
+    """
 
     idx: int
     start: float
@@ -93,6 +107,19 @@ class Segment:
     avg_logprob: float = 0.0
     speaker: str | None = None
     speaker_score: float | None = None
+    overlap: bool = False  # another voice was heard over the speaker's in this piece
+    words: tuple[Word, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymousVoice:
+    """A voice that no enrolled speaker claimed, found in one window of a video. Its segments carry
+    ``key`` as their speaker until the store gives it the channel's ``unknown-N`` (the same voice
+    met before in the channel, by cosine to its running mean, or a new number)."""
+
+    key: str  # "?<window>.<cluster>", unique within one transcript
+    vector: npt.NDArray[np.float32] = field(repr=False)  # unit-length centroid of its windows
+    weight: float  # seconds of speech behind ``vector``
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +132,7 @@ class Transcript:
     language: str = "en"
     language_probability: float | None = None  # confidence in ``language`` (None: set, not detected)
     warning: str | None = None  # stored, but with something missing (e.g. speaker labels), and why
+    voices: tuple[AnonymousVoice, ...] = ()  # the anonymous voices its segments' speaker keys name
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,21 +8,38 @@ is already decoded in memory, and returns the segments with ``speaker`` and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import ConfigError
-from ytingest.items import Segment
+from ytingest.items import AnonymousVoice, Segment
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """One window's segments with speakers set (split where the speaker changes inside one), and
+    the anonymous voices whose keys some of them carry (named by the store, per channel)."""
+
+    segments: tuple[Segment, ...]
+    voices: tuple[AnonymousVoice, ...] = ()
 
 
 class SpeakerTagger(Protocol):
     """Labels each segment with the speaker who said it."""
 
     def tag(
-        self, audio: npt.NDArray[np.float32], sample_rate: int, segments: tuple[Segment, ...]
-    ) -> tuple[Segment, ...]: ...
+        self,
+        audio: npt.NDArray[np.float32],
+        sample_rate: int,
+        segments: tuple[Segment, ...],
+        *,
+        window: int = 0,
+    ) -> Tagged:
+        """``window``: the window's number in its video, which makes the voices' keys unique."""
+        ...
 
 
 class SpeakerEncoder(Protocol):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.items import AnonymousVoice
 from ytingest.items import Unknown as Unknown  # defined with the other items: db returns it
 
 Vectors = npt.NDArray[np.float32]
@@ -68,32 +68,30 @@ def match(cents: Vectors, prints: Vectors, names: Sequence[str], threshold: floa
     ]
 
 
-class UnknownSpeakers:
-    """Anonymous labels that stay the same across videos (thread-safe; ASR workers share it)."""
+def name_voices(
+    known: Sequence[Unknown], voices: Sequence[AnonymousVoice], threshold: float, next_number: int
+) -> tuple[dict[str, str], list[Unknown]]:
+    """Give each anonymous voice of a video its channel label: the closest ``known`` voice when the
+    cosine is ≥ ``threshold`` (its running mean then moves towards the new voice, weighted by
+    seconds of speech), else a new ``unknown-N`` counting up from ``next_number``. Voices are
+    taken in order, so two windows of one video that hold the same new voice get one label.
 
-    def __init__(self, known: Sequence[Unknown], threshold: float, next_number: int = 1) -> None:
-        self._items = list(known)
-        self._threshold = threshold
-        numbers = [int(u.label.rsplit("-", 1)[1]) for u in known if u.label.rsplit("-", 1)[-1].isdigit()]
-        self._next = max([next_number - 1, *numbers]) + 1
-        self._lock = threading.Lock()
-
-    def assign(self, vector: Vectors, weight: float) -> tuple[str, float]:
-        """The label of the closest known anonymous voice (cosine ≥ threshold), else a new one."""
-        v = unit(vector[None, :])[0]
-        with self._lock:
-            scores = [float(u.vector @ v) for u in self._items]
-            if scores and max(scores) >= self._threshold:
-                i = int(np.argmax(scores))
-                old = self._items[i]
-                merged = unit((old.vector * old.weight + v * weight)[None, :])[0]
-                self._items[i] = Unknown(old.label, merged, old.weight + weight)
-                return old.label, scores[i]
-            label = f"unknown-{self._next}"
-            self._next += 1
-            self._items.append(Unknown(label, v, weight))
-            return label, 1.0
-
-    def snapshot(self) -> list[Unknown]:
-        with self._lock:
-            return list(self._items)
+    Returns key → label, and the voices to save (changed or new), each once."""
+    items = list(known)
+    changed: dict[str, Unknown] = {}
+    labels: dict[str, str] = {}
+    for voice in voices:
+        v = unit(np.asarray(voice.vector, dtype=np.float32)[None, :])[0]
+        scores = [float(unit(u.vector[None, :])[0] @ v) for u in items]
+        if scores and max(scores) >= threshold:
+            i = int(np.argmax(scores))
+            old = items[i]
+            merged = unit((old.vector * old.weight + v * voice.weight)[None, :])[0]
+            items[i] = Unknown(old.label, merged, old.weight + voice.weight)
+        else:
+            i = len(items)
+            items.append(Unknown(f"unknown-{next_number}", v, voice.weight))
+            next_number += 1
+        changed[items[i].label] = items[i]
+        labels[voice.key] = items[i].label
+    return labels, list(changed.values())
