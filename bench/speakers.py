@@ -1,11 +1,17 @@
-"""Speaker identification on the dialogue episodes: attribution accuracy, cost next to ASR, threshold.
+"""Speaker attribution on real and synthetic speech: accuracy, DER with and without splitting at
+turns, the cost next to ASR, and the threshold sweep the defaults were chosen from.
 
     python -m bench.speakers            # prints a report, writes bench/results/speakers.json
 
-For the same decoded files, in one process: (a) faster-whisper ASR time, (b) speaker-stage time
-(windows → GE2E embeddings → clustering → matching), and (b)/(a). Then the similarity of every
-cluster centroid to the voiceprints, split into "same speaker" and "someone else", which is what
-SPEAKER_THRESHOLD must separate, and a sweep of threshold × cluster distance.
+In one process, on the same audio:
+- real meeting (AMI, four real speakers): voiceprints from ``tst00``'s single-speaker stretches
+  (reference turns), identification in ``tst01``; duration-weighted attribution accuracy and DER
+  (pyannote.metrics) against the RTTM, split at turns on and off;
+- real two-person episodes (``two_voices_*``, no enrolment): DER and accuracy after the optimal
+  label mapping, and how many labels the two voices got;
+- synthetic dialogues (espeak voices enrolled from ``samples/voices``): segment accuracy;
+- cost: ASR with word timestamps vs without (side by side), and the speaker stage, per audio second;
+- window cosines to the voiceprints, same speaker vs others (what SPEAKER_THRESHOLD separates).
 """
 
 from __future__ import annotations
@@ -14,109 +20,232 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ytingest.config import Settings
-from ytingest.models.asr import SAMPLE_RATE, AsrResult, WhisperTranscriber
+from ytingest.items import SAMPLE_RATE, Voiceprint
+from ytingest.models.asr import AsrResult, WhisperTranscriber
 from ytingest.models.ge2e import Ge2eEncoder
-from ytingest.speakers.cluster import UnknownSpeakers, centroids, cluster
-from ytingest.speakers.tagger import VoiceTagger, windows
-from ytingest.speakers.voices import Voiceprint, embed_voice, scan
-from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth, score, true_speaker
+from ytingest.speakers.cluster import name_voices, unit
+from ytingest.speakers.tagger import VoiceTagger
+from ytingest.speakers.turns import speech_spans, windows
+from ytingest.speakers.voices import embed_voice, scan
+from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, score
+from ytingest.testing.diarization import attribution_accuracy, der, mapped_accuracy, overlap_scores, read_rttm
+from ytingest.testing.real_speech import REAL, RTTM
+from ytingest.testing.two_voices import two_voices_episodes
 
 RESULTS = Path(__file__).parent / "results"
+Rows = list[tuple[float, float, str]]
 
 
-def tag_all(
-    enc: Ge2eEncoder, prints: list[Voiceprint], asr: dict[str, AsrResult], threshold: float, distance: float
-) -> tuple[dict[str, list[tuple[float, float, str | None]]], float]:
-    """Tag every episode with fresh anonymous labels; rows per episode and seconds spent tagging."""
-    tagger = VoiceTagger(
-        enc, prints, UnknownSpeakers([], threshold), threshold=threshold, cluster_distance=distance
-    )
-    rows, spent = {}, 0.0
-    for ep_id, r in asr.items():
-        t0 = time.perf_counter()
-        segs = tagger.tag(r.audio, SAMPLE_RATE, r.segments)
-        spent += time.perf_counter() - t0
-        rows[ep_id] = [(s.start, s.end, s.speaker) for s in segs]
-    return rows, spent
+def single_speaker(turns: Sequence[Any]) -> list[tuple[float, float, str]]:
+    """The stretches of a reference where exactly one speaker is active."""
+    points = sorted({t for turn in turns for t in (turn.start, turn.end)})
+    out = []
+    for a, b in zip(points, points[1:], strict=False):
+        active = {t.speaker for t in turns if t.start <= a and t.end >= b}
+        if len(active) == 1:
+            out.append((a, b, active.pop()))
+    return out
 
 
-def centroid_similarities(
-    enc: Ge2eEncoder, prints: list[Voiceprint], asr: dict[str, AsrResult], distance: float
-) -> tuple[list[float], list[float]]:
-    """Cosine of each cluster centroid to its own speaker's voiceprint, and to everyone else's."""
-    truth, names = dialogue_truth(), [p.name for p in prints]
-    matrix = np.stack([p.vector for p in prints])
+def enrol_from_reference(enc: Ge2eEncoder, audio: np.ndarray, turns: Sequence[Any]) -> list[Voiceprint]:
+    """One voiceprint per speaker from all of its single-speaker stretches (as a user would cut
+    enrolment clips: only that person talking)."""
+    by_speaker: dict[str, list[np.ndarray]] = {}
+    for a, b, who in single_speaker(turns):
+        by_speaker.setdefault(who, []).append(audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
+    return [
+        Voiceprint(who, enc.embed([np.concatenate(clips)])[0], enc.name, {})
+        for who, clips in sorted(by_speaker.items())
+    ]
+
+
+def tag(tagger: VoiceTagger, r: AsrResult) -> tuple[Rows, list[bool]]:
+    """Rows (start, end, label) and their overlap flags; anonymous keys named as the store would."""
+    tagged = tagger.tag(r.audio, SAMPLE_RATE, r.segments)
+    labels, _ = name_voices([], tagged.voices, 0.8, 1)
+    rows, flags = [], []
+    for s in tagged.segments:  # scored where the words are: a row's silences are not its speech
+        for span in speech_spans([s]):
+            rows.append((span.start, span.end, labels.get(s.speaker or "", s.speaker or "")))
+            flags.append(s.overlap)
+    return rows, flags
+
+
+def as_ref(turns: Sequence[Any]) -> Rows:
+    return [(t.start, t.end, t.speaker) for t in turns]
+
+
+def evaluate(
+    enc: Ge2eEncoder,
+    asr: dict[str, AsrResult],
+    refs: dict[str, Any],
+    prints: list[Voiceprint],
+    synth_prints: list[Voiceprint],
+    synth_asr: dict[str, AsrResult],
+    *,
+    threshold: float,
+    margin: float,
+    distance: float,
+    split: bool,
+) -> dict[str, Any]:
+    def tagger(p: list[Voiceprint]) -> VoiceTagger:
+        return VoiceTagger(enc, p, threshold=threshold, margin=margin, cluster_distance=distance, split=split)
+
+    rows, flags = tag(tagger(prints), asr["tst01"])
+    ref01 = as_ref(refs["tst01"])
+    out: dict[str, Any] = {
+        "meeting_accuracy": round(attribution_accuracy(ref01, rows), 3),
+        "meeting_der": round(der(ref01, rows).der, 3),
+    }
+    anon = {
+        k: tag(tagger([]), asr[k]) for k in ("tst00", "tst01", *sorted(k for k in asr if k.startswith("two")))
+    }
+    out["meeting_der_no_enrolment"] = {
+        k: round(der(as_ref(refs[k]), anon[k][0]).der, 3) for k in ("tst00", "tst01")
+    }
+    two = [k for k in anon if k.startswith("two")]
+    out["two_voices"] = {
+        k: {
+            "der": round(der(as_ref(refs[k]), anon[k][0]).der, 3),
+            "mapped_accuracy": round(mapped_accuracy(as_ref(refs[k]), anon[k][0]), 3),
+            "labels": len({lab for *_, lab in anon[k][0]}),
+        }
+        for k in two
+    }
+    prec, rec = overlap_scores(as_ref(refs["tst00"]), [r for r, f in zip(*anon["tst00"], strict=True) if f])
+    out["overlap_tst00"] = {"precision": round(prec, 3), "recall": round(rec, 3)}
+    synth = {ep: tag(tagger(synth_prints), r)[0] for ep, r in synth_asr.items()}
+    a = score(synth)
+    out["synthetic_accuracy"] = round(a.accuracy, 3)
+    out["synthetic_unenrolled_kept_unknown"] = round(a.unknown_accuracy, 3)
+    return out
+
+
+def window_cosines(
+    enc: Ge2eEncoder, asr: dict[str, AsrResult], refs: dict[str, Any], prints: list[Voiceprint]
+) -> dict[str, Any]:
+    """Cosine of each single-speaker speech window of tst01 to its own voiceprint and to the others."""
+    names = [p.name for p in prints]
+    matrix = unit(np.stack([p.vector for p in prints]))
     same, other = [], []
-    for ep_id, r in asr.items():
-        wins = windows(r.segments)
-        vecs = enc.embed([r.audio[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in wins])
-        labels = cluster(vecs, distance)
-        cents = centroids(vecs, labels, [w.end - w.start for w in wins])
-        for c, cent in enumerate(cents):
-            members = [w for w, lab in zip(wins, labels, strict=True) if lab == c]
-            whos = [true_speaker(truth[ep_id], w.start, w.end) for w in members]
-            who = max(set(whos), key=whos.count)
-            if whos.count(who) < 0.8 * len(whos):
-                continue  # a mixed cluster (windows across a turn change) says nothing about the threshold
-            for name, sim in zip(names, matrix @ cent, strict=True):
-                (same if name == who else other).append(float(sim))
-    return same, other
+    r = asr["tst01"]
+    stretches = single_speaker(refs["tst01"])
+    wins = windows(speech_spans(r.segments), r.audio_seconds)
+    for w in wins:
+        who = [s for a, b, s in stretches if a <= w.start and w.end <= b]
+        if not who or who[0] not in names:
+            continue
+        v = unit(enc.embed([r.audio[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)]]))[0]
+        sims = matrix @ v
+        for name, sim in zip(names, sims, strict=True):
+            (same if name == who[0] else other).append(float(sim))
+    q = lambda xs, p: round(float(np.percentile(xs, p)), 3) if xs else None  # noqa: E731
+    return {
+        "same": {"n": len(same), "p10": q(same, 10), "median": q(same, 50)},
+        "other": {"n": len(other), "median": q(other, 50), "p90": q(other, 90), "max": q(other, 100)},
+    }
+
+
+def timed_asr(
+    tr: WhisperTranscriber, paths: dict[str, Path], repeat: int
+) -> tuple[dict[str, AsrResult], float]:
+    """Transcribe every file ``repeat`` times after a warm-up pass; results and mean seconds per pass."""
+    out: dict[str, AsrResult] = {}
+    spent = 0.0
+    for rep in range(repeat + 1):
+        t0 = time.perf_counter()
+        out = {k: tr.transcribe(p) for k, p in paths.items()}
+        if rep:
+            spent += time.perf_counter() - t0
+    return out, spent / repeat
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.speakers")
-    parser.add_argument("--repeat", type=int, default=2, help="timed passes (the first pass warms up)")
+    parser.add_argument("--repeat", type=int, default=2, help="timed ASR passes (after one warm-up)")
+    parser.add_argument("--no-sweep", action="store_true", help="only the defaults")
     args = parser.parse_args()
     s = Settings()
-    asr_model = WhisperTranscriber("bundled", device="cpu")
     enc = Ge2eEncoder("cpu")
-    prints = [vp for src in scan(VOICES_DIR) if (vp := embed_voice(enc, VOICES_DIR, src)[0]) is not None]
-    episodes = dialogue_episodes()
-    asr: dict[str, AsrResult] = {}
-    asr_s = tag_s = 0.0
-    for rep in range(args.repeat + 1):
-        t0 = time.perf_counter()
-        asr = {ep.id: asr_model.transcribe(ep.path) for ep in episodes}
-        elapsed = time.perf_counter() - t0
-        rows, spent = tag_all(enc, prints, asr, s.speaker_threshold, s.speaker_cluster_distance)
-        if rep > 0:
-            asr_s, tag_s = asr_s + elapsed, tag_s + spent
-    result = score(rows)
-    same, other = centroid_similarities(enc, prints, asr, s.speaker_cluster_distance)
-    sweep = {}
-    for distance in (0.15, 0.2, 0.25, 0.3, 0.35):
-        for threshold in (0.7, 0.75, 0.8, 0.85, 0.9):
-            a = score(tag_all(enc, prints, asr, threshold, distance)[0])
-            sweep[f"d={distance} t={threshold}"] = (round(a.accuracy, 3), round(a.unknown_accuracy, 3))
-    audio_s = sum(r.audio_seconds for r in asr.values())
+    refs: dict[str, Any] = dict(read_rttm(RTTM))
+    paths = {k: REAL / f"{k}.mp3" for k in ("tst00", "tst01")}
+    for ep in two_voices_episodes():
+        paths[ep.id] = ep.path
+    refs.update(read_rttm(REAL / "two_voices.rttm"))
+    synth_paths = {ep.id: ep.path for ep in dialogue_episodes()}
+    plain = WhisperTranscriber("bundled", device="cpu", batching="cross")
+    words = WhisperTranscriber("bundled", device="cpu", batching="cross", word_timestamps=True)
+    _, plain_s = timed_asr(plain, {**paths, **synth_paths}, args.repeat)
+    asr_all, words_s = timed_asr(words, {**paths, **synth_paths}, args.repeat)
+    asr = {k: asr_all[k] for k in paths}
+    synth_asr = {k: asr_all[k] for k in synth_paths}
+    audio_s = sum(r.audio_seconds for r in asr_all.values())
+    ref00 = refs["tst00"]
+    prints = enrol_from_reference(enc, asr["tst00"].audio, ref00)
+    synth_prints = [
+        vp for src in scan(VOICES_DIR) if (vp := embed_voice(enc, VOICES_DIR, src)[0]) is not None
+    ]
+    defaults = dict(
+        threshold=s.speaker_threshold, margin=s.speaker_margin, distance=s.speaker_cluster_distance
+    )
+    t0 = time.perf_counter()
+    tagger = VoiceTagger(
+        enc,
+        prints,
+        threshold=s.speaker_threshold,
+        margin=s.speaker_margin,
+        cluster_distance=s.speaker_cluster_distance,
+    )
+    for _ in range(args.repeat):
+        for r in asr_all.values():
+            tagger.tag(r.audio, SAMPLE_RATE, r.segments)
+    tag_s = (time.perf_counter() - t0) / args.repeat
     report: dict[str, Any] = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "episodes": len(episodes),
         "audio_seconds": round(audio_s, 1),
-        "segments": sum(len(r.segments) for r in asr.values()),
-        "threshold": s.speaker_threshold,
-        "cluster_distance": s.speaker_cluster_distance,
-        "accuracy_enrolled": round(result.accuracy, 3),
-        "enrolled_segments": f"{result.enrolled_correct}/{result.enrolled_total}",
-        "unenrolled_kept_unknown": f"{result.unknown_correct}/{result.unknown_total}",
-        "unknown_labels": sorted(result.unknown_labels),
-        "asr_seconds": round(asr_s / args.repeat, 3),
-        "speaker_seconds": round(tag_s / args.repeat, 3),
-        "speaker_cost_fraction_of_asr": round(tag_s / asr_s, 3),
-        "centroid_sim_same_speaker_min": round(min(same), 3),
-        "centroid_sim_other_speaker_max": round(max(other), 3),
-        "sweep_accuracy_enrolled_unknown": sweep,
+        "enrolled_from_tst00_seconds": {
+            who: round(sum(b - a for a, b, w in single_speaker(ref00) if w == who), 2)
+            for who in sorted({t.speaker for t in ref00})
+        },
+        "defaults": defaults,
+        "split_on": evaluate(enc, asr, refs, prints, synth_prints, synth_asr, split=True, **defaults),
+        "split_off": evaluate(enc, asr, refs, prints, synth_prints, synth_asr, split=False, **defaults),
+        "asr_seconds_plain": round(plain_s, 3),
+        "asr_seconds_with_words": round(words_s, 3),
+        "word_timestamps_cost": round(words_s / plain_s - 1, 3),
+        "speaker_stage_seconds": round(tag_s, 3),
+        "speaker_stage_fraction_of_asr": round(tag_s / words_s, 3),
+        "window_cosines_tst01": window_cosines(enc, asr, refs, prints),
     }
-    print(json.dumps({k: v for k, v in report.items() if k != "sweep_accuracy_enrolled_unknown"}, indent=1))
-    print("sweep (cluster distance d, threshold t): accuracy on enrolled voices / unenrolled kept unknown")
-    for key, (acc, unk) in sweep.items():
-        print(f"  {key:14s} {acc:.3f} / {unk:.3f}")
+    print(json.dumps(report, indent=1))
+    if not args.no_sweep:
+        sweep = {}
+        for threshold in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
+            for margin in (0.0, 0.05, 0.1):
+                for distance in (0.15, 0.2, 0.25, 0.3):
+                    key = f"t={threshold} m={margin} d={distance}"
+                    e = evaluate(
+                        enc,
+                        asr,
+                        refs,
+                        prints,
+                        synth_prints,
+                        synth_asr,
+                        threshold=threshold,
+                        margin=margin,
+                        distance=distance,
+                        split=True,
+                    )
+                    sweep[key] = e
+                    print(key, json.dumps({k: v for k, v in e.items() if k != "overlap_tst00"}))
+        report["sweep_split_on"] = sweep
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "speakers.json").write_text(json.dumps(report, indent=1) + "\n")
 

@@ -13,13 +13,14 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from ytingest.cli_args import build_parser, settings_from
+from ytingest.cli_args import build_parser, check_speaker_args, settings_from
 from ytingest.config import Settings
 from ytingest.doctor import format_line, run_checks, summary_line
 from ytingest.engine import Engine, first_error
@@ -31,6 +32,7 @@ from ytingest.logs import configure_logging, redact
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
 from ytingest.search import group_by_video
+from ytingest.speakers.naming import merge_voices, name_voice
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -48,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
+        if args.command == "speakers":
+            check_speaker_args(args)
         if args.command == "doctor":  # no Engine: the doctor checks what starting one needs
             return run(cmd_doctor(settings, args), loop=settings.loop)
         command: Callable[[Engine, argparse.Namespace], Awaitable[int]] = COMMANDS[args.command]
@@ -274,19 +278,23 @@ async def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
+    if args.action != "list":
+        edit = name_voice if args.action == "name" else merge_voices
+        done = await edit(engine.database, *args.voices, channel=args.channel)
+        print(json.dumps(asdict(done), ensure_ascii=False) if args.json else done.line())
+        return EXIT_OK
     report = await engine.speakers()
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return EXIT_OK
     for p in report["enrolled"]:
-        print(
-            f"{p['name']}: {p['segments']} segments in {p['videos']} videos"
-            f" ({len(p['clips'])} clips, {p['model']})"
-        )
+        origin = f"{len(p['clips'])} clips" if p.get("source", "folder") == "folder" else "named"
+        print(f"{p['name']}: {p['segments']} segments in {p['videos']} videos ({origin}, {p['model']})")
     for u in report["unknown"]:
-        print(f"{u['label']} (not enrolled): {u['segments']} segments in {u['videos']} videos")
+        where = u.get("channel") or "videos with no channel"
+        print(f"{u['label']} (not enrolled) of {where}: {u['segments']} segments in {u['videos']} videos")
     if not report["enrolled"] and not report["unknown"]:
-        print("no speakers yet (ytingest stream URL --voices-dir DIR)")
+        print("no speakers yet (ytingest stream URL labels the voices it hears)")
     return EXIT_OK
 
 

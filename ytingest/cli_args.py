@@ -20,6 +20,23 @@ DESCRIPTION = "YouTube channels → searchable, speaker-attributed transcripts i
 EPILOG = "'ytingest COMMAND --help' lists a command's options; 'ytingest doctor' checks the setup."
 
 
+SPEAKER_ACTIONS = {"list": 0, "name": 2, "merge": 2}  # `speakers` action -> how many VOICEs it takes
+
+
+def check_speaker_args(args: argparse.Namespace) -> None:
+    """``speakers name LABEL NAME`` / ``merge KEEP GONE`` / plain ``speakers``: the right count."""
+    wanted = SPEAKER_ACTIONS[args.action]
+    if len(args.voices) != wanted:
+        usage = {
+            "list": "speakers [--json]",
+            "name": "speakers name LABEL NAME",
+            "merge": "speakers merge KEEP GONE",
+        }
+        raise ConfigError(f"usage: ytingest {usage[args.action]} [--channel URL]")
+    if args.action == "list" and args.channel is not None:
+        raise ConfigError("--channel goes with `speakers name` and `speakers merge`")
+
+
 def version_line() -> str:
     """``ytingest 0.1.0 (yt-dlp 2026.10.26)``, from the installed packages' metadata."""
     ours, ytdlp = (installed_version(name) or "unknown" for name in ("ytingest", "yt-dlp"))
@@ -67,7 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--new-only", action="store_true", help="stop listing after NEW_ONLY_STREAK stored videos in a row"
     )
     p.add_argument(
-        "--voices-dir", type=Path, help="voices to enrol; turns on speaker identification (VOICES_DIR)"
+        "--voices-dir", type=Path, help="voices to enrol by name (VOICES_DIR); other voices get unknown-N"
+    )
+    p.add_argument(
+        "--no-speakers",
+        dest="speakers",
+        action="store_false",
+        default=None,
+        help="no speaker labels, no speaker model (SPEAKERS=false)",
     )
     p.add_argument("--keep-audio", action="store_true", default=None, help="keep downloaded audio")
     p.add_argument("--io-workers", type=int, help="concurrent downloads (IO_WORKERS)")
@@ -140,7 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="json")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 
-    p = sub.add_parser("speakers", parents=[common], help="enrolled and unknown voices, with their segments")
+    p = sub.add_parser(
+        "speakers",
+        parents=[common],
+        help="list the voices; name an anonymous one or merge two (speakers name unknown-3 'Jane Doe')",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=SPEAKER_ACTIONS,
+        default="list",
+        help="list (default); name LABEL NAME: an anonymous voice becomes an enrolled one;"
+        " merge KEEP GONE: two labels of one person become KEEP",
+    )
+    p.add_argument("voices", nargs="*", metavar="VOICE", help="name: LABEL NAME; merge: KEEP GONE")
+    p.add_argument(
+        "--channel", metavar="URL", help="the channel of the anonymous voice (its labels are per channel)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     p = sub.add_parser("top", help="watch a running stream's live view (stream --metrics-port)")
@@ -170,6 +210,7 @@ _SETTING_FLAGS = (
     "autotune",
     "metrics_port",
     "voices_dir",
+    "speakers",
     "mode",
     "asr_batching",
     "asr_batch_size",

@@ -80,12 +80,17 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)  # None: no HTTP endpoint
     metrics_host: str = "127.0.0.1"
 
-    # speaker identification: on when voices_dir is set (threshold tuned by bench/speakers.py)
+    # speakers: on by default (--no-speakers); enrolled voices from voices_dir (and `speakers name`),
+    # every other voice a per-channel unknown-N. Thresholds chosen on real speech: bench/speakers_real.py
+    speakers: bool = True
     voices_dir: Path | None = None
     speaker_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"
     speaker_device: Literal["auto", "cpu", "cuda"] = "auto"
-    speaker_threshold: float = Field(0.85, ge=-1.0, le=1.0)
+    speaker_split: bool = True  # split a segment where the speaker changes (needs word timestamps)
+    speaker_threshold: float = Field(0.85, ge=-1.0, le=1.0)  # a window's cosine to claim an enrolled voice
+    speaker_margin: float = Field(0.05, ge=0.0, le=2.0)  # ... and by this much over the next voice
     speaker_cluster_distance: float = Field(0.30, gt=0.0, le=2.0)
+    speaker_same_voice: float = Field(0.80, ge=-1.0, le=1.0)  # an anonymous voice = a channel's unknown-N
     pyannote_model: str | None = None  # hub id or local folder; HF_TOKEN is read by pyannote
 
     # reliability: retries, the shared 429 pause, the disk budget, database outages

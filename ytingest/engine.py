@@ -26,7 +26,7 @@ from ytingest.monitor.sampler import Sampler
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.tuning import Tuning
 from ytingest.search import SearchQuery
-from ytingest.speakers.setup import build_tagger, save_unknowns
+from ytingest.speakers.setup import build_tagger
 from ytingest.stages.bulk import run_bulk
 from ytingest.stages.decode import Prepare, PreparingTranscriber, windows_in_thread
 from ytingest.stages.decoder_process import DecoderProcess
@@ -171,8 +171,8 @@ class Engine:
         return self._transcriber
 
     async def speaker_tagger(self) -> SpeakerTagger | None:
-        """Speaker ID: None unless VOICES_DIR is set; else enrol the voices and build the tagger once."""
-        if self._tagger is None and self.settings.voices_dir is not None:
+        """Speaker ID (on unless SPEAKERS=false): the encoder, voices/ enrolled, built once."""
+        if self._tagger is None and self.settings.speakers:
             self._tagger = await build_tagger(self.settings, self.database, self._asr_pool)
         return self._tagger
 
@@ -264,7 +264,6 @@ class Engine:
             raise first_error(group) from None
         finally:
             self._run = None
-        await save_unknowns(tagger, db)
         await self._build_search_index(stopping=ctx.stopping.is_set())
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})

@@ -54,6 +54,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, *, video: Mapping[str, Any]
                 "text": r["text"],
                 "speaker": r["speaker"],
                 "speaker_score": r["speaker_score"],
+                "overlap": r.get("overlap", False),
                 "avg_logprob": r["avg_logprob"],
             }
             for r in rows

@@ -143,10 +143,12 @@ async def test_speaker_id_failing_on_one_video_stores_it_without_labels(
     assert real is not None
 
     class FailsOnOne:
-        def tag(self, audio: np.ndarray, rate: int, segments: Any) -> Any:
+        model = real.model
+
+        def tag(self, audio: np.ndarray, rate: int, segments: Any, *, window: int = 0) -> Any:
             if len(audio) == bad_samples:
                 raise RuntimeError("speaker encoder: CUDA error: an illegal memory access was encountered")
-            return real.tag(audio, rate, segments)
+            return real.tag(audio, rate, segments, window=window)
 
     async with ChannelServer(episodes=episodes) as channel:
         async with Engine(settings, transcriber=asr, tagger=FailsOnOne()) as engine:

@@ -201,7 +201,6 @@ async def test_migration_7_to_8_keeps_the_rows(
     """A database at schema 7 with stored and failed videos migrates to 8: rows kept, the new
     columns NULL, then filled by the next store."""
     full = schema.MIGRATIONS
-    assert len(full) == 8
     monkeypatch.setattr(schema, "MIGRATIONS", full[:7])
     db = await open_db(fresh_dsn)
     try:
@@ -223,7 +222,9 @@ async def test_migration_7_to_8_keeps_the_rows(
     monkeypatch.setattr(schema, "MIGRATIONS", full)
     db = await open_db(fresh_dsn)
     try:
-        assert await conn.fetchval("SELECT value FROM ytingest_meta WHERE key = 'schema_version'") == "8"
+        assert await conn.fetchval("SELECT value FROM ytingest_meta WHERE key = 'schema_version'") == str(
+            len(full)
+        )
         assert {"language", "language_probability", "warning"} <= {r[0] for r in await conn.fetch(columns)}
         rows = await conn.fetch("SELECT id, status, language, warning FROM videos ORDER BY id")
         assert [tuple(r) for r in rows] == [("a", "done", None, None), ("b", "failed", None, None)]

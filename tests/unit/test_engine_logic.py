@@ -27,6 +27,7 @@ from ytingest.stages.embed import run_batcher
 
 def make_engine(tmp_path: Path, **parts: Any) -> tuple[Engine, dict[str, Any]]:
     knobs = {k: parts.pop(k) for k in list(parts) if k in Settings.model_fields}
+    knobs.setdefault("speakers", False)  # the fakes have no speaker model (a test passes a tagger)
     settings = Settings(ytingest_home=tmp_path, batch_max_age_s=0.05, **knobs)
     defaults: dict[str, Any] = {
         "discoverer": FakeDiscoverer(refs(10)),

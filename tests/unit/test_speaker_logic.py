@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from ytingest.errors import ConfigError
-from ytingest.items import Segment
+from ytingest.items import AnonymousVoice, Unknown
 from ytingest.models.ge2e import mel_filterbank
-from ytingest.speakers.cluster import UnknownSpeakers, centroids, cluster, match, unit
-from ytingest.speakers.tagger import windows
+from ytingest.speakers.cluster import cluster, name_voices, unit
 from ytingest.speakers.voices import scan
 
 RNG = np.random.default_rng(7)
@@ -38,36 +37,6 @@ def test_clustering_finds_the_number_of_speakers_by_itself() -> None:
 def test_one_window_is_one_cluster() -> None:
     """A video with a single window has one cluster (sklearn needs two samples)."""
     assert cluster(np.ones((1, 4), dtype=np.float32), 0.3).tolist() == [0]
-
-
-def test_matching_names_close_clusters_and_leaves_strangers_anonymous() -> None:
-    """A centroid near a voiceprint gets its name; one far from all voiceprints gets None."""
-    centres, samples, labels = voices(3, 6)
-    cents = centroids(samples, labels, [1.0] * len(samples))
-    result = match(cents, centres[:2], ["ada", "bruno"], threshold=0.8)
-    assert [m.name for m in result] == ["ada", "bruno", None]
-    assert result[0].score > 0.9 and result[2].score < 0.8
-
-
-def test_unknown_labels_are_reused_for_the_same_voice_and_new_for_another() -> None:
-    """The same anonymous voice in a later video keeps its label; a new voice gets the next number."""
-    centres, _, _ = voices(2, 1)
-    reg = UnknownSpeakers([], threshold=0.8, next_number=4)
-    assert reg.assign(centres[0], 3.0)[0] == "unknown-4"
-    noisy = unit(centres[0] + 0.05 * RNG.normal(size=centres.shape[1]).astype(np.float32))
-    assert reg.assign(noisy, 1.0)[0] == "unknown-4"
-    assert reg.assign(centres[1], 1.0)[0] == "unknown-5"
-    again = UnknownSpeakers(reg.snapshot(), threshold=0.8)
-    assert again.assign(centres[1], 1.0)[0] == "unknown-5"
-
-
-def test_long_segments_are_cut_into_windows_of_about_two_seconds() -> None:
-    """A 2.5 s segment is one window; a 7 s segment is four equal windows covering it exactly."""
-    segs = (Segment(0, 0.0, 2.5, "a"), Segment(1, 3.0, 10.0, "b"))
-    w = windows(segs)
-    assert [(x.segment, x.start, x.end) for x in w[:1]] == [(0, 0.0, 2.5)]
-    tail = [x for x in w if x.segment == 1]
-    assert len(tail) == 4 and tail[0].start == 3.0 and tail[-1].end == pytest.approx(10.0)
 
 
 def test_mel_filters_are_triangles_with_unit_area_per_mel_width() -> None:
@@ -97,3 +66,44 @@ def test_missing_voices_folder_is_a_config_error(tmp_path: Path) -> None:
     """--voices-dir pointing nowhere is a clear configuration error."""
     with pytest.raises(ConfigError, match="voices folder not found"):
         scan(tmp_path / "nope")
+
+
+def test_name_voices_reuses_a_channels_voice_and_numbers_new_ones_on() -> None:
+    """A voice close to a kept one takes its label (the running mean moves towards it, weighted by
+    seconds, and the weights add up); a far voice gets ``next_number``, then the next."""
+    centres, _, _ = voices(3, 1)
+    near = unit(centres[0] + 0.05 * RNG.standard_normal(centres.shape[1], dtype=np.float32))
+    known = [Unknown("unknown-2", centres[0], 3.0)]
+    heard = [AnonymousVoice("?0.0", near, 1.0), AnonymousVoice("?0.1", centres[1], 2.0)]
+    heard.append(AnonymousVoice("?1.0", centres[2], 2.0))
+    labels, saved = name_voices(known, heard, 0.8, 7)
+    assert labels == {"?0.0": "unknown-2", "?0.1": "unknown-7", "?1.0": "unknown-8"}
+    by_label = {u.label: u for u in saved}
+    assert list(by_label) == ["unknown-2", "unknown-7", "unknown-8"]
+    expected = unit((centres[0] * 3.0 + near * 1.0)[None, :])[0]
+    assert np.allclose(by_label["unknown-2"].vector, expected, atol=1e-6)
+    assert by_label["unknown-2"].weight == 4.0 and by_label["unknown-7"].weight == 2.0
+    assert known[0].weight == 3.0  # the caller's voices are not changed in place
+
+
+def test_name_voices_gives_one_new_voice_heard_twice_in_a_video_one_label() -> None:
+    """Two windows of one video with the same new voice: one label, saved once with both weights;
+    nothing kept and nothing heard is an empty answer."""
+    centres, samples, _ = voices(1, 2, noise=0.02)
+    heard = [AnonymousVoice("?0.0", samples[0], 1.5), AnonymousVoice("?3.1", samples[1], 2.5)]
+    labels, saved = name_voices([], heard, 0.8, 1)
+    assert labels == {"?0.0": "unknown-1", "?3.1": "unknown-1"}
+    assert [(u.label, u.weight) for u in saved] == [("unknown-1", 4.0)]
+    assert name_voices([], [], 0.8, 1) == ({}, [])
+
+
+def test_name_voices_threshold_decides_same_or_new() -> None:
+    """A cosine just over the threshold is the same voice; just under it, a new one."""
+    a = np.array([1.0, 0.0], dtype=np.float32)
+    at = np.array([0.8, 0.6], dtype=np.float32)  # cosine 0.8 to ``a``
+    assert name_voices([Unknown("unknown-1", a, 1.0)], [AnonymousVoice("?0", at, 1.0)], 0.79, 2)[0] == {
+        "?0": "unknown-1"
+    }
+    assert name_voices([Unknown("unknown-1", a, 1.0)], [AnonymousVoice("?0", at, 1.0)], 0.81, 2)[0] == {
+        "?0": "unknown-2"
+    }

@@ -109,6 +109,37 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE videos ADD COLUMN language text, ADD COLUMN language_probability real,
         ADD COLUMN warning text;
     """,
+    # 9: anonymous voices per channel (labelled at store time, under a per-channel lock), with the
+    # old global ones copied into each channel whose segments carry their label; each channel's
+    # highest unknown-N so far (the next label without reading its segments: that took 1.4 s per
+    # store for a 1000-video channel); overlapped speech on segments; and where an enrolled voice
+    # came from ('folder': voices/, 'named': `speakers name`).
+    """
+    ALTER TABLE unknown_speakers ADD COLUMN channel text NOT NULL DEFAULT '';
+    ALTER TABLE unknown_speakers DROP CONSTRAINT unknown_speakers_pkey;
+    ALTER TABLE unknown_speakers ADD PRIMARY KEY (model, channel, label);
+    INSERT INTO unknown_speakers (label, embedding, model, weight, updated_at, channel)
+        SELECT u.label, u.embedding, u.model, u.weight, u.updated_at, h.channel
+        FROM unknown_speakers u JOIN (
+            SELECT DISTINCT s.speaker, v.channel FROM segments s JOIN videos v ON v.id = s.video_id
+            WHERE s.speaker LIKE 'unknown-%' AND coalesce(v.channel, '') <> ''
+        ) AS h ON h.speaker = u.label;
+    DELETE FROM unknown_speakers u WHERE u.channel = ''
+        AND EXISTS (SELECT 1 FROM unknown_speakers c WHERE c.label = u.label AND c.channel <> '')
+        AND NOT EXISTS (SELECT 1 FROM segments s JOIN videos v ON v.id = s.video_id
+                        WHERE s.speaker = u.label AND coalesce(v.channel, '') = '');
+    CREATE TABLE unknown_numbers (channel text PRIMARY KEY, last bigint NOT NULL);
+    INSERT INTO unknown_numbers (channel, last)
+        SELECT channel, max(n) FROM (
+            SELECT channel, substring(label FROM '^unknown-([0-9]+)$')::bigint AS n FROM unknown_speakers
+            UNION ALL
+            SELECT coalesce(v.channel, ''), substring(s.speaker FROM '^unknown-([0-9]+)$')::bigint
+            FROM segments s JOIN videos v ON v.id = s.video_id WHERE s.speaker LIKE 'unknown-%'
+        ) AS l(channel, n) WHERE n IS NOT NULL GROUP BY channel;
+    ALTER TABLE segments ADD COLUMN overlap boolean NOT NULL DEFAULT false;
+    ALTER TABLE voiceprints ADD COLUMN source text NOT NULL DEFAULT 'folder'
+        CHECK (source IN ('folder', 'named'));
+    """,
 )
 
 

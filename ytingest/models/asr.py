@@ -20,7 +20,7 @@ from ytingest.config import Settings
 from ytingest.errors import ConfigError, ModelError
 from ytingest.items import SAMPLE_RATE as SAMPLE_RATE
 from ytingest.items import PreparedAudio, Segment
-from ytingest.models.batched_asr import ChunkBatcher, prepare_file
+from ytingest.models.batched_asr import ChunkBatcher, prepare_file, words_of
 from ytingest.models.windows import iter_windows
 
 AsrBatching = Literal["off", "file", "cross"]
@@ -133,9 +133,11 @@ class WhisperTranscriber:
         batch_size: int | None = 8,
         language: str | None = None,
         window_s: float = 300.0,
+        word_timestamps: bool = False,
     ) -> None:
         """``batch_size`` None: on CUDA, as many chunks as the free VRAM holds (``fit_batch_size``);
-        elsewhere 8. ``language`` None: detected per video by a multilingual model."""
+        elsewhere 8. ``language`` None: detected per video by a multilingual model.
+        ``word_timestamps``: segments carry their words' times (to split at speaker changes)."""
         from faster_whisper import WhisperModel
 
         self.name = "tiny.en (bundled)" if model == "bundled" else model
@@ -158,13 +160,16 @@ class WhisperTranscriber:
             self.name, language, multilingual=self.multilingual, supported=self._model.supported_languages
         )
         self._beam_size = beam_size
+        self.word_timestamps = word_timestamps
         self.batching = batching
         self.window_s = window_s
         if batch_size is None:  # each of ``workers`` inference slots may run a batch at once
             free = free_vram() if self.device == "cuda" else None
             batch_size = fit_batch_size(free // max(1, workers)) if free is not None else 8
         self.batch_size = batch_size
-        self._batcher = ChunkBatcher(self._model, batch_size=batch_size, beam_size=beam_size)
+        self._batcher = ChunkBatcher(
+            self._model, batch_size=batch_size, beam_size=beam_size, word_timestamps=word_timestamps
+        )
 
     @classmethod
     def from_settings(cls, s: Settings) -> WhisperTranscriber:
@@ -180,6 +185,7 @@ class WhisperTranscriber:
             batch_size=s.asr_batch_size if "asr_batch_size" in s.model_fields_set else None,
             language=s.asr_language,
             window_s=s.decode_window_s,
+            word_timestamps=s.speakers and s.speaker_split,
         )
 
     @property
@@ -253,7 +259,11 @@ class WhisperTranscriber:
 
     def _plain(self, item: PreparedAudio, language: str | None) -> AsrResult:
         raw, info = self._model.transcribe(
-            item.audio, beam_size=self._beam_size, vad_filter=True, language=language
+            item.audio,
+            beam_size=self._beam_size,
+            vad_filter=True,
+            language=language,
+            word_timestamps=self.word_timestamps,
         )
         segments = tuple(
             Segment(
@@ -262,6 +272,7 @@ class WhisperTranscriber:
                 end=float(s.end),
                 text=s.text.strip(),
                 avg_logprob=float(s.avg_logprob),
+                words=words_of(s.words, item.seconds),
             )
             for i, s in enumerate(s for s in raw if s.text.strip())
         )

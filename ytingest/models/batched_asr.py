@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import TranscribeError
-from ytingest.items import SAMPLE_RATE, PreparedAudio, Segment
+from ytingest.items import SAMPLE_RATE, PreparedAudio, Segment, Word
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -73,7 +73,11 @@ def prepare_file(path: Path, *, batching: str, extractor: FeatureExtractor) -> P
 class ChunkBatcher:
     """Runs the speech chunks of any number of prepared files in batches of ``batch_size``."""
 
-    def __init__(self, model: WhisperModel, *, batch_size: int = 8, beam_size: int = 1) -> None:
+    def __init__(
+        self, model: WhisperModel, *, batch_size: int = 8, beam_size: int = 1, word_timestamps: bool = False
+    ) -> None:
+        """``word_timestamps``: each segment also gets its words' times (cross-attention alignment,
+        one more decoder pass per batch), which the speaker stage splits turns at."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import (
             BatchedInferencePipeline,
@@ -110,7 +114,7 @@ class ChunkBatcher:
             suppress_tokens=get_suppressed_tokens(self._tokenizer, [-1]),
             without_timestamps=False,  # sentence-level segments, as the per-file default gives
             max_initial_timestamp=0.0,
-            word_timestamps=False,
+            word_timestamps=word_timestamps,
             prepend_punctuations="\"'“¿([{-",
             append_punctuations="\"'.。,，!！?？:：”)]}、",
             multilingual=multilingual,
@@ -142,6 +146,7 @@ class ChunkBatcher:
                 part = refs[k : k + size]
                 feats = np.stack([_features(items[i])[j] for i, j in part])
                 meta = [items[i].chunks[j] for i, j in part]
+                self._pipe.last_speech_timestamp = 0.0  # a heuristic's state: chunks here are unrelated
                 results = self._pipe.forward(feats, tokenizer, meta, options)
                 for (i, j), result in zip(part, results, strict=True):
                     outputs[i][j] = self._cover(items[i], items[i].chunks[j], result, language)
@@ -178,10 +183,15 @@ class ChunkBatcher:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=False,
+            word_timestamps=self._options.word_timestamps,
         )
         again = [
             dict(
                 text=s.text,
+                words=[
+                    dict(word=w.word, start=offset + w.start, end=offset + w.end, probability=w.probability)
+                    for w in s.words or ()
+                ],
                 avg_logprob=s.avg_logprob,
                 no_speech_prob=s.no_speech_prob,
                 tokens=s.tokens,
@@ -206,6 +216,7 @@ def _features(item: PreparedAudio) -> npt.NDArray[np.float32]:
 def _segments(item: PreparedAudio, chunks: list[list[dict[str, Any]]]) -> tuple[Segment, ...]:
     """One file's chunk outputs → its timeline (VAD gaps put back), clamped to the audio."""
     from faster_whisper.transcribe import Segment as FwSegment
+    from faster_whisper.transcribe import Word as FwWord
     from faster_whisper.transcribe import restore_speech_timestamps
 
     raw = [
@@ -219,7 +230,9 @@ def _segments(item: PreparedAudio, chunks: list[list[dict[str, Any]]]) -> tuple[
             avg_logprob=s["avg_logprob"],
             compression_ratio=s["compression_ratio"],
             no_speech_prob=s["no_speech_prob"],
-            words=None,
+            words=[FwWord(w["start"], w["end"], w["word"], w["probability"]) for w in s["words"]]
+            if s.get("words")
+            else None,
             temperature=0.0,
         )
         for chunk in chunks
@@ -232,5 +245,15 @@ def _segments(item: PreparedAudio, chunks: list[list[dict[str, Any]]]) -> tuple[
     for s in restored:
         start = min(max(float(s.start), 0.0), end_of_audio)
         end = min(max(float(s.end), start), end_of_audio)
-        out.append(Segment(len(out), round(start, 3), round(end, 3), s.text.strip(), float(s.avg_logprob)))
+        text, words = s.text.strip(), words_of(s.words, end_of_audio)
+        out.append(Segment(len(out), round(start, 3), round(end, 3), text, float(s.avg_logprob), words=words))
+    return tuple(out)
+
+
+def words_of(words: Sequence[Any] | None, end_of_audio: float) -> tuple[Word, ...]:
+    """faster-whisper's words as ours, clamped to the audio (empty when none were asked for)."""
+    out = []
+    for w in words or ():
+        start = min(max(float(w.start), 0.0), end_of_audio)
+        out.append(Word(round(start, 3), round(min(max(float(w.end), start), end_of_audio), 3), w.word))
     return tuple(out)

@@ -1,15 +1,16 @@
 """GE2E speaker encoder (Resemblyzer's pretrained weights), run by our own small inference code.
 
-Only ``resemblyzer/pretrained.pt`` is taken from the Resemblyzer wheel; the package itself is
-never imported, because its ``__init__`` pulls in webrtcvad (which needs ``pkg_resources``)
-and librosa/numba. The network is 3 LSTM layers over 40-band mel power frames (25 ms / 10 ms
+The weights are Resemblyzer's ``pretrained.pt``, shipped unchanged inside this package as
+``ytingest/models/weights/ge2e.pt`` (Apache-2.0, Copyright 2019 Resemble.AI; licence and sha256
+in ``weights/LICENSE-resemblyzer``). The Resemblyzer package is not a dependency: its
+webrtcvad needs a C compiler to install, and its ``__init__`` pulls in ``pkg_resources`` and
+librosa/numba. The network is 3 LSTM layers over 40-band mel power frames (25 ms / 10 ms
 at 16 kHz), a linear layer and ReLU; an utterance embedding is the L2-normalised mean of its
 1.6 s partials.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,19 +26,14 @@ N_FFT, HOP, N_MELS = 400, 160, 40
 PARTIAL_FRAMES = 160  # 1.6 s
 PARTIAL_STEP = 77  # frames between partials (Resemblyzer's rate of 1.3 partials per second)
 TARGET_DBFS = -30.0
+WEIGHTS = Path(__file__).parent / "weights" / "ge2e.pt"  # Resemblyzer's pretrained.pt
 
 
 def weights_path() -> Path:
-    """Where the Resemblyzer wheel put ``pretrained.pt`` (found without importing the package)."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "speaker backend 'resemblyzer' needs the Resemblyzer package (pip install Resemblyzer)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
-    if not path.is_file():
-        raise ConfigError(f"Resemblyzer weights not found at {path}")
-    return path
+    """The GE2E weights shipped in this package (``ytingest/models/weights/ge2e.pt``)."""
+    if not WEIGHTS.is_file():
+        raise ConfigError(f"GE2E speaker weights missing from the package: {WEIGHTS} (reinstall ytingest)")
+    return WEIGHTS
 
 
 def mel_filterbank(

@@ -28,7 +28,10 @@ class Tagged:
 
 
 class SpeakerTagger(Protocol):
-    """Labels each segment with the speaker who said it."""
+    """Labels each segment with the speaker who said it. ``model``: the speaker encoder's name,
+    which the store keeps with each channel's anonymous voices."""
+
+    model: str
 
     def tag(
         self,

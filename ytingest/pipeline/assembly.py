@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ytingest.items import AudioFile, Segment, Transcript
+from ytingest.items import AnonymousVoice, AudioFile, Segment, Transcript
 
 
 @dataclass
@@ -21,6 +21,7 @@ class _Video:
     file: AudioFile
     pieces: dict[int, tuple[Segment, ...]] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
+    voices: dict[int, tuple[AnonymousVoice, ...]] = field(default_factory=dict)
     last: int | None = None  # the index of the last window, once it has been seen
     language: str | None = None
     probability: float | None = None
@@ -38,6 +39,7 @@ class WindowResult:
     language: str
     probability: float | None = None
     warning: str | None = None
+    voices: tuple[AnonymousVoice, ...] = ()  # the anonymous voices its segments' keys name
 
 
 class WindowAssembly:
@@ -63,6 +65,7 @@ class WindowAssembly:
         v = self._videos.setdefault(vid, _Video(file))
         v.pieces[result.index] = result.segments
         v.seconds[result.index] = result.seconds
+        v.voices[result.index] = result.voices
         if result.last:
             v.last = result.index
         if v.language is None or result.index == 0:
@@ -72,11 +75,14 @@ class WindowAssembly:
             return None
         del self._videos[vid]
         ordered = sorted((s for k in sorted(v.pieces) for s in v.pieces[k]), key=lambda s: (s.start, s.end))
+        voices = tuple(x for k in sorted(v.voices) for x in v.voices[k])
         if v.warning is not None:  # speaker ID failed on a window: no labels for the whole video
-            ordered = [replace(s, speaker=None, speaker_score=None) for s in ordered]
+            ordered = [replace(s, speaker=None, speaker_score=None, overlap=False) for s in ordered]
+            voices = ()
         segments = tuple(replace(s, idx=i) for i, s in enumerate(ordered))
         seconds = sum(v.seconds.values())
-        return Transcript(v.file.video, segments, seconds, v.language or "en", v.probability, v.warning)
+        language = v.language or "en"
+        return Transcript(v.file.video, segments, seconds, language, v.probability, v.warning, voices)
 
     def drop(self, video_id: str) -> bool:
         """The video failed: forget its windows and ignore any still to come. False if it had

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ytingest.config import Settings
 from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
@@ -15,6 +15,9 @@ from ytingest.pipeline.assembly import WindowAssembly
 from ytingest.pipeline.counters import Metrics
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import ModelTurns
+
+if TYPE_CHECKING:
+    from ytingest.db.segments import VoiceNamer
 
 log = get_logger()
 
@@ -33,7 +36,14 @@ class Ledger(Protocol):
         self, video_id: str, stage: str, reason: str, *, permanent: bool = False
     ) -> None: ...
     async def store_transcripts(
-        self, items: Sequence[EmbeddedTranscript], *, asr_model: str, embed_model: str
+        self,
+        items: Sequence[EmbeddedTranscript],
+        *,
+        asr_model: str,
+        embed_model: str,
+        speaker_model: str = "",
+        same_voice: float = 0.8,
+        namer: VoiceNamer | None = None,
     ) -> None: ...
 
 

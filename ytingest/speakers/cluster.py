@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -43,29 +42,6 @@ def centroids(vectors: Vectors, labels: npt.NDArray[np.int64], weights: Sequence
     out = np.zeros((k, vectors.shape[1]), dtype=np.float32)
     np.add.at(out, labels, unit(vectors) * w)
     return unit(out)
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A cluster's best enrolled voice, or None when no voice is similar enough."""
-
-    name: str | None
-    score: float
-
-
-def match(cents: Vectors, prints: Vectors, names: Sequence[str], threshold: float) -> list[Match]:
-    """Each cluster centroid to its most similar voiceprint, if cosine ≥ ``threshold``.
-
-    Two clusters may get the same name (one speaker split in two is common); an
-    unmatched cluster stays anonymous.
-    """
-    if len(names) == 0:
-        return [Match(None, 0.0) for _ in range(len(cents))]
-    sims = unit(cents) @ unit(prints).T
-    best = sims.argmax(axis=1)
-    return [
-        Match(names[b] if sims[i, b] >= threshold else None, float(sims[i, b])) for i, b in enumerate(best)
-    ]
 
 
 def name_voices(

@@ -1,127 +1,173 @@
-"""``VoiceTagger``: who spoke each ASR segment of one video. Runs in the ASR executor.
+"""``VoiceTagger``: who spoke each part of one window of a video. Runs in the ASR executor.
 
-1. every segment becomes one or more windows (long segments are cut into ~2 s pieces);
+1. short windows (``turns.WINDOW_S``, hop ``HOP_S``) over the speech only, from the ASR's words;
 2. each window is embedded by the speaker encoder, on the audio already in memory;
-3. the windows are clustered within the video (agglomerative, cosine, automatic count);
-4. each cluster's centroid is matched to the enrolled voiceprints (``SPEAKER_THRESHOLD``);
-   an unmatched cluster gets an anonymous label that is reused across videos;
-5. a segment takes the label covering most of its windows' time; ``speaker_score`` is the
-   cosine between the segment's own embedding and the voiceprint (or the anonymous voice).
+3. enrolled voices first: a window whose nearest voiceprint has cosine ≥ ``SPEAKER_THRESHOLD``,
+   and beats the next voiceprint by ``SPEAKER_MARGIN``, is that voice's;
+4. only the windows no voiceprint claimed are clustered (agglomerative, cosine, automatic count);
+   a cluster whose centroid is near enough a voiceprint takes its name, a cluster of less than
+   MIN_VOICE_S joins a voice already heard in the window, and the rest are anonymous voices
+   (the store names them ``unknown-N`` per channel);
+5. each word takes the speaker of the windows covering it, and a segment whose words change
+   speaker is split at the word boundary (``turns.split_at_turns``);
+6. a window that two voices both claim (the second-best ≥ ``SPEAKER_THRESHOLD``) is overlapped
+   speech; a piece mostly in such windows has ``overlap`` set and keeps the dominant speaker.
+``speaker_score`` is the cosine between a piece's own embedding and its voice.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import TranscribeError
-from ytingest.items import Segment
-from ytingest.models.speakers import SpeakerEncoder
-from ytingest.speakers.cluster import UnknownSpeakers, centroids, cluster, match, unit
+from ytingest.items import AnonymousVoice, Segment
+from ytingest.models.speakers import SpeakerEncoder, Tagged
+from ytingest.speakers.cluster import centroids, cluster, unit
+from ytingest.speakers.turns import HOP_S, overlap, speech_spans, split_at_turns, windows
 from ytingest.speakers.voices import Voiceprint
 
-MAX_WINDOW_S = 3.0  # a longer segment is cut into windows of about 2 s
-WINDOW_S = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A piece of one segment that gets its own speaker embedding."""
-
-    segment: int  # position in the segment tuple
-    start: float
-    end: float
-
-
-def windows(segments: Sequence[Segment]) -> list[Window]:
-    """One window per short segment; ``ceil(d / 2 s)`` equal windows for a long one."""
-    out = []
-    for i, s in enumerate(segments):
-        d = max(s.end - s.start, 0.0)
-        n = 1 if d <= MAX_WINDOW_S else math.ceil(d / WINDOW_S)
-        out += [Window(i, s.start + d * k / n, s.start + d * (k + 1) / n) for k in range(n)]
-    return out
+Vectors = npt.NDArray[np.float32]
+MIN_VOICE_S = 1.5  # a cluster with less speech than this is not a new voice when others are heard
 
 
 class VoiceTagger:
-    """A ``SpeakerTagger`` over a speaker encoder, the enrolled voiceprints and anonymous voices."""
+    """A ``SpeakerTagger`` over a speaker encoder and the enrolled voiceprints."""
 
     def __init__(
         self,
         encoder: SpeakerEncoder,
         voiceprints: Sequence[Voiceprint],
-        unknowns: UnknownSpeakers,
         *,
         threshold: float,
+        margin: float,
         cluster_distance: float,
+        split: bool = True,
     ) -> None:
         self.encoder = encoder
+        self.model = encoder.name
         self.names = [v.name for v in voiceprints]
-        self._prints = (
-            np.stack([v.vector for v in voiceprints])
+        self._prints: Vectors = (
+            unit(np.stack([v.vector for v in voiceprints]))
             if voiceprints
             else np.zeros((0, encoder.dim), dtype=np.float32)
         )
-        self.unknowns = unknowns
         self.threshold = threshold
+        self.margin = margin
         self.cluster_distance = cluster_distance
+        self.split = split
 
     def tag(
-        self, audio: npt.NDArray[np.float32], sample_rate: int, segments: tuple[Segment, ...]
-    ) -> tuple[Segment, ...]:
-        """The same segments with ``speaker`` and ``speaker_score`` set."""
+        self,
+        audio: npt.NDArray[np.float32],
+        sample_rate: int,
+        segments: tuple[Segment, ...],
+        *,
+        window: int = 0,
+    ) -> Tagged:
+        """The segments with speakers set (split at turns), and the anonymous voices they name."""
         try:
-            return self._tag(audio, sample_rate, segments)
+            return self._tag(audio, sample_rate, segments, window)
         except Exception as exc:  # model and numeric errors fail this video, not the run
             raise TranscribeError(f"speaker identification failed: {type(exc).__name__}: {exc}") from None
 
     def _tag(
-        self, audio: npt.NDArray[np.float32], sample_rate: int, segments: tuple[Segment, ...]
-    ) -> tuple[Segment, ...]:
-        wins = windows(segments)
+        self, audio: npt.NDArray[np.float32], sr: int, segments: tuple[Segment, ...], window: int
+    ) -> Tagged:
+        wins = windows(speech_spans(segments), len(audio) / sr)
         if not wins:
-            return segments
-        spans = [(int(w.start * sample_rate), int(w.end * sample_rate)) for w in wins]
-        clips = [audio[a : max(b, a + 1)] for a, b in spans]
-        vecs = self.encoder.embed(clips)
-        durations = [max(w.end - w.start, 1e-3) for w in wins]
-        labels = cluster(vecs, self.cluster_distance)
-        cents = centroids(vecs, labels, durations)
-        names: list[str] = []
-        refs = np.zeros_like(cents)
-        for c, m in enumerate(match(cents, self._prints, self.names, self.threshold)):
-            if m.name is not None:
-                names.append(m.name)
-                refs[c] = self._prints[self.names.index(m.name)]
-            else:
-                weight = float(sum(d for d, lab in zip(durations, labels, strict=True) if lab == c))
-                label, _ = self.unknowns.assign(cents[c], weight)
-                names.append(label)
-                refs[c] = cents[c]
-        return tuple(
-            self._label(i, s, wins, vecs, labels, durations, names, refs) for i, s in enumerate(segments)
+            return Tagged(segments)
+        vecs = unit(
+            self.encoder.embed(
+                [audio[int(w.start * sr) : max(int(w.end * sr), int(w.start * sr) + 1)] for w in wins]
+            )
         )
+        labels, refs = self._labels(vecs)
+        overlapped = self._overlapped(vecs, labels, refs)
+        names = self.names + [f"?{window}.{k}" for k in range(len(refs) - len(self.names))]
+        out: list[Segment] = []
+        used: set[int] = set()
+        for seg in segments:
+            for piece in split_at_turns(seg, wins, labels.tolist(), split=self.split):
+                p, label = piece.segment, piece.label
+                weights = np.array([overlap(p, w) for w in wins], dtype=np.float32)
+                own = unit((weights @ vecs)[None, :])[0] if weights.sum() > 0 else refs[label]
+                share = float(weights @ overlapped / weights.sum()) if weights.sum() > 0 else 0.0
+                score = round(float(own @ refs[label]), 4)
+                out.append(
+                    replace(
+                        p,
+                        idx=len(out),
+                        speaker=names[label],
+                        speaker_score=score,
+                        overlap=share >= 0.5,
+                    )
+                )
+                used.add(label)
+        voices = tuple(
+            AnonymousVoice(names[k], refs[k], float(np.sum(labels == k)) * HOP_S)
+            for k in sorted(used)
+            if k >= len(self.names)
+        )
+        return Tagged(tuple(out), voices)
 
-    @staticmethod
-    def _label(
-        i: int,
-        seg: Segment,
-        wins: list[Window],
-        vecs: npt.NDArray[np.float32],
-        labels: npt.NDArray[np.int64],
-        durations: list[float],
-        names: list[str],
-        refs: npt.NDArray[np.float32],
-    ) -> Segment:
-        mine = [k for k, w in enumerate(wins) if w.segment == i]
-        time_by_cluster: dict[int, float] = defaultdict(float)
-        for k in mine:
-            time_by_cluster[int(labels[k])] += durations[k]
-        best = max(time_by_cluster, key=lambda c: time_by_cluster[c])
-        own = unit(np.sum([vecs[k] * durations[k] for k in mine], axis=0)[None, :])[0]
-        return replace(seg, speaker=names[best], speaker_score=round(float(own @ refs[best]), 4))
+    def _labels(self, vecs: Vectors) -> tuple[npt.NDArray[np.int64], Vectors]:
+        """Each window's voice: 0..E-1 the enrolled ones, E.. this window's anonymous ones; and
+        every voice's reference vector (voiceprint or centroid)."""
+        enrolled = len(self.names)
+        labels = np.full(len(vecs), -1, dtype=np.int64)
+        if enrolled:
+            sims = vecs @ self._prints.T
+            order = np.argsort(-sims, axis=1)
+            best = sims[np.arange(len(vecs)), order[:, 0]]
+            second = sims[np.arange(len(vecs)), order[:, 1]] if enrolled > 1 else np.full(len(vecs), -1.0)
+            claimed = (best >= self.threshold) & (best - second >= self.margin)
+            labels[claimed] = order[claimed, 0]
+        free = np.flatnonzero(labels < 0)
+        refs = list(self._prints)
+        if len(free):
+            groups = cluster(vecs[free], self.cluster_distance)
+            cents = centroids(vecs[free], groups, [1.0] * len(free))
+            anonymous: dict[int, int] = {}
+            for c, cent in enumerate(cents):
+                near = cent @ self._prints.T if enrolled else np.zeros(0)
+                if enrolled and near.max() >= self.threshold:
+                    labels[free[groups == c]] = int(near.argmax())
+                else:
+                    anonymous[c] = len(refs)
+                    refs.append(cent)
+                    labels[free[groups == c]] = anonymous[c]
+            self._absorb_small(vecs, labels, refs, set(anonymous.values()))
+        return labels, unit(np.stack(refs)) if refs else np.zeros((0, vecs.shape[1]), dtype=np.float32)
+
+    def _absorb_small(
+        self, vecs: Vectors, labels: npt.NDArray[np.int64], refs: list[Vectors], anonymous: set[int]
+    ) -> None:
+        """An anonymous cluster with under MIN_VOICE_S of speech joins the nearest voice this window
+        has more of, when its centroid is within 1.5 × SPEAKER_CLUSTER_DISTANCE of that voice (a
+        cough or a short reply is not a new person; a real stranger stays apart). In place."""
+        sizes = {k: float(np.sum(labels == k)) * HOP_S for k in set(labels.tolist())}
+        big = [k for k, size in sizes.items() if size >= MIN_VOICE_S]
+        if not big:
+            return
+        targets = unit(np.stack([refs[k] for k in big]))
+        for k in sorted(anonymous):
+            if 0 < sizes.get(k, 0.0) < MIN_VOICE_S:
+                sims = unit(refs[k][None, :])[0] @ targets.T
+                if sims.max() >= 1 - 1.5 * self.cluster_distance:
+                    labels[labels == k] = big[int(sims.argmax())]
+
+    def _overlapped(
+        self, vecs: Vectors, labels: npt.NDArray[np.int64], refs: Vectors
+    ) -> npt.NDArray[np.float32]:
+        """1.0 for a window where a second voice in play scores ≥ the threshold too, else 0.0."""
+        in_play = sorted(set(labels.tolist()))
+        if len(in_play) < 2:
+            return np.zeros(len(vecs), dtype=np.float32)
+        sims = vecs @ refs[in_play].T
+        sims[np.arange(len(vecs)), [in_play.index(int(k)) for k in labels]] = -1.0
+        flags: npt.NDArray[np.float32] = (sims.max(axis=1) >= self.threshold).astype(np.float32)
+        return flags

@@ -110,7 +110,14 @@ async def _embed(p: Parts, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any]
 
 
 async def _store(p: Parts, inbox: asyncio.Queue[Any], _outbox: asyncio.Queue[Any] | None) -> None:
-    await store_worker(p.ctx, inbox, asr_model=p.transcriber.name, embed_model=p.embedder.name)
+    await store_worker(
+        p.ctx,
+        inbox,
+        asr_model=p.transcriber.name,
+        embed_model=p.embedder.name,
+        speaker_model=p.tagger.model if p.tagger is not None else "",
+        same_voice=p.ctx.settings.speaker_same_voice,
+    )
 
 
 PIPELINE: tuple[Stage, ...] = (

@@ -10,6 +10,7 @@ from ytingest.items import EmbeddedTranscript
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.queues import take_waiting
+from ytingest.speakers.cluster import name_voices
 
 log = get_logger()
 STORE_GROUP_MAX = 64  # videos per transaction
@@ -21,15 +22,26 @@ async def store_worker(
     *,
     asr_model: str,
     embed_model: str,
+    speaker_model: str = "",
+    same_voice: float = 0.8,
 ) -> None:
-    """Write videos until the end marker. A StoreError ends the run: the database is gone."""
+    """Write videos until the end marker. A StoreError ends the run: the database is gone.
+    Anonymous voices get their channel's labels as they are stored (``speaker_model``'s voices,
+    cosine ≥ ``same_voice`` = the same voice)."""
     ended = False
     while not ended and (first := await inbox.get()) is not None:
         group, ended = take_waiting(inbox, first, STORE_GROUP_MAX)
         counters = ctx.metrics.stages["store"]
         t0 = counters.begin()
         try:
-            await ctx.ledger.store_transcripts(group, asr_model=asr_model, embed_model=embed_model)
+            await ctx.ledger.store_transcripts(
+                group,
+                asr_model=asr_model,
+                embed_model=embed_model,
+                speaker_model=speaker_model,
+                same_voice=same_voice,
+                namer=name_voices,
+            )
         except BaseException:
             counters.end(t0, ok=False)
             raise

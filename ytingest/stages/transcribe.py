@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ytingest.errors import ModelError, TranscribeError
-from ytingest.items import SAMPLE_RATE, DecodedAudio, Segment, Transcript
+from ytingest.items import SAMPLE_RATE, AnonymousVoice, DecodedAudio, Segment, Transcript
 from ytingest.logs import get_logger
 from ytingest.models.asr import AsrResult
 from ytingest.models.speakers import SpeakerTagger
@@ -67,20 +67,26 @@ def _window_result(
 ) -> WindowResult:
     """Tag the window's speakers on its own audio, then move its segments onto the video's timeline."""
     segments, warning = result.segments, None
+    voices: tuple[AnonymousVoice, ...] = ()
+    p = d.prepared
     if tagger is not None and segments:
         try:
-            segments = tagger.tag(result.audio, SAMPLE_RATE, segments)
+            tagged = tagger.tag(result.audio, SAMPLE_RATE, segments, window=p.index if p is not None else 0)
+            segments, voices = tagged.segments, tagged.voices
         except Exception as exc:  # speaker ID failing must not lose the transcript
             warning = f"speaker identification failed: {' '.join(str(exc).split())[:300]}"
-    p = d.prepared
     offset, index, last = (p.offset, p.index, p.last) if p is not None else (0.0, 0, True)
-    if offset:
-        segments = tuple(_shifted(s, offset) for s in segments)
-    return WindowResult(index, last, segments, result.audio_seconds, result.language, probability, warning)
+    segments = tuple(_shifted(s, offset) for s in segments)
+    return WindowResult(
+        index, last, segments, result.audio_seconds, result.language, probability, warning, voices
+    )
 
 
 def _shifted(s: Segment, offset: float) -> Segment:
-    return replace(s, start=round(s.start + offset, 3), end=round(s.end + offset, 3))
+    """On the video's timeline, without its words (only the speaker stage needs them)."""
+    if not offset:
+        return replace(s, words=()) if s.words else s
+    return replace(s, start=round(s.start + offset, 3), end=round(s.end + offset, 3), words=())
 
 
 def transcribe_group(

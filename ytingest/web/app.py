@@ -189,7 +189,7 @@ async def _choices(engine: Engine) -> tuple[list[str], list[str], list[str]]:
     """The filter choices: enrolled speakers, anonymous voices, channel URLs."""
     speakers, channels = await asyncio.gather(engine.speakers(), engine.channels())
     enrolled = [str(p["name"]) for p in speakers.get("enrolled", [])]
-    unknown = [str(p["label"]) for p in speakers.get("unknown", [])]
+    unknown = sorted({str(p["label"]) for p in speakers.get("unknown", [])})  # one per channel
     return enrolled, unknown, [str(c["url"]) for c in channels]
 
 

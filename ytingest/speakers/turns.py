@@ -1,0 +1,152 @@
+"""Where speech is, the short windows the speaker encoder hears, and splitting segments at turns.
+
+Pure time logic, no models: ``speech_spans`` (from the words, else the segments), ``windows``
+(WINDOW_S long, HOP_S apart, only over speech), and ``split_at_turns`` (a segment whose words
+change speaker becomes one piece per run of words, cut at the word boundary).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ytingest.items import Segment, Word
+
+WINDOW_S = 1.5  # what one speaker embedding hears
+HOP_S = 0.75  # between window starts: every moment of speech is heard by about two windows
+MIN_WINDOW_S = 0.5  # a shorter stretch of speech is widened to this (GE2E needs some frames)
+JOIN_GAP_S = 0.5  # words closer than this are one stretch of speech
+MIN_TURN_S = 0.6  # a run of words shorter than this takes its neighbours' speaker (one-word flips)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of time, in seconds."""
+
+    start: float
+    end: float
+
+
+def speech_spans(segments: Sequence[Segment], *, join_gap: float = JOIN_GAP_S) -> list[Span]:
+    """The stretches where someone speaks: the words' times joined across short gaps, or the
+    segments' own times for a segment without words. Silence between them is never embedded."""
+    raw = sorted(
+        (w.start, w.end)
+        for s in segments
+        for w in (s.words or (Word(s.start, s.end, s.text),))
+        if w.end > w.start
+    )
+    spans: list[Span] = []
+    for start, end in raw:
+        if spans and start - spans[-1].end <= join_gap:
+            spans[-1] = Span(spans[-1].start, max(spans[-1].end, end))
+        else:
+            spans.append(Span(start, end))
+    return spans
+
+
+def windows(
+    spans: Sequence[Span], audio_s: float, *, size: float = WINDOW_S, hop: float = HOP_S
+) -> list[Span]:
+    """``size``-long windows every ``hop`` over each span (the last one ends with the span); a span
+    shorter than ``size`` is one window, widened to MIN_WINDOW_S inside the audio when shorter."""
+    out: list[Span] = []
+    for sp in spans:
+        length = sp.end - sp.start
+        if length <= size:
+            pad = max(0.0, MIN_WINDOW_S - length) / 2
+            out.append(Span(max(0.0, sp.start - pad), min(audio_s, sp.end + pad)))
+            continue
+        n = int((length - size) // hop) + 1
+        starts = [sp.start + k * hop for k in range(n)]
+        if starts[-1] + size < sp.end - 1e-6:
+            starts.append(sp.end - size)
+        out += [Span(s, s + size) for s in starts]
+    return out
+
+
+def overlap(a: Span | Word | Segment, b: Span) -> float:
+    return max(0.0, min(a.end, b.end) - max(a.start, b.start))
+
+
+def vote(span: Span | Word | Segment, wins: Sequence[Span], labels: Sequence[int]) -> int | None:
+    """The label of the windows covering most of ``span``, each window's share weighted down
+    towards its edges (a window speaks best for its middle); None if there are no windows; a word
+    that falls between windows takes the nearest window's label."""
+    time: dict[int, float] = defaultdict(float)
+    mid = (span.start + span.end) / 2
+    for w, label in zip(wins, labels, strict=True):
+        if (o := overlap(span, w)) > 0:
+            length = max(w.end - w.start, 1e-6)
+            time[label] += o * max(0.05, 1 - abs(mid - (w.start + w.end) / 2) / length)
+    if time:
+        return max(time, key=lambda k: time[k])
+    if not wins:
+        return None
+    nearest = min(range(len(wins)), key=lambda i: abs((wins[i].start + wins[i].end) / 2 - mid))
+    return labels[nearest]
+
+
+def smooth(words: Sequence[Word], labels: list[int], *, min_turn: float = MIN_TURN_S) -> list[int]:
+    """Runs of words shorter than ``min_turn`` take the label of the longer neighbouring run, so a
+    turn is never a single misheard word; repeated until no short run is left between others."""
+    labels = list(labels)
+    while True:
+        runs = _runs(labels)
+        if len(runs) < 2:
+            return labels
+        lengths = [words[b - 1].end - words[a].start for a, b in runs]
+        short = [k for k, length in enumerate(lengths) if length < min_turn]
+        if not short:
+            return labels
+        k = min(short, key=lambda i: lengths[i])
+        neighbours = [j for j in (k - 1, k + 1) if 0 <= j < len(runs)]
+        j = max(neighbours, key=lambda i: lengths[i])
+        a, b = runs[k]
+        labels[a:b] = [labels[runs[j][0]]] * (b - a)
+
+
+def _runs(labels: Sequence[int]) -> list[tuple[int, int]]:
+    """[start, end) index ranges of equal consecutive labels."""
+    out: list[tuple[int, int]] = []
+    for i, label in enumerate(labels):
+        if out and labels[out[-1][0]] == label:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A run of one segment's words (or the whole segment) said by one speaker."""
+
+    segment: Segment
+    label: int
+
+
+def split_at_turns(seg: Segment, wins: Sequence[Span], labels: Sequence[int], *, split: bool) -> list[Piece]:
+    """The segment as one piece per speaker turn inside it (cut at the first word of each new
+    turn), or, without words or with ``split`` off, whole with its majority label."""
+    whole = vote(seg, wins, labels)
+    if whole is None:
+        return []
+    if not split or len(seg.words) < 2:
+        return [Piece(seg, whole)]
+    per_word = [vote(w, wins, labels) for w in seg.words]
+    word_labels = smooth(seg.words, [whole if v is None else v for v in per_word])
+    runs = _runs(word_labels)
+    if len(runs) == 1:
+        return [Piece(seg, word_labels[0])]
+    pieces = []
+    for k, (a, b) in enumerate(runs):
+        words = seg.words[a:b]
+        start = seg.start if k == 0 else words[0].start
+        end = seg.end if k == len(runs) - 1 else seg.words[b].start
+        text = "".join(w.text for w in words).strip()
+        part = Segment(
+            seg.idx, round(start, 3), round(max(end, start), 3), text, seg.avg_logprob, words=words
+        )
+        pieces.append(Piece(part, word_labels[a]))
+    return pieces
