@@ -7,8 +7,9 @@ In one process, on the same audio:
 - real meeting (AMI, four real speakers): voiceprints from ``tst00``'s single-speaker stretches
   (reference turns), identification in ``tst01``; duration-weighted attribution accuracy and DER
   (pyannote.metrics) against the RTTM, split at turns on and off;
-- real two-person episodes (``two_voices_*``, no enrolment): DER and accuracy after the optimal
-  label mapping, and how many labels the two voices got;
+- a real two-person episode (``two_voices``, a woman and a man of that meeting taking turns; no
+  enrolment): DER and accuracy after the optimal label mapping, and how many labels it got;
+- the meeting without enrolment (``tst00``, ``tst01``): DER after the optimal mapping;
 - synthetic dialogues (espeak voices enrolled from ``samples/voices``): segment accuracy;
 - cost: ASR with word timestamps vs without (side by side), and the speaker stage, per audio second;
 - window cosines to the voiceprints, same speaker vs others (what SPEAKER_THRESHOLD separates).
@@ -227,9 +228,9 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     if not args.no_sweep:
         sweep = {}
-        for threshold in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
-            for margin in (0.0, 0.05, 0.1):
-                for distance in (0.15, 0.2, 0.25, 0.3):
+        for threshold in (0.7, 0.75, 0.8, 0.85, 0.9):
+            for margin in (0.0, 0.05):
+                for distance in (0.15, 0.2, 0.25, 0.3, 0.35):
                     key = f"t={threshold} m={margin} d={distance}"
                     e = evaluate(
                         enc,

@@ -133,9 +133,10 @@ class VoiceTagger:
             cents = centroids(vecs[free], groups, [1.0] * len(free))
             anonymous: dict[int, int] = {}
             for c, cent in enumerate(cents):
-                near = cent @ self._prints.T if enrolled else np.zeros(0)
-                if enrolled and near.max() >= self.threshold:
-                    labels[free[groups == c]] = int(near.argmax())
+                near = np.sort(cent @ self._prints.T)[::-1] if enrolled else np.zeros(0)
+                gap = near[0] - near[1] if enrolled > 1 else 1.0
+                if enrolled and near[0] >= self.threshold and gap >= self.margin:
+                    labels[free[groups == c]] = int(np.argmax(cent @ self._prints.T))
                 else:
                     anonymous[c] = len(refs)
                     refs.append(cent)

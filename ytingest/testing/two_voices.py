@@ -1,13 +1,13 @@
-"""Two short real episodes holding the same two people (AMI meeting speakers), with exact turns.
+"""A short real episode of two people taking turns (a woman and a man of the AMI meeting), with
+exact turns.
 
 Built from the real meeting clips (``tst00``/``tst01`` and ``debug.test.rttm``): only stretches
-where the reference has exactly one speaker active (overlapping no one) are used, of the two
-speakers with the most such time in stretches of at least 1.5 s. The clips hold little of that,
-so stretches down to ``MIN_STRETCH`` are taken and ones longer than ``MAX_PIECE`` are cut at
-their quietest points; each piece is used once. The pieces are dealt in turn to the two
-episodes and alternate speakers there, ``GAP`` of silence between them. The turn times are in
-``samples/real/two_voices.rttm`` (original speaker ids). Developer tool; the outputs are
-committed:
+where the reference has exactly one speaker active (overlapping no one) are used, of SPEAKERS.
+The clips hold little of that (all four people have 2.7-6.5 s each), so stretches down to
+``MIN_STRETCH`` are taken, and ones longer than ``MAX_PIECE`` are cut at their quietest points;
+each piece is used once. The pieces alternate speakers, ``GAP`` of silence between them. The turn
+times are in ``samples/real/two_voices.rttm`` (original speaker ids). Developer tool; the outputs
+are committed:
 
     python -m ytingest.testing.two_voices /work/shared/data/real-speech
 """
@@ -18,7 +18,6 @@ import math
 import sys
 import tempfile
 import wave
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +32,13 @@ from ytingest.testing.make_samples import encode_mp3
 from ytingest.testing.real_speech import REAL
 
 RTTM = REAL / "two_voices.rttm"
-IDS = ("two_voices_1", "two_voices_2")
+IDS = ("two_voices",)
+SPEAKERS = ("FEO072", "MEE073")  # the most single-speaker time of either sex: a co-host pairing
 RATE = 16_000
 GAP = 0.3  # seconds of silence between pieces
 RANK_STRETCH = 1.5  # speakers are ranked by their single-speaker time in stretches this long
 MIN_STRETCH = 0.8  # shortest stretch used
-MAX_PIECE = 1.6  # longer stretches are cut into pieces no longer than about this
+MAX_PIECE = 4.0  # longer stretches are cut into pieces no longer than about this
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +58,11 @@ class Stretch:
 def two_voices_episodes() -> list[Episode]:
     """The two episodes (turns in ``RTTM``, file ids = episode ids); no transcript, so ``text=""``."""
     episodes = []
-    for n, episode_id in enumerate(IDS, 1):
+    for episode_id in IDS:
         path = REAL / f"{episode_id}.mp3"
         with av.open(str(path)) as container:
             duration = (container.duration or 0) / 1_000_000
-        episodes.append(Episode(episode_id, f"Two real voices, part {n} (real speech)", "", path, duration))
+        episodes.append(Episode(episode_id, "Two real voices taking turns (real speech)", "", path, duration))
     return episodes
 
 
@@ -82,15 +82,6 @@ def single_speaker_stretches(turns: dict[str, list[Turn]]) -> list[Stretch]:
             else:
                 out.append(Stretch(file, a, b, speaker))
     return out
-
-
-def top_two(stretches: list[Stretch]) -> tuple[str, str]:
-    """The two speakers with the most time in single-speaker stretches of ``RANK_STRETCH`` or more."""
-    time: defaultdict[str, float] = defaultdict(float)
-    for s in stretches:
-        time[s.speaker] += s.duration if s.duration >= RANK_STRETCH else 0.0
-    first, second = sorted(time, key=lambda k: (-time[k], k))[:2]
-    return first, second
 
 
 def cut(stretch: Stretch, wav: npt.NDArray[np.float32]) -> list[Stretch]:
@@ -113,7 +104,7 @@ def cut(stretch: Stretch, wav: npt.NDArray[np.float32]) -> list[Stretch]:
 def plan(src: Path) -> dict[str, list[Stretch]]:
     """Episode id → its pieces in play order."""
     stretches = single_speaker_stretches(read_rttm(src / "debug.test.rttm"))
-    speakers = top_two(stretches)
+    speakers = SPEAKERS
     wavs = {s.file: _load(src / f"{s.file}.wav") for s in stretches}
     pieces = {
         who: [
