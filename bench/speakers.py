@@ -22,20 +22,21 @@ import json
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ytingest.config import Settings
-from ytingest.items import SAMPLE_RATE, Voiceprint
+from ytingest.items import SAMPLE_RATE, Segment, Voiceprint
 from ytingest.models.asr import AsrResult, WhisperTranscriber
 from ytingest.models.ge2e import Ge2eEncoder
 from ytingest.speakers.cluster import name_voices, unit
 from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.turns import speech_spans, windows
 from ytingest.speakers.voices import embed_voice, scan
-from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, score
+from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth, score
 from ytingest.testing.diarization import attribution_accuracy, der, mapped_accuracy, overlap_scores, read_rttm
 from ytingest.testing.real_speech import REAL, RTTM
 from ytingest.testing.two_voices import two_voices_episodes
@@ -126,7 +127,38 @@ def evaluate(
     a = score(synth)
     out["synthetic_accuracy"] = round(a.accuracy, 3)
     out["synthetic_unenrolled_kept_unknown"] = round(a.unknown_accuracy, 3)
+    truth = dialogue_truth()
+    joined = {
+        ep: tag(tagger(synth_prints), replace(r, segments=interrupted(r.segments)))[0]
+        for ep, r in synth_asr.items()
+    }
+    out["synthetic_interrupted_der"] = round(
+        der(
+            [x for ep in joined for x in shifted(as_ref(truth[ep]), ep)],
+            [x for ep, rows in joined.items() for x in shifted(rows, ep)],
+        ).der,
+        3,
+    )
+    self_rows, _ = tag(tagger(prints), asr["tst00"])
+    out["meeting_tst00_self_enrolled_der"] = round(der(as_ref(refs["tst00"]), self_rows).der, 3)
     return out
+
+
+def interrupted(segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    """Every two consecutive segments joined into one (words, times and text kept): what a model
+    that does not break its segments at a change of voice gives, so a segment spans a turn."""
+    out = []
+    for a, b in zip(segments[::2], segments[1::2], strict=False):
+        out.append(Segment(len(out), a.start, b.end, f"{a.text} {b.text}", words=a.words + b.words))
+    if len(segments) % 2:
+        out.append(replace(segments[-1], idx=len(out)))
+    return tuple(out)
+
+
+def shifted(rows: Rows, episode: str) -> Rows:
+    """Rows of several episodes on one timeline (1000 s apart), so one DER covers them all."""
+    base = 1000.0 * sorted(dialogue_truth()).index(episode)
+    return [(a + base, b + base, who) for a, b, who in rows]
 
 
 def window_cosines(
