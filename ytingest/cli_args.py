@@ -83,16 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--new-only", action="store_true", help="stop listing after NEW_ONLY_STREAK stored videos in a row"
     )
-    p.add_argument(
-        "--voices-dir", type=Path, help="voices to enrol by name (VOICES_DIR); other voices get unknown-N"
-    )
-    p.add_argument(
-        "--no-speakers",
-        dest="speakers",
-        action="store_false",
-        default=None,
-        help="no speaker labels, no speaker model (SPEAKERS=false)",
-    )
+    _speaker_flags(p)
     p.add_argument("--keep-audio", action="store_true", default=None, help="keep downloaded audio")
     p.add_argument("--io-workers", type=int, help="concurrent downloads (IO_WORKERS)")
     p.add_argument("--asr-workers", type=int, help="parallel transcriptions (ASR_WORKERS)")
@@ -126,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retry", parents=[common, ytdlp], help="try the failed videos again")
     p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
     p.add_argument("--pending", action="store_true", help="also videos a stopped run left pending")
+    _speaker_flags(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = sub.add_parser("status", parents=[common], help="videos done, failed and pending; why each failed")
@@ -221,11 +213,27 @@ _SETTING_FLAGS = (
 )
 
 
+def _speaker_flags(p: argparse.ArgumentParser) -> None:
+    """The speaker options of the commands that transcribe (stream, retry)."""
+    p.add_argument(
+        "--voices-dir", type=Path, help="voices to enrol by name (VOICES_DIR); other voices get unknown-N"
+    )
+    p.add_argument(
+        "--no-speakers",
+        dest="speakers",
+        action="store_false",
+        default=None,
+        help="no speaker labels, no speaker model (SPEAKERS=false)",
+    )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Environment and .env first, then any flag the user gave."""
     overrides: dict[str, Any] = {
         k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k, None) is not None
     }
+    if getattr(args, "speakers", None) is False and getattr(args, "voices_dir", None) is not None:
+        raise ConfigError("--voices-dir and --no-speakers together: the voices would never be used")
     if getattr(args, "home", None) is not None:
         overrides["ytingest_home"] = args.home
     if getattr(args, "ytdlp_arg", None):  # the flags replace YTDLP_ARGS

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
 
     # speakers: on by default (--no-speakers); enrolled voices from voices_dir (and `speakers name`),
-    # every other voice a per-channel unknown-N. Thresholds chosen on real speech: bench/speakers_real.py
+    # every other voice a per-channel unknown-N. Thresholds chosen on real speech: bench/speakers.py
     speakers: bool = True
     voices_dir: Path | None = None
     speaker_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"

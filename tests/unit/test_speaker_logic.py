@@ -107,3 +107,21 @@ def test_name_voices_threshold_decides_same_or_new() -> None:
     assert name_voices([Unknown("unknown-1", a, 1.0)], [AnonymousVoice("?0", at, 1.0)], 0.81, 2)[0] == {
         "?0": "unknown-2"
     }
+
+
+def test_name_voices_never_gives_two_voices_of_one_window_the_same_label() -> None:
+    """Clustering kept two voices of window 0 apart; both resemble the channel's unknown-1, so the
+    closer one takes it and the other gets a new number. A voice of another window may share it."""
+    base = unit(RNG.normal(size=(1, 16)).astype(np.float32))[0]
+    near = [unit((base + 0.1 * RNG.normal(size=16)).astype(np.float32)[None, :])[0] for _ in range(3)]
+    known = [Unknown("unknown-1", base, 5.0)]
+    voices = [
+        AnonymousVoice("?0.0", near[0], 2.0),
+        AnonymousVoice("?0.1", near[1], 2.0),
+        AnonymousVoice("?1.0", near[2], 2.0),
+    ]
+    labels, saved = name_voices(known, voices, 0.8, 2)
+    assert labels["?0.0"] != labels["?0.1"]
+    assert {labels["?0.0"], labels["?0.1"]} == {"unknown-1", "unknown-2"}
+    assert labels["?1.0"] == "unknown-1"
+    assert sorted(u.label for u in saved) == ["unknown-1", "unknown-2"]

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from ytingest.items import Segment, Voiceprint, Word
 from ytingest.speakers.cluster import unit
 from ytingest.speakers.tagger import VoiceTagger
-from ytingest.speakers.turns import Span, smooth, speech_spans, split_at_turns, windows
+from ytingest.speakers.turns import WINDOW_S, Span, smooth, speech_spans, split_at_turns, windows
 
 RATE = 100  # samples per second for the fake audio: sample value = the voice speaking then
 RNG = np.random.default_rng(3)
@@ -49,11 +49,12 @@ def test_speech_spans_join_close_words_and_skip_silence() -> None:
 
 
 def test_windows_cover_speech_only_with_the_last_one_ending_with_it() -> None:
-    wins = windows([Span(0.0, 4.0), Span(10.0, 10.2)], 20.0)
-    assert wins[0] == Span(0.0, 1.5) and wins[-2].end == 4.0
-    assert all(w.end <= 4.0 for w in wins[:-1])
-    short = wins[-1]  # widened to MIN_WINDOW_S around the 0.2 s of speech
+    wins = windows([Span(0.0, 4.0), Span(10.0, 10.2), Span(19.9, 20.0)], 20.0)
+    assert wins[0] == Span(0.0, WINDOW_S) and wins[-3].end == 4.0
+    assert all(w.end <= 4.0 for w in wins[:-2])
+    short = wins[-2]  # widened to MIN_WINDOW_S around the 0.2 s of speech
     assert round(short.end - short.start, 3) == 0.5 and short.start < 10.0 < 10.2 < short.end
+    assert wins[-1] == Span(19.5, 20.0)  # at the end of the audio: widened backwards, not past it
 
 
 def test_a_one_word_flip_is_smoothed_away() -> None:
@@ -125,3 +126,19 @@ def test_mixed_windows_are_flagged_as_overlap() -> None:
     assert out.segments[0].overlap and out.segments[0].speaker in {"v0", "v1"}
     clean = tagger(2, threshold=0.6, margin=0.0).tag(audio_of([(0.0, 4.0, 0)], 5.0), RATE, (seg,))
     assert not clean.segments[0].overlap
+
+
+def test_a_strangers_short_reply_is_not_given_an_enrolled_name() -> None:
+    """A 1 s reply by an unenrolled voice (cosine ~0.65 to the host) between two stretches of
+    the enrolled host: it stays an anonymous voice, however short (the review's repro)."""
+    saved = VOICES.copy()
+    VOICES[3] = unit((0.65 * VOICES[0] + 0.76 * VOICES[3])[None, :])[0]  # in place: VoiceAt reads it
+    try:
+        audio = audio_of([(0.0, 4.0, 0), (4.0, 5.0, 3), (5.0, 9.0, 0)], 10.0)
+        ws = words([(k * 0.5, k * 0.5 + 0.45, f"w{k}") for k in range(18)])
+        seg = Segment(0, 0.0, 9.0, " ".join(f"w{k}" for k in range(18)), words=ws)
+        out = tagger(1, threshold=0.8, cluster_distance=0.25).tag(audio, RATE, (seg,))
+    finally:
+        VOICES[:] = saved
+    assert [s.speaker for s in out.segments] == ["v0", "?0.0", "v0"]
+    assert len(out.voices) == 1

@@ -58,7 +58,7 @@ def segment_records(
             s.start,
             s.end,
             s.text,
-            labels.get(it.transcript.video.id, {}).get(s.speaker, s.speaker) if s.speaker else s.speaker,
+            _label(labels.get(it.transcript.video.id, {}), s.speaker),
             s.speaker_score,
             s.avg_logprob,
             vec,
@@ -70,18 +70,22 @@ def segment_records(
     ]
 
 
+def _label(labels: Mapping[str, str], speaker: str | None) -> str | None:
+    """The stored speaker: an anonymous voice's key becomes its label (a key that its transcript
+    does not list cannot be named, so the row is stored without a speaker rather than a key)."""
+    if speaker is None or not speaker.startswith("?"):
+        return speaker
+    return labels.get(speaker)
+
+
 def _highest_label(item: EmbeddedTranscript) -> int:
     """The highest N of an ``unknown-N`` its segments already carry (0: none)."""
     return max((unknown_number(s.speaker) or 0 for s in item.transcript.segments if s.speaker), default=0)
 
 
 def _heard_voices(item: EmbeddedTranscript) -> list[AnonymousVoice]:
-    """The anonymous voices that ``item``'s segments name, in the transcript's order. A segment
-    naming a voice key (``?…``) that the transcript does not list is a bug upstream."""
+    """The anonymous voices that ``item``'s segments name, in the transcript's order."""
     keys = {s.speaker for s in item.transcript.segments if s.speaker and s.speaker.startswith("?")}
-    listed = {v.key for v in item.transcript.voices}
-    if missing := sorted(keys - listed):
-        raise StoreError(f"video {item.transcript.video.id}: segments name unlisted voices {missing}")
     return [v for v in item.transcript.voices if v.key in keys]
 
 
@@ -134,9 +138,25 @@ def _videos(ids: Sequence[str]) -> str:
 class SegmentStore(Store):
     """Each stored video's segments with their embeddings, and the reads over them."""
 
-    async def store_transcript(self, item: EmbeddedTranscript, *, asr_model: str, embed_model: str) -> None:
+    async def store_transcript(
+        self,
+        item: EmbeddedTranscript,
+        *,
+        asr_model: str,
+        embed_model: str,
+        speaker_model: str = "",
+        same_voice: float = 0.8,
+        namer: VoiceNamer | None = None,
+    ) -> None:
         """One video: ``store_transcripts([item])``."""
-        await self.store_transcripts([item], asr_model=asr_model, embed_model=embed_model)
+        await self.store_transcripts(
+            [item],
+            asr_model=asr_model,
+            embed_model=embed_model,
+            speaker_model=speaker_model,
+            same_voice=same_voice,
+            namer=namer,
+        )
 
     @retried
     async def store_transcripts(
@@ -159,7 +179,7 @@ class SegmentStore(Store):
         ≥ ``same_voice`` (its running mean is updated), else a new ``unknown-N``."""
         ids = [it.transcript.video.id for it in items]
         if any(_heard_voices(it) for it in items) and namer is None:
-            raise StoreError(f"{_videos(ids)}: anonymous voices to label but no voice namer given")
+            raise ValueError(f"{_videos(ids)}: anonymous voices to label but no namer given (a caller's bug)")
         async with self._conn(f"store {_videos(ids)}") as conn, conn.transaction():
             labels = await _label_voices(conn, items, model=speaker_model, threshold=same_voice, namer=namer)
             records = segment_records(items, embed_model, labels)

@@ -1,4 +1,4 @@
-"""Pure vector logic: cluster one video's speaker embeddings, match clusters to known voices."""
+"""Pure vector logic: cluster speaker embeddings, and give anonymous voices their channel labels."""
 
 from __future__ import annotations
 
@@ -52,13 +52,18 @@ def name_voices(
     seconds of speech), else a new ``unknown-N`` counting up from ``next_number``. Voices are
     taken in order, so two windows of one video that hold the same new voice get one label.
 
+    Two voices of one window (keys ``?<window>.<n>``) were told apart by clustering, so they never
+    get the same label: the second takes its next best voice above the threshold, or a new one.
+
     Returns key → label, and the voices to save (changed or new), each once."""
     items = list(known)
     changed: dict[str, Unknown] = {}
     labels: dict[str, str] = {}
+    taken: dict[str, set[str]] = {}  # window -> labels its voices already have
     for voice in voices:
         v = unit(np.asarray(voice.vector, dtype=np.float32)[None, :])[0]
-        scores = [float(unit(u.vector[None, :])[0] @ v) for u in items]
+        window_taken = taken.setdefault(voice.key.split(".", 1)[0], set())
+        scores = [-2.0 if u.label in window_taken else float(unit(u.vector[None, :])[0] @ v) for u in items]
         if scores and max(scores) >= threshold:
             i = int(np.argmax(scores))
             old = items[i]
@@ -70,4 +75,5 @@ def name_voices(
             next_number += 1
         changed[items[i].label] = items[i]
         labels[voice.key] = items[i].label
+        window_taken.add(items[i].label)
     return labels, list(changed.values())

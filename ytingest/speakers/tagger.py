@@ -27,7 +27,7 @@ from ytingest.errors import TranscribeError
 from ytingest.items import AnonymousVoice, Segment
 from ytingest.models.speakers import SpeakerEncoder, Tagged
 from ytingest.speakers.cluster import centroids, cluster, unit
-from ytingest.speakers.turns import HOP_S, overlap, speech_spans, split_at_turns, windows
+from ytingest.speakers.turns import HOP_S, overlap, speech_spans, split_at_turns, touching, windows
 from ytingest.speakers.voices import Voiceprint
 
 Vectors = npt.NDArray[np.float32]
@@ -93,7 +93,9 @@ class VoiceTagger:
         for seg in segments:
             for piece in split_at_turns(seg, wins, labels.tolist(), split=self.split):
                 p, label = piece.segment, piece.label
-                weights = np.array([overlap(p, w) for w in wins], dtype=np.float32)
+                weights = np.zeros(len(wins), dtype=np.float32)
+                for i in touching(p, wins):
+                    weights[i] = overlap(p, wins[i])
                 own = unit((weights @ vecs)[None, :])[0] if weights.sum() > 0 else refs[label]
                 share = float(weights @ overlapped / weights.sum()) if weights.sum() > 0 else 0.0
                 score = round(float(own @ refs[label]), 4)
@@ -147,16 +149,17 @@ class VoiceTagger:
     def _absorb_small(
         self, vecs: Vectors, labels: npt.NDArray[np.int64], refs: list[Vectors], anonymous: set[int]
     ) -> None:
-        """An anonymous cluster with under MIN_VOICE_S of speech joins the nearest voice this window
-        has more of, when its centroid is within 1.5 × SPEAKER_CLUSTER_DISTANCE of that voice (a
-        cough or a short reply is not a new person; a real stranger stays apart). In place."""
-        sizes = {k: float(np.sum(labels == k)) * HOP_S for k in set(labels.tolist())}
+        """An anonymous cluster with under MIN_VOICE_S of speech joins the nearest bigger anonymous
+        voice of this window when its centroid is within 1.5 × SPEAKER_CLUSTER_DISTANCE (a cough
+        is not a new person). Never an enrolled voice: a stranger's short reply must not be given
+        a name that only the threshold and margin can give. In place."""
+        sizes = {k: float(np.sum(labels == k)) * HOP_S for k in anonymous}
         big = [k for k, size in sizes.items() if size >= MIN_VOICE_S]
         if not big:
             return
         targets = unit(np.stack([refs[k] for k in big]))
         for k in sorted(anonymous):
-            if 0 < sizes.get(k, 0.0) < MIN_VOICE_S:
+            if 0 < sizes[k] < MIN_VOICE_S:
                 sims = unit(refs[k][None, :])[0] @ targets.T
                 if sims.max() >= 1 - 1.5 * self.cluster_distance:
                     labels[labels == k] = big[int(sims.argmax())]

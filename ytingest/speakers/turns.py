@@ -7,6 +7,7 @@ change speaker becomes one piece per run of words, cut at the word boundary).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ def windows(
         length = sp.end - sp.start
         if length <= size:
             pad = max(0.0, MIN_WINDOW_S - length) / 2
-            out.append(Span(max(0.0, sp.start - pad), min(audio_s, sp.end + pad)))
+            start = max(0.0, min(sp.start - pad, audio_s - MIN_WINDOW_S))
+            out.append(Span(start, max(start, min(audio_s, sp.end + pad))))
             continue
         n = int((length - size) // hop) + 1
         starts = [sp.start + k * hop for k in range(n)]
@@ -70,16 +72,24 @@ def overlap(a: Span | Word | Segment, b: Span) -> float:
     return max(0.0, min(a.end, b.end) - max(a.start, b.start))
 
 
+def touching(span: Span | Word | Segment, wins: Sequence[Span]) -> range:
+    """Indexes of the windows (sorted by start, none longer than WINDOW_S) that may overlap
+    ``span``: a bisection, so labelling a long window of audio stays linear."""
+    starts = [w.start for w in wins]
+    return range(bisect_left(starts, span.start - WINDOW_S), bisect_right(starts, span.end))
+
+
 def vote(span: Span | Word | Segment, wins: Sequence[Span], labels: Sequence[int]) -> int | None:
     """The label of the windows covering most of ``span``, each window's share weighted down
     towards its edges (a window speaks best for its middle); None if there are no windows; a word
     that falls between windows takes the nearest window's label."""
     time: dict[int, float] = defaultdict(float)
     mid = (span.start + span.end) / 2
-    for w, label in zip(wins, labels, strict=True):
+    for i in touching(span, wins):
+        w = wins[i]
         if (o := overlap(span, w)) > 0:
             length = max(w.end - w.start, 1e-6)
-            time[label] += o * max(0.05, 1 - abs(mid - (w.start + w.end) / 2) / length)
+            time[labels[i]] += o * max(0.05, 1 - abs(mid - (w.start + w.end) / 2) / length)
     if time:
         return max(time, key=lambda k: time[k])
     if not wins:

@@ -8,6 +8,7 @@ that leads outside the folder is refused.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ AUDIO_SUFFIXES = frozenset(
     {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".webm", ".aac", ".mp4", ".mka"}
 )
 MIN_SPEECH_S = 0.5
+UNKNOWN_LABEL = re.compile(r"unknown-[0-9]+")  # the store's anonymous labels: not a name to enrol
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,11 @@ def scan(voices_dir: Path) -> list[VoiceSource]:
                 groups.setdefault(entry.name, []).extend(clips)
         elif entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES:
             groups.setdefault(entry.stem, []).append(entry)
+    for name in groups:
+        if name.startswith("?") or UNKNOWN_LABEL.fullmatch(name):
+            raise ConfigError(
+                f"voices folder: {name!r} looks like an anonymous label; give the voice a real name"
+            )
     return [
         VoiceSource(name, {p.relative_to(root).as_posix(): _sha256(p) for p in paths})
         for name, paths in sorted(groups.items())

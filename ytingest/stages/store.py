@@ -25,7 +25,8 @@ async def store_worker(
     speaker_model: str = "",
     same_voice: float = 0.8,
 ) -> None:
-    """Write videos until the end marker. A StoreError ends the run: the database is gone.
+    """Write videos until the end marker. A StoreError ends the run: the database is gone (or
+    refuses the writes).
     Anonymous voices get their channel's labels as they are stored (``speaker_model``'s voices,
     cosine ≥ ``same_voice`` = the same voice)."""
     ended = False

@@ -29,6 +29,7 @@ def _demo(home: Path, bandwidth: int) -> int:
             ["stream", channel.feed_url, "--log-format", "console"],
             ["search", "how do vector databases find similar sentences", "--limit", "3"],
             ["search", "why does coffee keep me awake at night", "--limit", "3"],
+            ["speakers"],  # no voices enrolled: each voice of the channel is an unknown-N
             ["status"],
         ]
         for step in steps:
