@@ -277,6 +277,12 @@ async def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _count(voice: dict[str, Any]) -> str:
+    """``3 segments in 1 video``."""
+    n, v = voice["segments"], voice["videos"]
+    return f"{n} segment{'s' * (n != 1)} in {v} video{'s' * (v != 1)}"
+
+
 async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
     if args.action != "list":
         edit = name_voice if args.action == "name" else merge_voices
@@ -289,10 +295,10 @@ async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
         return EXIT_OK
     for p in report["enrolled"]:
         origin = f"{len(p['clips'])} clips" if p.get("source", "folder") == "folder" else "named"
-        print(f"{p['name']}: {p['segments']} segments in {p['videos']} videos ({origin}, {p['model']})")
+        print(f"{p['name']}: {_count(p)} ({origin}, {p['model']})")
     for u in report["unknown"]:
         where = u.get("channel") or "videos with no channel"
-        print(f"{u['label']} (not enrolled) of {where}: {u['segments']} segments in {u['videos']} videos")
+        print(f"{u['label']} (not enrolled) of {where}: {_count(u)}")
     if not report["enrolled"] and not report["unknown"]:
         print("no speakers yet (ytingest stream URL labels the voices it hears)")
     return EXIT_OK

@@ -32,6 +32,9 @@ _LINK_ERRORS = (
     asyncpg.InterfaceError,
     OSError,
     asyncio.TimeoutError,
+    # the server rolled the transaction back to break a lock cycle (a store beside `speakers
+    # merge`): the idempotent write is simply run again
+    asyncpg.exceptions.DeadlockDetectedError,
 )
 S = TypeVar("S", bound="Store")
 P = ParamSpec("P")
