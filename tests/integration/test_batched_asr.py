@@ -55,14 +55,17 @@ def test_cross_file_matches_plain_transcribe_per_file(cross: WhisperTranscriber)
 def test_group_hands_the_decoded_audio_to_the_tagger(cross: WhisperTranscriber, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """transcribe_group runs the speaker tagger on each file's own decoded audio, in file order."""
     from ytingest.items import AudioFile, VideoRef
+    from ytingest.models.speakers import Tagged
 
     eps = sample_episodes()[:3]
     seen: list[int] = []
 
     class Tagger:
-        def tag(self, audio, rate, segments):  # type: ignore[no-untyped-def]
+        model = "fake"
+
+        def tag(self, audio, rate, segments, *, window=0):  # type: ignore[no-untyped-def]
             seen.append(len(audio))
-            return segments
+            return Tagged(segments)
 
     assert isinstance(cross, PreparingTranscriber)
     group = [DecodedAudio(AudioFile(VideoRef(e.id, ""), e.path, 1), cross.prepare(e.path)) for e in eps]
