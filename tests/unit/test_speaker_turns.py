@@ -117,15 +117,17 @@ def test_a_window_claimed_by_no_voiceprint_is_not_forced_onto_the_nearest() -> N
     assert [s.speaker for s in out.segments] == ["?0.0"]
 
 
-def test_mixed_windows_are_flagged_as_overlap() -> None:
-    """Voices 0 and 1 at once (the mix scores ~0.7 with each): flagged when the threshold is below."""
-    audio = np.full(6 * RATE, -1.0, dtype=np.float32)
-    audio[: 4 * RATE : 2], audio[1 : 4 * RATE : 2] = 0, 1
-    seg = Segment(0, 0.0, 4.0, "x", words=words([(k * 0.5, k * 0.5 + 0.4, "x") for k in range(8)]))
-    out = tagger(2, threshold=0.6, margin=0.0).tag(audio, RATE, (seg,))
-    assert out.segments[0].overlap and out.segments[0].speaker in {"v0", "v1"}
-    clean = tagger(2, threshold=0.6, margin=0.0).tag(audio_of([(0.0, 4.0, 0)], 5.0), RATE, (seg,))
-    assert not clean.segments[0].overlap
+def test_a_window_between_two_voices_in_play_is_flagged_as_overlap() -> None:
+    """The rule itself: a window that fits its own voice poorly (an even mix of voices 0 and 1,
+    cosine ~0.71 < OVERLAP_FIT) is overlapped when a second voice is in play; the clean windows
+    are not; with a single voice in play nothing is (a poor fit alone is not a second voice).
+    How often that finds real overlap is measured on the real meeting (bench/speakers.py)."""
+    a, b = np.eye(32, dtype=np.float32)[:2]  # two orthogonal voices
+    refs = np.stack([a, b])
+    vecs = np.stack([a, unit((a + b)[None, :])[0], b])
+    flags = tagger(2)._overlapped(vecs, np.array([0, 0, 1]), refs)
+    assert flags.tolist() == [0.0, 1.0, 0.0]
+    assert tagger(2)._overlapped(vecs, np.array([0, 0, 0]), refs).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_a_strangers_short_reply_is_not_given_an_enrolled_name() -> None:

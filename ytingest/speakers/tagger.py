@@ -10,8 +10,9 @@
    (the store names them ``unknown-N`` per channel);
 5. each word takes the speaker of the windows covering it, and a segment whose words change
    speaker is split at the word boundary (``turns.split_at_turns``);
-6. a window that two voices both claim (the second-best ≥ ``SPEAKER_THRESHOLD``) is overlapped
-   speech; a piece mostly in such windows has ``overlap`` set and keeps the dominant speaker.
+6. a window that fits its own voice poorly (cosine < OVERLAP_FIT) while another voice is heard is
+   overlapped speech; a piece mostly in such windows has ``overlap`` set and keeps the dominant
+   speaker.
 ``speaker_score`` is the cosine between a piece's own embedding and its voice.
 """
 
@@ -32,6 +33,8 @@ from ytingest.speakers.voices import Voiceprint
 
 Vectors = npt.NDArray[np.float32]
 MIN_VOICE_S = 1.5  # a cluster with less speech than this is not a new voice when others are heard
+OVERLAP_FIT = 0.75  # a window less like its own voice than this is mixed speech (bench/speakers.py)
+OVERLAP_SHARE = 0.5  # a row is overlapped when this much of its time is in mixed windows
 
 
 class VoiceTagger:
@@ -105,7 +108,7 @@ class VoiceTagger:
                         idx=len(out),
                         speaker=names[label],
                         speaker_score=score,
-                        overlap=share >= 0.5,
+                        overlap=share >= OVERLAP_SHARE,
                     )
                 )
                 used.add(label)
@@ -167,11 +170,10 @@ class VoiceTagger:
     def _overlapped(
         self, vecs: Vectors, labels: npt.NDArray[np.int64], refs: Vectors
     ) -> npt.NDArray[np.float32]:
-        """1.0 for a window where a second voice in play scores ≥ the threshold too, else 0.0."""
-        in_play = sorted(set(labels.tolist()))
-        if len(in_play) < 2:
+        """1.0 for a window that fits its own voice poorly (cosine < OVERLAP_FIT) while another voice
+        is in play: a mixture of two voices embeds between them. A heuristic (see the README)."""
+        if len(set(labels.tolist())) < 2:
             return np.zeros(len(vecs), dtype=np.float32)
-        sims = vecs @ refs[in_play].T
-        sims[np.arange(len(vecs)), [in_play.index(int(k)) for k in labels]] = -1.0
-        flags: npt.NDArray[np.float32] = (sims.max(axis=1) >= self.threshold).astype(np.float32)
+        own = np.einsum("ij,ij->i", vecs, refs[labels])
+        flags: npt.NDArray[np.float32] = (own < OVERLAP_FIT).astype(np.float32)
         return flags
