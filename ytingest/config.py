@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     speaker_split: bool = True  # split a segment where the speaker changes (needs word timestamps)
     speaker_threshold: float = Field(0.80, ge=-1.0, le=1.0)  # a window's cosine to claim an enrolled voice
     speaker_margin: float = Field(0.05, ge=0.0, le=2.0)  # ... and by this much over the next voice
-    speaker_cluster_distance: float = Field(0.25, gt=0.0, le=2.0)
+    speaker_cluster_distance: float = Field(0.30, gt=0.0, le=2.0)
     speaker_same_voice: float = Field(0.80, ge=-1.0, le=1.0)  # an anonymous voice = a channel's unknown-N
     pyannote_model: str | None = None  # hub id or local folder; HF_TOKEN is read by pyannote
 
