@@ -11,7 +11,7 @@ import numpy.typing as npt
 from ytingest.items import Segment, Voiceprint, Word
 from ytingest.speakers.cluster import unit
 from ytingest.speakers.tagger import VoiceTagger
-from ytingest.speakers.turns import WINDOW_S, Span, smooth, speech_spans, split_at_turns, windows
+from ytingest.speakers.turns import WINDOW_S, Span, Windows, smooth, speech_spans, split_at_turns, windows
 
 RATE = 100  # samples per second for the fake audio: sample value = the voice speaking then
 RNG = np.random.default_rng(3)
@@ -66,7 +66,7 @@ def test_a_one_word_flip_is_smoothed_away() -> None:
 def test_a_segment_whose_words_change_speaker_is_cut_at_the_word_boundary() -> None:
     ws = words([(0.0, 0.5, "hello"), (0.5, 1.0, "there"), (1.2, 1.6, "yes"), (1.6, 2.2, "indeed")])
     seg = Segment(3, 0.0, 2.3, "hello there yes indeed", words=ws)
-    wins = [Span(0.0, 1.0), Span(1.1, 2.3)]
+    wins = Windows([Span(0.0, 1.0), Span(1.1, 2.3)])
     pieces = split_at_turns(seg, wins, [0, 1], split=True)
     assert [(p.segment.start, p.segment.end, p.segment.text, p.label) for p in pieces] == [
         (0.0, 1.2, "hello there", 0),

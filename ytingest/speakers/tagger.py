@@ -28,7 +28,7 @@ from ytingest.errors import TranscribeError
 from ytingest.items import AnonymousVoice, Segment
 from ytingest.models.speakers import SpeakerEncoder, Tagged
 from ytingest.speakers.cluster import centroids, cluster, unit
-from ytingest.speakers.turns import HOP_S, overlap, speech_spans, split_at_turns, touching, windows
+from ytingest.speakers.turns import HOP_S, overlap, speech_spans, split_at_turns, windows
 from ytingest.speakers.voices import Voiceprint
 
 Vectors = npt.NDArray[np.float32]
@@ -97,7 +97,7 @@ class VoiceTagger:
             for piece in split_at_turns(seg, wins, labels.tolist(), split=self.split):
                 p, label = piece.segment, piece.label
                 weights = np.zeros(len(wins), dtype=np.float32)
-                for i in touching(p, wins):
+                for i in wins.touching(p):
                     weights[i] = overlap(p, wins[i])
                 own = unit((weights @ vecs)[None, :])[0] if weights.sum() > 0 else refs[label]
                 share = float(weights @ overlapped / weights.sum()) if weights.sum() > 0 else 0.0

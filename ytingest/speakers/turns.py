@@ -47,9 +47,20 @@ def speech_spans(segments: Sequence[Segment], *, join_gap: float = JOIN_GAP_S) -
     return spans
 
 
-def windows(
-    spans: Sequence[Span], audio_s: float, *, size: float = WINDOW_S, hop: float = HOP_S
-) -> list[Span]:
+class Windows(list[Span]):
+    """The windows of one stretch of audio, sorted by start, with their starts kept for bisection."""
+
+    def __init__(self, spans: Sequence[Span]) -> None:
+        super().__init__(sorted(spans, key=lambda w: w.start))
+        self.starts = [w.start for w in self]
+
+    def touching(self, span: Span | Word | Segment) -> range:
+        """Indexes of the windows (none longer than WINDOW_S) that may overlap ``span``: a
+        bisection, so labelling a long window of audio stays linear in its length."""
+        return range(bisect_left(self.starts, span.start - WINDOW_S), bisect_right(self.starts, span.end))
+
+
+def windows(spans: Sequence[Span], audio_s: float, *, size: float = WINDOW_S, hop: float = HOP_S) -> Windows:
     """``size``-long windows every ``hop`` over each span (the last one ends with the span); a span
     shorter than ``size`` is one window, widened to MIN_WINDOW_S inside the audio when shorter."""
     out: list[Span] = []
@@ -65,27 +76,20 @@ def windows(
         if starts[-1] + size < sp.end - 1e-6:
             starts.append(sp.end - size)
         out += [Span(s, s + size) for s in starts]
-    return out
+    return Windows(out)
 
 
 def overlap(a: Span | Word | Segment, b: Span) -> float:
     return max(0.0, min(a.end, b.end) - max(a.start, b.start))
 
 
-def touching(span: Span | Word | Segment, wins: Sequence[Span]) -> range:
-    """Indexes of the windows (sorted by start, none longer than WINDOW_S) that may overlap
-    ``span``: a bisection, so labelling a long window of audio stays linear."""
-    starts = [w.start for w in wins]
-    return range(bisect_left(starts, span.start - WINDOW_S), bisect_right(starts, span.end))
-
-
-def vote(span: Span | Word | Segment, wins: Sequence[Span], labels: Sequence[int]) -> int | None:
+def vote(span: Span | Word | Segment, wins: Windows, labels: Sequence[int]) -> int | None:
     """The label of the windows covering most of ``span``, each window's share weighted down
     towards its edges (a window speaks best for its middle); None if there are no windows; a word
     that falls between windows takes the nearest window's label."""
     time: dict[int, float] = defaultdict(float)
     mid = (span.start + span.end) / 2
-    for i in touching(span, wins):
+    for i in wins.touching(span):
         w = wins[i]
         if (o := overlap(span, w)) > 0:
             length = max(w.end - w.start, 1e-6)
@@ -136,7 +140,7 @@ class Piece:
     label: int
 
 
-def split_at_turns(seg: Segment, wins: Sequence[Span], labels: Sequence[int], *, split: bool) -> list[Piece]:
+def split_at_turns(seg: Segment, wins: Windows, labels: Sequence[int], *, split: bool) -> list[Piece]:
     """The segment as one piece per speaker turn inside it (cut at the first word of each new
     turn), or, without words or with ``split`` off, whole with its majority label."""
     whole = vote(seg, wins, labels)
