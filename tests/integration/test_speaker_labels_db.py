@@ -339,5 +339,5 @@ def test_the_speakers_command_names_merges_and_lists(
     assert "usage: ytingest speakers name LABEL NAME" in capsys.readouterr().err
     assert main(["speakers", *common]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert "Jane Doe: 2 segments in 1 videos (named, spk-model)" in listed
-    assert f"unknown-2 (not enrolled) of {A}: 2 segments in 1 videos" in listed
+    assert "Jane Doe: 2 segments in 1 video (named, spk-model)" in listed
+    assert f"unknown-2 (not enrolled) of {A}: 2 segments in 1 video" in listed
