@@ -39,33 +39,10 @@ from ytingest.speakers.voices import embed_voice, scan
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth, score
 from ytingest.testing.diarization import attribution_accuracy, der, mapped_accuracy, overlap_scores, read_rttm
 from ytingest.testing.real_speech import REAL, RTTM
-from ytingest.testing.two_voices import two_voices_episodes
+from ytingest.testing.two_voices import single_speaker_stretches, solo_voiceprints, two_voices_episodes
 
 RESULTS = Path(__file__).parent / "results"
 Rows = list[tuple[float, float, str]]
-
-
-def single_speaker(turns: Sequence[Any]) -> list[tuple[float, float, str]]:
-    """The stretches of a reference where exactly one speaker is active."""
-    points = sorted({t for turn in turns for t in (turn.start, turn.end)})
-    out = []
-    for a, b in zip(points, points[1:], strict=False):
-        active = {t.speaker for t in turns if t.start <= a and t.end >= b}
-        if len(active) == 1:
-            out.append((a, b, active.pop()))
-    return out
-
-
-def enrol_from_reference(enc: Ge2eEncoder, audio: np.ndarray, turns: Sequence[Any]) -> list[Voiceprint]:
-    """One voiceprint per speaker from all of its single-speaker stretches (as a user would cut
-    enrolment clips: only that person talking)."""
-    by_speaker: dict[str, list[np.ndarray]] = {}
-    for a, b, who in single_speaker(turns):
-        by_speaker.setdefault(who, []).append(audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
-    return [
-        Voiceprint(who, enc.embed([np.concatenate(clips)])[0], enc.name, {})
-        for who, clips in sorted(by_speaker.items())
-    ]
 
 
 def tag(tagger: VoiceTagger, r: AsrResult) -> tuple[Rows, list[bool]]:
@@ -169,7 +146,7 @@ def window_cosines(
     matrix = unit(np.stack([p.vector for p in prints]))
     same, other = [], []
     r = asr["tst01"]
-    stretches = single_speaker(refs["tst01"])
+    stretches = [(t.start, t.end, t.speaker) for t in single_speaker_stretches({"tst01": refs["tst01"]})]
     wins = windows(speech_spans(r.segments), r.audio_seconds)
     for w in wins:
         who = [s for a, b, s in stretches if a <= w.start and w.end <= b]
@@ -227,7 +204,7 @@ def main() -> None:
     synth_asr = {k: asr_all[k] for k in synth_paths}
     audio_s = sum(r.audio_seconds for r in asr_all.values())
     ref00 = refs["tst00"]
-    prints = enrol_from_reference(enc, asr["tst00"].audio, ref00)
+    prints = solo_voiceprints(enc, asr["tst00"].audio, "tst00", ref00)
     synth_prints = [
         vp for src in scan(VOICES_DIR) if (vp := embed_voice(enc, VOICES_DIR, src)[0]) is not None
     ]
@@ -250,7 +227,9 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "audio_seconds": round(audio_s, 1),
         "enrolled_from_tst00_seconds": {
-            who: round(sum(b - a for a, b, w in single_speaker(ref00) if w == who), 2)
+            who: round(
+                sum(t.duration for t in single_speaker_stretches({"tst00": ref00}) if t.speaker == who), 2
+            )
             for who in sorted({t.speaker for t in ref00})
         },
         "defaults": defaults,

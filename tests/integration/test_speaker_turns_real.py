@@ -21,6 +21,7 @@ from ytingest.speakers.voices import embed_voice, scan
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth
 from ytingest.testing.diarization import attribution_accuracy, der, read_rttm
 from ytingest.testing.real_speech import REAL, RTTM
+from ytingest.testing.two_voices import solo_voiceprints
 
 pytestmark = pytest.mark.slow
 
@@ -36,27 +37,7 @@ def encoder() -> Ge2eEncoder:
 
 
 def tagger(encoder: Ge2eEncoder, prints: list[Voiceprint], *, split: bool = True) -> VoiceTagger:
-    s = Settings()  # the shipped defaults
-    return VoiceTagger(
-        encoder,
-        prints,
-        threshold=s.speaker_threshold,
-        margin=s.speaker_margin,
-        cluster_distance=s.speaker_cluster_distance,
-        split=split,
-    )
-
-
-def meeting_prints(encoder: Ge2eEncoder, audio: np.ndarray) -> list[Voiceprint]:
-    """A voiceprint per speaker from tst00's stretches where only that person talks."""
-    turns = read_rttm(RTTM)["tst00"]
-    points = sorted({t for turn in turns for t in (turn.start, turn.end)})
-    clips: dict[str, list[np.ndarray]] = {}
-    for a, b in zip(points, points[1:], strict=False):
-        active = {t.speaker for t in turns if t.start <= a and t.end >= b}
-        if len(active) == 1:
-            clips.setdefault(active.pop(), []).append(audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
-    return [Voiceprint(k, encoder.embed([np.concatenate(v)])[0], encoder.name, {}) for k, v in clips.items()]
+    return VoiceTagger.from_settings(encoder, prints, Settings(), split=split)  # the shipped defaults
 
 
 def test_real_meeting_speakers_enrolled_from_one_part_are_named_in_the_other(
@@ -65,7 +46,9 @@ def test_real_meeting_speakers_enrolled_from_one_part_are_named_in_the_other(
     """Four real voices enrolled from tst00; in tst01, ≥ 90% of the speech the rows cover is named
     right (duration-weighted, against the reference turns), splitting on; and no row names a
     voice that is not speaking there more than the reference allows (DER below 1)."""
-    prints = meeting_prints(encoder, asr.prepare(REAL / "tst00.mp3").audio)
+    prints = solo_voiceprints(
+        encoder, asr.prepare(REAL / "tst00.mp3").audio, "tst00", read_rttm(RTTM)["tst00"]
+    )
     assert sorted(p.name for p in prints) == ["FEO070", "FEO072", "MEE071", "MEE073"]
     r = asr.transcribe(REAL / "tst01.mp3")
     tagged = tagger(encoder, prints).tag(r.audio, SAMPLE_RATE, r.segments)

@@ -23,11 +23,4 @@ async def build_tagger(settings: Settings, db: Database, executor: Executor) -> 
     if s.voices_dir is not None:
         await enrol(db, encoder, executor, s.voices_dir)
     prints = [p for p in await db.voiceprints() if p.model == encoder.name]
-    return VoiceTagger(
-        encoder,
-        prints,
-        threshold=s.speaker_threshold,
-        margin=s.speaker_margin,
-        cluster_distance=s.speaker_cluster_distance,
-        split=s.speaker_split,
-    )
+    return VoiceTagger.from_settings(encoder, prints, s)

@@ -24,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.config import Settings
 from ytingest.errors import TranscribeError
 from ytingest.items import AnonymousVoice, Segment
 from ytingest.models.speakers import SpeakerEncoder, Tagged
@@ -62,6 +63,25 @@ class VoiceTagger:
         self.margin = margin
         self.cluster_distance = cluster_distance
         self.split = split
+
+    @classmethod
+    def from_settings(
+        cls,
+        encoder: SpeakerEncoder,
+        voiceprints: Sequence[Voiceprint],
+        s: Settings,
+        *,
+        split: bool | None = None,
+    ) -> VoiceTagger:
+        """The tagger the SPEAKER_* settings describe (``split`` overrides SPEAKER_SPLIT)."""
+        return cls(
+            encoder,
+            voiceprints,
+            threshold=s.speaker_threshold,
+            margin=s.speaker_margin,
+            cluster_distance=s.speaker_cluster_distance,
+            split=s.speaker_split if split is None else split,
+        )
 
     def tag(
         self,

@@ -25,6 +25,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.items import Voiceprint
+from ytingest.models.speakers import SpeakerEncoder
 from ytingest.testing.channel import Episode
 from ytingest.testing.dialogues import Turn
 from ytingest.testing.diarization import read_rttm, write_rttm
@@ -64,6 +66,20 @@ def two_voices_episodes() -> list[Episode]:
             duration = (container.duration or 0) / 1_000_000
         episodes.append(Episode(episode_id, "Two real voices taking turns (real speech)", "", path, duration))
     return episodes
+
+
+def solo_voiceprints(
+    encoder: SpeakerEncoder, audio: npt.NDArray[np.float32], file: str, turns: list[Turn]
+) -> list[Voiceprint]:
+    """One voiceprint per speaker of ``file`` from all its stretches where only that person talks
+    (as a user would cut enrolment clips), ``audio`` being that file at 16 kHz."""
+    clips: dict[str, list[npt.NDArray[np.float32]]] = {}
+    for st in single_speaker_stretches({file: turns}):
+        clips.setdefault(st.speaker, []).append(audio[int(st.start * RATE) : int(st.end * RATE)])
+    return [
+        Voiceprint(who, encoder.embed([np.concatenate(parts)])[0], encoder.name, {})
+        for who, parts in sorted(clips.items())
+    ]
 
 
 def single_speaker_stretches(turns: dict[str, list[Turn]]) -> list[Stretch]:
