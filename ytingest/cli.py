@@ -21,6 +21,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from ytingest.cli_args import build_parser, check_speaker_args, settings_from
+from ytingest.cli_cluster import cmd_db, cmd_enqueue, cmd_worker, cmd_workers, prepare_worker
 from ytingest.config import Settings
 from ytingest.doctor import format_line, run_checks, summary_line
 from ytingest.engine import Engine, first_error
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "top":
             return run(top(args))
+        if args.command == "worker":
+            prepare_worker(args)
         settings = settings_from(args)
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
@@ -54,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_speaker_args(args)
         if args.command == "doctor":  # no Engine: the doctor checks what starting one needs
             return run(cmd_doctor(settings, args), loop=settings.loop)
+        if args.command == "db":  # no Engine: it starts or stops the server engines connect to
+            return run(cmd_db(settings, args), loop=settings.loop)
         command: Callable[[Engine, argparse.Namespace], Awaitable[int]] = COMMANDS[args.command]
         return run(_with_engine(settings, args, command), loop=settings.loop)
     except YtingestError as exc:
@@ -313,4 +318,7 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "serve": cmd_serve,
     "export": cmd_export,
     "speakers": cmd_speakers,
+    "enqueue": cmd_enqueue,
+    "worker": cmd_worker,
+    "workers": cmd_workers,
 }

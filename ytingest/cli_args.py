@@ -72,17 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "stream", parents=[common, ytdlp], help="ingest a channel's videos (anything yt-dlp lists)"
     )
-    p.add_argument("url")
-    p.add_argument("--limit", type=int, help="only the first N videos of the listing (newest first)")
-    p.add_argument("--skip-shorts", action="store_true", help="skip videos under 60 s and /shorts/")
-    p.add_argument(
-        "--tabs", help="tabs of a bare channel URL to list, in order (TABS; default videos,streams)"
-    )
-    p.add_argument("--since", type=_day, help="only videos uploaded on or after: YYYY-MM-DD or 7d, 2w, 3m")
-    p.add_argument("--until", type=_day, help="only videos uploaded on or before: YYYY-MM-DD or 7d, 2w, 3m")
-    p.add_argument(
-        "--new-only", action="store_true", help="stop listing after NEW_ONLY_STREAK stored videos in a row"
-    )
+    _listing_flags(p)
     _speaker_flags(p)
     p.add_argument("--keep-audio", action="store_true", default=None, help="keep downloaded audio")
     p.add_argument("--io-workers", type=int, help="concurrent downloads (IO_WORKERS)")
@@ -113,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["stream", "bulk"], help="stream (default) or 3-phase bulk (MODE)")
     p.add_argument("--asr-batching", choices=["off", "file", "cross"], help="ASR batching (ASR_BATCHING)")
     p.add_argument("--asr-batch-size", type=int, help="speech chunks per model call (ASR_BATCH_SIZE)")
+
+    _cluster_commands(sub, common, ytdlp)
 
     p = sub.add_parser("retry", parents=[common, ytdlp], help="try the failed videos again")
     p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
@@ -210,7 +202,48 @@ _SETTING_FLAGS = (
     "cookies_from_browser",
     "js_runtime",
     "tabs",
+    "worker_name",
 )
+
+
+def _listing_flags(p: argparse.ArgumentParser) -> None:
+    """What a channel's listing selects (stream, enqueue)."""
+    p.add_argument("url")
+    p.add_argument("--limit", type=int, help="only the first N videos of the listing (newest first)")
+    p.add_argument("--skip-shorts", action="store_true", help="skip videos under 60 s and /shorts/")
+    p.add_argument(
+        "--tabs", help="tabs of a bare channel URL to list, in order (TABS; default videos,streams)"
+    )
+    p.add_argument("--since", type=_day, help="only videos uploaded on or after: YYYY-MM-DD or 7d, 2w, 3m")
+    p.add_argument("--until", type=_day, help="only videos uploaded on or before: YYYY-MM-DD or 7d, 2w, 3m")
+    p.add_argument(
+        "--new-only", action="store_true", help="stop listing after NEW_ONLY_STREAK stored videos in a row"
+    )
+
+
+def _cluster_commands(sub: Any, common: argparse.ArgumentParser, ytdlp: argparse.ArgumentParser) -> None:
+    """db, enqueue, worker, workers: many workers on many machines share one database."""
+    p = sub.add_parser("db", parents=[common], help="the embedded PostgreSQL as a server for workers")
+    p.add_argument("action", choices=["start", "stop", "url"])
+    p.add_argument("--port", type=int, help="TCP port (start; default: a free one)")
+    p.add_argument("--listen", default="127.0.0.1", help="address to listen on (start; 0.0.0.0: all)")
+
+    p = sub.add_parser("enqueue", parents=[common, ytdlp], help="list a channel and queue it for workers")
+    _listing_flags(p)
+    p.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+
+    p = sub.add_parser("worker", parents=[common, ytdlp], help="process queued videos; many per database")
+    p.add_argument("--until-empty", action="store_true", help="exit once no job is left in the queue")
+    p.add_argument("--gpu", help="the GPU to use (its CUDA index; sets CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--name", dest="worker_name", help="this worker's name (default: <host>-<pid>)")
+    _speaker_flags(p)
+    p.add_argument("--io-workers", type=int, help="concurrent downloads here (IO_WORKERS)")
+    p.add_argument("--asr-model", help="faster-whisper size name or model folder (ASR_MODEL)")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics and /status on 127.0.0.1:PORT")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    p = sub.add_parser("workers", parents=[common], help="the cluster's workers and its totals")
+    p.add_argument("--json", action="store_true", help="print them as one JSON object")
 
 
 def _speaker_flags(p: argparse.ArgumentParser) -> None:

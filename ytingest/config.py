@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     tabs: str = "videos,streams"  # which tabs of a bare channel URL are listed, in this order
     new_only_streak: int = Field(10, ge=1)  # --new-only: stop listing after this many stored in a row
 
+    # the cluster (`ytingest worker`): many workers share one database's job queue (docs/SCALING.md)
+    worker_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # set by --name
+    worker_claims: int = Field(8, ge=2, le=1024)  # videos one worker holds at once (downloading to stored)
+    worker_lease_s: float = Field(60.0, ge=2.0)  # a claim whose heartbeat is older goes to another worker
+    worker_max_deaths: int = Field(3, ge=1, le=100)  # workers that may die holding a video before it fails
+    download_concurrency_global: int = Field(0, ge=0)  # downloads at once across all workers (0: no cap)
+    download_rate_global: float = Field(0.0, ge=0.0)  # download starts per hour across all workers (0: none)
+
     @field_validator("tabs", mode="after")
     @classmethod
     def _known_tabs(cls, value: str) -> str:
@@ -147,6 +155,9 @@ class Settings(BaseSettings):
 
     @property
     def audio_dir(self) -> Path:
+        """Downloads in progress; a worker has its own folder, so its leftover cleanup is its own."""
+        if self.worker_name is not None:
+            return self.ytingest_home / "workers" / self.worker_name / "audio"
         return self.ytingest_home / "audio"
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -17,13 +17,11 @@ from ytingest.eventloop import make_fork_safe
 from ytingest.items import RunSummary, SearchHit
 from ytingest.logs import get_logger
 from ytingest.models.speakers import SpeakerTagger
-from ytingest.monitor.autotune import AutoTuner
-from ytingest.monitor.diagnose import Knobs
+from ytingest.monitor.build import build_monitor
 from ytingest.monitor.gpu import GpuProbe
 from ytingest.monitor.http import MetricsServer
 from ytingest.monitor.monitor import Monitor
-from ytingest.monitor.sampler import Sampler
-from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.context import Feed, RunContext
 from ytingest.pipeline.tuning import Tuning
 from ytingest.search import SearchQuery
 from ytingest.speakers.setup import build_tagger
@@ -33,7 +31,7 @@ from ytingest.stages.decoder_process import DecoderProcess
 from ytingest.stages.description import PIPELINE, Parts, Stage, inbox_for, metrics_for, wire
 from ytingest.stages.discover import Discoverer, ListDiscoverer, Listing, YtDlpDiscoverer, run_discovery
 from ytingest.stages.disk import DiskBudget, clean_leftovers
-from ytingest.stages.download import Downloader, DownloadPolicy, YtDlpDownloader
+from ytingest.stages.download import Downloader, DownloadPolicy, GlobalGate, YtDlpDownloader
 from ytingest.stages.embed import Embedder
 from ytingest.stages.retry import SharedBackoff
 from ytingest.stages.transcribe import Transcriber
@@ -72,7 +70,8 @@ class Engine:
         self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-embed")
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-decode")
         self._decoder: DecoderProcess | None = None
-        self._run: RunContext | None = None
+        self._run_ctx: RunContext | None = None
+        self.cluster_view: Callable[[], dict[str, Any]] | None = None  # a worker's cluster totals
         self._stopping: asyncio.Event | None = None  # set while a stream() call is under way
         self._gpu: GpuProbe | None = None
         self._http: MetricsServer | None = None
@@ -187,6 +186,10 @@ class Engine:
             self._downloader = self._downloader or YtDlpDownloader(ytdlp, self.settings.download_timeout_s)
         return self._discoverer, self._downloader
 
+    def discoverer(self) -> Discoverer:
+        """The lister runs use (yt-dlp's unless one was given)."""
+        return self._ytdlp()[0]
+
     async def stream(
         self,
         url: str,
@@ -198,10 +201,33 @@ class Engine:
     ) -> RunSummary:
         """Discover, download, transcribe, embed and store a channel's videos, all stages at once;
         ``listing``: the rest of ``Listing``'s fields (since, until, new_only, tabs)."""
-        self._stopping = stopping = asyncio.Event()
         what = Listing(limit=limit, skip_shorts=skip_shorts, **listing)
+        source = discoverer or self._ytdlp()[0]
+
+        async def discover(ctx: RunContext, first: asyncio.Queue[Any]) -> None:
+            await run_discovery(ctx, source, url, first, what)
+
+        await self.database.register_channel(url)
+        return await self._run(url, discover, listing=(source, what))
+
+    async def work(self, feed: Feed, *, gate: GlobalGate | None = None, name: str = "worker") -> RunSummary:
+        """Process the videos ``feed`` puts on the pipeline (a cluster worker's claims) instead of
+        a channel's listing; downloads also pass ``gate``, the cluster's shared download budget."""
+        if self.settings.mode == "bulk":
+            raise ConfigError("a worker runs every stage at once: MODE=bulk is for `ytingest stream`")
+        return await self._run(f"ytingest:{name}", feed, gate=gate)
+
+    async def _run(
+        self,
+        label: str,
+        feed: Feed,
+        *,
+        listing: tuple[Discoverer, Listing] | None = None,
+        gate: GlobalGate | None = None,
+    ) -> RunSummary:
+        self._stopping = stopping = asyncio.Event()
         try:
-            return await self._stream(url, stopping, what, discoverer or self._ytdlp()[0])
+            return await self._stream(label, stopping, feed, listing, gate)
         finally:
             self._stopping = None
 
@@ -209,29 +235,29 @@ class Engine:
         self,
         url: str,
         stopping: asyncio.Event,
-        listing: Listing,
-        discoverer: Discoverer,
+        feed: Feed,
+        listing: tuple[Discoverer, Listing] | None,
+        gate: GlobalGate | None,
     ) -> RunSummary:
         db, s = self.database, self.settings
         transcriber, embedder = await self.transcriber(), await self.embedder()
         await db.check_dim(embedder.dim)
         tagger = await self.speaker_tagger()
         await asyncio.to_thread(s.audio_dir.mkdir, parents=True, exist_ok=True)
-        await db.register_channel(url)
-        ctx = self._run = RunContext(s, db, metrics_for(self.pipeline, s), stopping=stopping)
+        ctx = self._run_ctx = RunContext(s, db, metrics_for(self.pipeline, s), stopping=stopping)
         await asyncio.to_thread(clean_leftovers, s.audio_dir, keep_audio=s.keep_audio)
         disk = DiskBudget(s.audio_dir, s.max_audio_bytes, s.min_free_bytes)
         backoff = SharedBackoff(s.rate_limit_base_s, s.rate_limit_max_s)
-        policy = DownloadPolicy(ctx.tuning.downloads, backoff, disk)
+        policy = DownloadPolicy(ctx.tuning.downloads, backoff, disk, gate)
         ctx.metrics.disk = disk
-        monitor = self.monitor = self._make_monitor(ctx, backoff)
-        downloader = self._ytdlp()[1]
+        monitor = self.monitor = build_monitor(s, ctx, backoff, self._gpu or GpuProbe())
+        discoverer, downloader = self._ytdlp()
         if isinstance(downloader, YtDlpDownloader):
             downloader.on_progress = ctx.metrics.download.progress
         log.info(
             "run_started",
             channel=url,
-            **listing.to_log(),
+            **(listing[1].to_log() if listing else {}),
             mode=s.mode,
             stages=[st.name for st in self.pipeline],
             **ctx.tuning.to_dict(),
@@ -241,7 +267,7 @@ class Engine:
         prepare = await self._prepare_fn(transcriber)
         parts = Parts(
             ctx,
-            discoverer,
+            listing[0] if listing else discoverer,
             downloader,
             transcriber,
             tagger,
@@ -254,16 +280,16 @@ class Engine:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(monitor.run(ctx.finished), name="monitor")
-                if s.mode == "bulk":
-                    tg.create_task(run_bulk(parts, self.pipeline, url, listing), name="bulk")
+                if s.mode == "bulk" and listing is not None:
+                    tg.create_task(run_bulk(parts, self.pipeline, url, listing[1]), name="bulk")
                 else:  # streaming: every stage at once
                     first = inbox_for(self.pipeline[0], s)
-                    tg.create_task(run_discovery(ctx, discoverer, url, first, listing), name="discover")
+                    tg.create_task(feed(ctx, first), name="feed")
                     wire(tg, parts, self.pipeline, first, finished=ctx.finished)
         except* YtingestError as group:
             raise first_error(group) from None
         finally:
-            self._run = None
+            self._run_ctx = None
         await self._build_search_index(stopping=ctx.stopping.is_set())
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
@@ -294,26 +320,6 @@ class Engine:
         except StoreError as exc:
             log.warning("search_index_deferred", reason=str(exc))
 
-    def _make_monitor(self, ctx: RunContext, backoff: SharedBackoff) -> Monitor:
-        s = self.settings
-        tuner = None
-        if s.autotune_enabled:
-            io_max = max(s.io_workers, s.io_workers_max)
-            tuner = AutoTuner(ctx.tuning, backoff, ctx.metrics.stages["download"], io_max=io_max)
-        knobs = Knobs(
-            s.io_workers, s.asr_workers, s.batch_size, s.db_workers, s.io_workers_max, s.asr_queue_size
-        )
-        sampler = Sampler(ctx.metrics, s.audio_dir, self._gpu or GpuProbe())
-        return Monitor(
-            sampler,
-            knobs,
-            interval_s=s.monitor_interval_s,
-            window_s=s.diagnose_window_s,
-            stats_every_s=s.stats_interval_s,
-            tuner=tuner,
-            stall_s=s.model_stall_s,
-        )
-
     @property
     def metrics_url(self) -> str | None:
         """Base URL of /metrics and /status while the endpoint is on."""
@@ -324,14 +330,15 @@ class Engine:
         m = self.monitor
         snap = m.latest.to_dict() if m is not None and m.latest is not None else None
         return {
-            "state": "running" if self._run is not None else "idle",
+            "state": "running" if self._run_ctx is not None else "idle",
             "snapshot": snap,
             "knobs": self._knobs(),
+            **({"cluster": self.cluster_view()} if self.cluster_view is not None else {}),
         }
 
     def _knobs(self) -> dict[str, Any]:
         """The knobs now: the run's live tuning while one runs, else the settings."""
-        s, run = self.settings, self._run
+        s, run = self.settings, self._run_ctx
         live = (run.tuning if run is not None else Tuning.from_settings(s)).to_dict()
         return {
             **live,

@@ -3,11 +3,12 @@
 The queries live in one mixin per concern, all over the shared pool of ``db.pool.Store``:
 ``Ledger`` (channels, videos), ``SegmentStore`` (storing and exporting segments),
 ``SearchStore`` (search indexes, ranked search, video and channel listings) and
-``VoiceprintStore`` (voiceprints, unknown speakers).
+``VoiceprintStore`` (voiceprints, unknown speakers) and ``ClusterStore`` (workers, claims).
 """
 
 from __future__ import annotations
 
+from ytingest.db.cluster import ClusterStore
 from ytingest.db.ledger import Ledger
 from ytingest.db.search import SearchStore
 from ytingest.db.segments import SegmentStore
@@ -16,7 +17,7 @@ from ytingest.db.voiceprints import VoiceprintStore
 __all__ = ["Database"]
 
 
-class Database(Ledger, SegmentStore, SearchStore, VoiceprintStore):
+class Database(Ledger, SegmentStore, SearchStore, VoiceprintStore, ClusterStore):
     """A pool of DB_WORKERS connections with pgvector's codec, and the ledger/search/speaker queries."""
 
     def __repr__(self) -> str:

@@ -107,6 +107,15 @@ class Store:
             reason = redact(str(exc)) or type(exc).__name__
             raise ConfigError(f"cannot use database at {self.where}: {reason}") from None
 
+    async def connect_one(self, what: str) -> asyncpg.Connection:
+        """A connection of its own, outside the pool (the job queue's LISTEN, the download gate's
+        session locks); the caller closes it."""
+        try:
+            return await asyncpg.connect(self._dsn, timeout=15.0)
+        except _DB_ERRORS as exc:
+            reason = " ".join(redact(str(exc)).split()) or type(exc).__name__
+            raise StoreError(f"{what} failed at {self.where}: {reason}", transient=True) from None
+
     async def embedding_dim(self) -> int | None:
         """The vector size the schema was built for; None for a new database."""
         return self._dim

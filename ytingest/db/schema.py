@@ -140,6 +140,39 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE voiceprints ADD COLUMN source text NOT NULL DEFAULT 'folder'
         CHECK (source IN ('folder', 'named'));
     """,
+    # 10: the cluster. Each worker's heartbeat row (``ytingest workers``); every claim of a video by a
+    # worker and how it ended (a claim still open when the video is claimed again: its worker died);
+    # and the one row of the global download pace and pause that every worker's downloads obey.
+    """
+    CREATE TABLE workers (
+        name          text PRIMARY KEY,
+        host          text NOT NULL,
+        pid           integer NOT NULL,
+        gpu           text,
+        state         text NOT NULL DEFAULT 'running',
+        started_at    timestamptz NOT NULL DEFAULT now(),
+        seen_at       timestamptz NOT NULL DEFAULT now(),
+        in_flight     integer NOT NULL DEFAULT 0,
+        done          integer NOT NULL DEFAULT 0,
+        failed        integer NOT NULL DEFAULT 0
+    );
+    CREATE TABLE claims (
+        id         bigserial PRIMARY KEY,
+        video_id   text NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+        worker     text NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        ended_at   timestamptz,
+        outcome    text CHECK (outcome IN ('stored', 'failed', 'waiting', 'released', 'died', 'skipped'))
+    );
+    CREATE INDEX claims_video ON claims (video_id);
+    CREATE TABLE download_gate (
+        id           boolean PRIMARY KEY DEFAULT true CHECK (id),
+        next_start   timestamptz NOT NULL DEFAULT now(),
+        paused_until timestamptz NOT NULL DEFAULT now(),
+        pause_reason text
+    );
+    INSERT INTO download_gate DEFAULT VALUES;
+    """,
 )
 
 

@@ -22,6 +22,7 @@ from ytingest.items import SearchHit
 from ytingest.search import SearchQuery, fuse, phrase_pattern, timestamp_url
 
 _TSV = "to_tsvector('english', s.text)"
+_INDEX_LOCK = 0x79746978  # "ytix": one index build at a time across processes
 SEARCH_INDEXES = {
     "segments_embedding_hnsw": "CREATE INDEX IF NOT EXISTS segments_embedding_hnsw"
     " ON segments USING hnsw (embedding vector_cosine_ops)",
@@ -75,9 +76,12 @@ class SearchStore(Store):
     @retried
     async def ensure_search_index(self) -> bool:
         """Build the HNSW and full-text indexes that are missing (after a first load: one bulk build
-        each, not one insert per row while storing). True when any was built now."""
+        each, not one insert per row while storing). True when any was built now. Many workers
+        finish together: the first takes the lock and builds, the others see it taken and go on."""
         built = False
-        async with self._conn("build the search indexes") as conn:
+        async with self._conn("build the search indexes") as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _INDEX_LOCK):
+                return False
             for name, sql in SEARCH_INDEXES.items():
                 if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
                     await conn.execute(sql)

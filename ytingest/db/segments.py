@@ -183,6 +183,11 @@ class SegmentStore(Store):
         async with self._conn(f"store {_videos(ids)}") as conn, conn.transaction():
             labels = await _label_voices(conn, items, model=speaker_model, threshold=same_voice, namer=namer)
             records = segment_records(items, embed_model, labels)
+            # two workers storing one video (a claim handed on while its holder was only slow) take
+            # turns here: the second replaces the first's rows instead of colliding with them
+            await conn.execute(
+                "SELECT 1 FROM videos WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", sorted(set(ids))
+            )
             await conn.execute("DELETE FROM segments WHERE video_id = ANY($1::text[])", ids)
             if records:
                 await conn.copy_records_to_table("segments", records=records, columns=SEGMENT_COLUMNS)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ytingest.config import Settings
 from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
@@ -62,6 +62,8 @@ class RunContext:
     model_errors_in_row: int = 0  # videos the model failed on since it last transcribed a window
     segments: int = 0
     failures: list[Failure] = field(default_factory=list)
+    # videos a feed waits on (the cluster's claims): how each left the run (see ``settle``)
+    outcomes: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings
 
     def __post_init__(self) -> None:
@@ -74,6 +76,24 @@ class RunContext:
         self.metrics.failed += 1
         log.warning("video_failed", video_id=ref.id, stage=stage, reason=reason, permanent=permanent)
         await self.ledger.mark_failed(ref.id, stage, reason, permanent=permanent)
+        self.settle(ref.id, "failed")
+
+    def expect(self, video_id: str) -> asyncio.Future[str]:
+        """A future told how ``video_id`` leaves this run: stored, failed, waiting or released."""
+        future = self.outcomes[video_id] = asyncio.get_running_loop().create_future()
+        return future
+
+    def settle(self, video_id: str, outcome: str) -> None:
+        """``video_id`` left the run: ``stored``, ``failed``, ``waiting`` (not yet available) or
+        ``released`` (left pending: the run stopped first). Nothing when no feed waits on it."""
+        future = self.outcomes.pop(video_id, None)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def settle_all(self, outcome: str) -> None:
+        """Every video still awaited leaves with ``outcome`` (the run is ending)."""
+        for video_id in list(self.outcomes):
+            self.settle(video_id, outcome)
 
     def summary(self) -> RunSummary:
         stored = self.metrics.through
@@ -87,3 +107,8 @@ class RunContext:
             failures=tuple(self.failures),
             stopped_early=self.stopping.is_set(),
         )
+
+
+# what puts a run's videos on its first queue, then the end marker: a channel's listing for
+# ``stream``, the job queue's claims for a cluster worker
+Feed = Callable[[RunContext, "asyncio.Queue[Any]"], Coroutine[Any, Any, None]]

@@ -86,6 +86,7 @@ async def decode_worker(
         if ctx.stopping.is_set():  # a graceful stop: finish the videos begun, leave these pending
             kept = await asyncio.to_thread(keep_for_retry, audio.path, ctx.settings.kept_dir)
             log.info("video_left_pending", video_id=audio.video.id, reason="stopping", audio=str(kept))
+            ctx.settle(audio.video.id, "released")
             continue
         ctx.metrics.progress.begin(audio.video.id, audio.video.title, audio.video.duration)
         if prepare is None:  # nothing to do here: counted as done, with no busy time

@@ -184,13 +184,23 @@ def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
     )
 
 
+class GlobalGate(Protocol):
+    """A download budget shared with other processes (a cluster's ``cluster.gate.DownloadGate``)."""
+
+    async def enter(self, stop: asyncio.Event) -> Any | None: ...  # a pass to download; None: stopping
+    async def leave(self, held: Any) -> None: ...
+    async def pause(self, seconds: float, reason: str) -> None: ...  # a 429: every process waits
+
+
 @dataclass
 class DownloadPolicy:
-    """Shared by every download of a run: the slots, the 429 pause and the disk budget."""
+    """Shared by every download of a run: the slots, the 429 pause, the disk budget and, in a
+    cluster, the global gate (a slot there too, the global pace, and a 429 pauses every worker)."""
 
     slots: Limiter
     backoff: SharedBackoff
     disk: DiskBudget | None = None
+    gate: GlobalGate | None = None
 
 
 async def run_downloads(
@@ -211,6 +221,7 @@ async def run_downloads(
             await policy.slots.acquire()
             if ctx.stopping.is_set():
                 await policy.slots.release()
+                ctx.settle(ref.id, "released")
                 continue  # left pending in the ledger; the next run picks it up
             task = _download_one(ctx, downloader, ref, outbox, policy)
             downloads.create_task(task, name=f"download:{ref.id}")
@@ -259,7 +270,11 @@ async def _download_with_retries(
         if policy.disk is not None:
             await policy.disk.wait_for_room(ctx.stopping)
         await policy.backoff.wait(ctx.stopping)
-        if ctx.stopping.is_set():
+        passed = await policy.gate.enter(ctx.stopping) if policy.gate is not None else True
+        if ctx.stopping.is_set() or passed is None:
+            if passed is not None and policy.gate is not None:
+                await policy.gate.leave(passed)
+            ctx.settle(ref.id, "released")
             return None
         attempt += 1
         if attempt > 1:
@@ -280,6 +295,8 @@ async def _download_with_retries(
                 retry_after=exc.retry_after,
                 attempt=attempt,
             )
+            if policy.gate is not None:
+                await policy.gate.pause(pause, exc.kind)
             if attempt >= s.download_attempts * 3:
                 await ctx.fail(ref, "download", f"{exc} (rate-limited {attempt} times)")
                 return None
@@ -291,6 +308,7 @@ async def _download_with_retries(
             vlog.info("video_not_yet_available", live_status=exc.live_status, reason=str(exc))
             # recorded as upcoming/live (status's waiting), as the listing records one; a later run takes it
             await ctx.ledger.register_video(replace(ref, live_status=exc.live_status))
+            ctx.settle(ref.id, "waiting")
             return None
         except DownloadError as exc:
             counters.end(started, ok=False)
@@ -308,6 +326,8 @@ async def _download_with_retries(
             continue
         finally:
             ctx.metrics.download.finished(ref.id)
+            if policy.gate is not None:
+                await policy.gate.leave(passed)
         policy.backoff.success()
         counters.end(started)
         vlog.info("download_done", bytes=audio.size, ms=round(1000 * (time.monotonic() - started)))

@@ -50,6 +50,7 @@ async def store_worker(
         ms = round(1000 * (time.monotonic() - t0))
         for it in group:
             ctx.segments += len(it.transcript.segments)
+            ctx.settle(it.transcript.video.id, "stored")
             log.info(
                 "video_stored",
                 video_id=it.transcript.video.id,

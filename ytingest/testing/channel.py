@@ -95,7 +95,10 @@ class ChannelServer:
       extraction succeeds (a YouTube media URL that expired). yt-dlp's generic extractor GETs
       the head of the file (extraction), then downloads it (media): each attempt is two requests,
       so the knob answers the even-numbered ones.
-    ``hits`` counts requests per episode and ``log`` keeps (monotonic time, episode id, status).
+    ``hits`` counts requests per episode and ``log`` keeps (monotonic time, episode id, status);
+    ``serving`` counts the audio requests in progress per episode; ``peak_downloads`` is the most
+    episodes served at once (a yt-dlp download is two requests of one episode, which may overlap
+    for a moment while the server notices the first one was hung up on).
     """
 
     episodes: Sequence[Episode] = field(default_factory=sample_episodes)
@@ -113,6 +116,8 @@ class ChannelServer:
     forbid_media: dict[str, int] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
     log: list[tuple[float, str, int]] = field(default_factory=list)
+    serving: Counter[str] = field(default_factory=Counter)
+    peak_downloads: int = 0
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -202,6 +207,15 @@ class ChannelServer:
         return None
 
     async def _audio(self, request: web.Request) -> web.StreamResponse:
+        episode = request.match_info["name"].rsplit(".", 1)[0]
+        self.serving[episode] += 1
+        self.peak_downloads = max(self.peak_downloads, sum(n > 0 for n in self.serving.values()))
+        try:
+            return await self._send_audio(request)
+        finally:
+            self.serving[episode] -= 1
+
+    async def _send_audio(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         suffix = next((x for x in AUDIO_TYPES if name.endswith(x)), "")
         episode_id = name.removesuffix(suffix)

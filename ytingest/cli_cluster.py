@@ -1,0 +1,132 @@
+"""The cluster's commands: ``db start|stop|url``, ``enqueue``, ``worker``, ``workers``.
+
+Many workers on many machines share one PostgreSQL: its job queue, ledger and segments
+(docs/SCALING.md). No pipeline logic lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ytingest.cluster.enqueue import enqueue_channel
+from ytingest.cluster.worker import default_name, run_worker
+from ytingest.config import Settings
+from ytingest.db.server import server_info, start_server, stop_server
+from ytingest.engine import Engine
+from ytingest.errors import ConfigError
+from ytingest.stages.discover import Listing
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def prepare_worker(args: argparse.Namespace) -> None:
+    """Before the settings and the engine: the worker's name (its audio folder) and its GPU."""
+    if args.worker_name is None:
+        args.worker_name = default_name()
+    if args.gpu is not None:  # before any model loads: CUDA reads it once
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+
+
+def server_dir(settings: Settings) -> Any:
+    return settings.ytingest_home / "pg-server"
+
+
+async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    """start: the embedded PostgreSQL as a long-lived server, its DATABASE_URL on stdout; stop; url."""
+    where = server_dir(settings)
+    if args.action == "start":
+        info = await asyncio.to_thread(start_server, where, port=args.port, listen=args.listen)
+        print(info.url())
+        print(
+            f"PostgreSQL listens on {info.host}:{info.port} (data in {where}); on each worker machine:"
+            " DATABASE_URL=<the URL above> ytingest worker",
+            file=sys.stderr,
+        )
+    elif args.action == "stop":
+        stopped = await asyncio.to_thread(stop_server, where)
+        print("stopped" if stopped else f"no server was running in {where}")
+    else:
+        found = await asyncio.to_thread(server_info, where)
+        if found is None:
+            raise ConfigError(f"no server is running in {where}: start one with `ytingest db start`")
+        print(found.url())
+    return EXIT_OK
+
+
+async def cmd_enqueue(engine: Engine, args: argparse.Namespace) -> int:
+    listing = Listing(
+        limit=args.limit,
+        skip_shorts=args.skip_shorts,
+        since=args.since,
+        until=args.until,
+        new_only=args.new_only,
+        tabs=args.tabs,
+    )
+    result = await enqueue_channel(engine, args.url, listing)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"queued {result.queued} videos; skipped {result.skipped} (stored, failed for good, or queued)")
+    return EXIT_OK
+
+
+async def cmd_worker(engine: Engine, args: argparse.Namespace) -> int:
+    """Exit 0 when every video it took was stored (also after a SIGTERM drain), 1 when some failed."""
+    summary = await run_worker(engine, until_empty=args.until_empty, gpu=args.gpu)
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        print(
+            f"worker {engine.settings.worker_name}: done {summary.done}, failed {summary.failed},"
+            f" skipped {summary.skipped}; {summary.segments} segments in {summary.wall_seconds:.1f} s"
+        )
+        for f in summary.failures:
+            print(f"  failed {f.video_id} ({f.stage}): {f.reason}")
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+async def cmd_workers(engine: Engine, args: argparse.Namespace) -> int:
+    db = engine.database
+    rows = await db.workers(lease_s=engine.settings.worker_lease_s)
+    totals = await db.cluster_totals()
+    if args.json:
+        print(json.dumps({"workers": rows, "cluster": totals}, default=_jsonable))
+        return EXIT_OK
+    queue = totals["queue"]
+    print(
+        f"queue: {queue.get('queued', 0)} waiting, {queue.get('picked', 0)} held;"
+        f" {totals.get('videos_per_hour', 0)} videos/h (last 10 min); {totals.get('downloads', 0)} downloads"
+        f" under the global cap; paused {totals.get('paused_s', 0):.0f} s"
+    )
+    table = Table("name", "host", "pid", "gpu", "state", "in flight", "done", "failed", "videos/h", "seen")
+    for r in rows:
+        state = r["state"] if r["live"] or r["state"] == "stopped" else "lost"
+        table.add_row(
+            r["name"],
+            r["host"],
+            str(r["pid"]),
+            r["gpu"] or "-",
+            state,
+            str(r["in_flight"]),
+            str(r["done"]),
+            str(r["failed"]),
+            f"{r['videos_per_hour']:.1f}",
+            f"{r['seen_s_ago']:.0f} s ago",
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    return EXIT_OK
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,173 @@
+"""claim: a worker's pipeline is fed from the cluster's job queue instead of a channel listing.
+
+pgqueuer claims a video for this worker (at most WORKER_CLAIMS at once) and keeps the claim alive
+with heartbeats while the handler runs. The handler puts the video on the pipeline and waits for
+it to leave: stored or failed (the job is done), or released by a stopping worker (the job goes
+back to the queue at once). A worker killed outright stops heartbeating; after WORKER_LEASE_S the
+queue hands its videos to another worker, and the ``claims`` table counts that death. After
+WORKER_MAX_DEATHS deaths a video fails with the reason instead of killing workers forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pgqueuer.errors import RetryRequested
+from pgqueuer.models import Job
+from pgqueuer.qm import QueueManager
+
+from ytingest.cluster.jobs import install_queue, jobs_left, queries_on, ref_of
+from ytingest.db.cluster import ENTRYPOINT
+from ytingest.db.database import Database
+from ytingest.errors import StoreError
+from ytingest.items import VideoRef
+from ytingest.logs import get_logger
+from ytingest.pipeline.context import RunContext
+
+log = get_logger()
+IDLE_CHECK_S = 1.0  # how often an --until-empty worker with nothing in hand asks whether jobs are left
+
+
+@dataclass
+class ClaimFeed:
+    """Feeds one worker's run (``Engine.work``) with the videos it claims."""
+
+    db: Database
+    worker: str
+    until_empty: bool
+    held: set[str] = field(default_factory=set)  # videos this worker holds now
+    outcomes: Counter[str] = field(default_factory=Counter)  # how this worker's videos ended
+    view: dict[str, Any] = field(default_factory=dict)  # the cluster's totals, for /status
+
+    async def __call__(self, ctx: RunContext, first: asyncio.Queue[VideoRef | None]) -> None:
+        s = ctx.settings
+        conn = await self.db.connect_one("open the job queue")
+        try:
+            await install_queue(conn)
+            queue = QueueManager(queries_on(conn))
+
+            @queue.entrypoint(ENTRYPOINT, on_failure="hold")
+            async def take(job: Job) -> None:
+                await self._take(ctx, first, job)
+
+            runner = asyncio.create_task(
+                queue.run(
+                    dequeue_timeout=timedelta(seconds=5),
+                    batch_size=1,
+                    max_concurrent_tasks=s.worker_claims,
+                    heartbeat_timeout=timedelta(seconds=s.worker_lease_s),
+                ),
+                name="job-queue",
+            )
+            beat = asyncio.create_task(self._beat(ctx), name="worker-heartbeat")
+            ended = False
+            try:
+                await self._until_done(ctx, queue, runner)
+                ended = True
+            finally:
+                queue.shutdown.set()  # no new claims; what is held is finished (or released) first
+                if not ended:  # the run failed: hand every held video back now
+                    ctx.settle_all("released")
+                await asyncio.wait({runner}, timeout=None if ended else 30)
+                beat.cancel()
+            runner.result()
+        finally:
+            ctx.settle_all("released")
+            await conn.close()
+        ctx.metrics.discovery_done = True
+        await first.put(None)
+
+    async def _until_done(self, ctx: RunContext, queue: QueueManager, runner: asyncio.Task[None]) -> None:
+        """Until the run stops (SIGTERM), the queue fails, or with --until-empty no job is left."""
+        while not ctx.stopping.is_set() and not runner.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_CHECK_S):
+                    await ctx.stopping.wait()
+            if self.until_empty and not self.held:
+                if await jobs_left(queue.queries) == 0:
+                    log.info("queue_empty", worker=self.worker)
+                    return
+
+    async def _beat(self, ctx: RunContext) -> None:
+        """Every few seconds: this worker's row in ``workers``, and the cluster's totals for /status."""
+        every = min(5.0, ctx.settings.worker_lease_s / 4)
+        while True:
+            with contextlib.suppress(StoreError):  # a blink of the database is no reason to stop
+                await self.db.worker_beat(
+                    self.worker,
+                    state="draining" if ctx.stopping.is_set() else "running",
+                    in_flight=len(self.held),
+                    done=self.outcomes["stored"],
+                    failed=self.outcomes["failed"],
+                )
+                self.view = {
+                    **await self.db.cluster_totals(),
+                    "worker": self.worker,
+                    "workers": len(await self.db.live_worker_names(lease_s=ctx.settings.worker_lease_s)),
+                }
+            await asyncio.sleep(every)
+
+    async def _take(self, ctx: RunContext, first: asyncio.Queue[VideoRef | None], job: Job) -> None:
+        """One claimed video, from claim to stored, failed or released."""
+        ref = ref_of(job.payload)
+        s = ctx.settings
+        try:
+            verdict = await self.db.begin_claim(ref.id, self.worker, max_deaths=s.worker_max_deaths)
+        except StoreError as exc:  # the database blinked: the job goes back, nothing was begun
+            raise RetryRequested(timedelta(seconds=5), reason=str(exc)) from None
+        if verdict.action in ("done", "failed"):
+            log.info("video_skipped", video_id=ref.id, reason=f"{verdict.action} already", worker=self.worker)
+            ctx.metrics.skipped += 1
+            return
+        if verdict.action == "poison":
+            why = (
+                f"{verdict.deaths} workers died while holding this video (last: {verdict.last_worker});"
+                " not tried again (ytingest retry --failed tries it)"
+            )
+            await ctx.fail(ref, "worker", why, permanent=True)
+            self.outcomes["failed"] += 1
+            return
+        log.info("video_claimed", video_id=ref.id, worker=self.worker, deaths_before=verdict.deaths)
+        ctx.metrics.queued += 1
+        self.held.add(ref.id)
+        outcome = "released"
+        try:
+            outcome = await self._through_pipeline(ctx, first, ref)
+        finally:
+            self.held.discard(ref.id)
+            self.outcomes[outcome] += 1
+            with contextlib.suppress(StoreError):  # left open, it counts as a death: a retry, not a loss
+                await self.db.end_claim(ref.id, self.worker, outcome)
+        if outcome == "released":
+            raise RetryRequested(timedelta(0), reason="the worker stopped before this video")
+
+    @staticmethod
+    async def _through_pipeline(ctx: RunContext, first: asyncio.Queue[VideoRef | None], ref: VideoRef) -> str:
+        """Put ``ref`` on the pipeline (waiting for room: backpressure) and wait for it to leave."""
+        left: asyncio.Future[Any] = ctx.expect(ref.id)
+        put: asyncio.Future[Any] = asyncio.ensure_future(first.put(ref))
+        try:
+            await asyncio.wait([put, left], return_when=asyncio.FIRST_COMPLETED)
+            return str(await left)
+        finally:
+            put.cancel()
+
+
+def clean_dead_workers(workers_dir: Path, live: set[str], me: str) -> list[str]:
+    """Delete the audio folders of workers sharing this home that are no longer alive (their
+    leftovers); a live worker's folder, and this worker's own, are left alone."""
+    removed: list[str] = []
+    if not workers_dir.is_dir():
+        return removed
+    for folder in workers_dir.iterdir():
+        if folder.is_dir() and folder.name not in live and folder.name != me and (folder / "audio").is_dir():
+            shutil.rmtree(folder / "audio", ignore_errors=True)
+            removed.append(folder.name)
+    return removed

@@ -1,0 +1,74 @@
+"""``enqueue_channel``: list a channel, register its videos and queue one job per video.
+
+The listing is ``stream``'s (``run_discovery``: tabs, --limit, --since/--until, --skip-shorts,
+--new-only, stored videos skipped); a video already queued or held by a worker is skipped too
+(and pgqueuer's dedupe key makes two enqueues racing each other add it once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, cast
+
+from ytingest.cluster.jobs import enqueue_refs, install_queue
+from ytingest.db.database import Database
+from ytingest.engine import Engine
+from ytingest.items import VideoRef
+from ytingest.logs import get_logger
+from ytingest.pipeline.context import Ledger, RunContext
+from ytingest.stages.description import PIPELINE, metrics_for
+from ytingest.stages.discover import Listing, run_discovery
+
+log = get_logger()
+BATCH = 100  # jobs per INSERT
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    queued: int  # new jobs
+    skipped: int  # stored already, failed permanently, queued already, or filtered out
+
+    def to_dict(self) -> dict[str, int]:
+        return {"queued": self.queued, "skipped": self.skipped}
+
+
+class _QueueAwareLedger:
+    """The database's ledger, for which a video already in the queue is one to skip."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    async def skip_reason(self, video_id: str) -> str | None:
+        if reason := await self._db.skip_reason(video_id):
+            return reason
+        return "already queued" if await self._db.is_queued(video_id) else None
+
+
+async def enqueue_channel(engine: Engine, url: str, listing: Listing) -> Enqueued:
+    """List ``url`` as ``stream`` would and queue what it selects."""
+    db, s = engine.database, engine.settings
+    conn = await db.connect_one("open the job queue")
+    try:
+        await install_queue(conn)
+        await db.register_channel(url)
+        ctx = RunContext(s, cast(Ledger, _QueueAwareLedger(db)), metrics_for(PIPELINE, s))
+        listed: asyncio.Queue[VideoRef | None] = asyncio.Queue(BATCH)
+        queued = 0
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_discovery(ctx, engine.discoverer(), url, listed, listing))
+            batch: list[VideoRef] = []
+            while (ref := await listed.get()) is not None:
+                batch.append(ref)
+                if len(batch) >= BATCH or listed.empty():
+                    queued += await enqueue_refs(conn, batch)
+                    batch = []
+            queued += await enqueue_refs(conn, batch)
+    finally:
+        await conn.close()
+    result = Enqueued(queued, ctx.metrics.skipped + ctx.metrics.queued - queued)
+    log.info("enqueued", channel=url, **result.to_dict())
+    return result
