@@ -27,7 +27,7 @@ The cases, for each N:
 - ``idle``: an empty queue: what N waiting workers cost.
 Then ``dequeue_sql``: one connection times the dequeue statement itself (claiming one job;
 finding the worker at its budget; finding the global cap full) on a backlog of 1,000 and of
-100,000 jobs.
+100,000 jobs, and a count of the queue by status (what a status view reads).
 
 Honesty on 2 cores: the workers' Python (pgqueuer's per-manager timers, pydantic parsing of
 every job and every NOTIFY) runs on the same two cores as PostgreSQL, so the claims/s here are
@@ -290,11 +290,22 @@ async def run_case(case: Case, dsn: str, pg_dir: Path, tmp: Path, args: argparse
     await asyncio.sleep(args.warmup)
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_held(dsn, SAMPLE_EVERY_S, stop))
-    p0, w0, m0 = cpu_seconds(server_procs(pg_dir)), cpu_seconds(workers), psutil.cpu_times()
+    me = [psutil.Process()]
+    p0, w0, m0, s0 = (
+        cpu_seconds(server_procs(pg_dir)),
+        cpu_seconds(workers),
+        psutil.cpu_times(),
+        cpu_seconds(me),
+    )
     d0, t0 = await db_point(conn), time.time()
     await asyncio.sleep(window)
     d1, t1 = await db_point(conn), time.time()
-    p1, w1, m1 = cpu_seconds(server_procs(pg_dir)), cpu_seconds(workers), psutil.cpu_times()
+    p1, w1, m1, s1 = (
+        cpu_seconds(server_procs(pg_dir)),
+        cpu_seconds(workers),
+        psutil.cpu_times(),
+        cpu_seconds(me),
+    )
     stop.set()
     held, samples = await sampler
     remaining = await conn.fetchval("SELECT count(*) FROM pgqueuer WHERE status = 'queued'")
@@ -348,6 +359,8 @@ async def run_case(case: Case, dsn: str, pg_dir: Path, tmp: Path, args: argparse
         "pg_cpu_share": round(pg_cpu / (elapsed * cores), 3),
         "workers_cpu_share": round((w1 - w0) / (elapsed * cores), 3),
         "machine_busy_share": round(busy / ((t1 - t0) * cores), 3),
+        # CPU used by anything but the server, the workers and this process: should be ~0
+        "other_cpu_share": round((busy - pg_cpu - (w1 - w0) - (s1 - s0)) / ((t1 - t0) * cores), 3),
         "pg_cpu_s_per_s": round(pg_cpu / elapsed, 3),
         "workers_cpu_s_per_s": round((w1 - w0) / elapsed, 3),
         "pg_ms_per_claim": per(1000 * pg_cpu, picked),
@@ -409,6 +422,11 @@ async def dequeue_sql(dsn: str, backlogs: list[int], calls: int) -> list[dict[st
                     "UPDATE pgqueuer SET status = 'queued', queue_manager_id = NULL, slot = NULL"
                     " WHERE status = 'picked'"
                 )
+            t0 = time.perf_counter()
+            for _ in range(max(1, calls // 10)):  # the queue depth by status, as a status view reads it
+                await conn.fetch("SELECT status::text, count(*) FROM pgqueuer GROUP BY status")
+            ms = 1000 * (time.perf_counter() - t0) / max(1, calls // 10)
+            out.append({"backlog": backlog, "shape": "count by status", "ms_per_call": round(ms, 3)})
     finally:
         await conn.close()
     return out
@@ -470,7 +488,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 r = rows[-1]
                 print(
                     f"# {case.workers} workers, {case.setting}: {r['claims_per_s']} claims/s,"
-                    f" server {r['pg_cpu_s_per_s']} CPU-s/s ({time.perf_counter() - t:.0f} s)",
+                    f" server {r['pg_cpu_s_per_s']} CPU-s/s, other processes"
+                    f" {r['other_cpu_share']:.0%} of the machine ({time.perf_counter() - t:.0f} s)",
                     flush=True,
                 )
             t = time.perf_counter()
@@ -483,8 +502,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n{'backlog':>8} {'dequeue shape':>22} {'ms/call':>8} {'server ms':>9} seq scans")
     for s in sql:
         print(
-            f"{s['backlog']:>8} {s['shape']:>22} {s['ms_per_call']:>8} {s['server_execution_ms']:>9}"
-            f" {len(s['seq_scans'])}"
+            f"{s['backlog']:>8} {s['shape']:>22} {s['ms_per_call']:>8} {s.get('server_execution_ms', '-'):>9}"
+            f" {len(s.get('seq_scans', [])) if 'seq_scans' in s else '-'}"
         )
     return {
         "machine": f"{platform.machine()} {psutil.cpu_count()} cores",

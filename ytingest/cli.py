@@ -21,7 +21,15 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from ytingest.cli_args import build_parser, check_speaker_args, settings_from
-from ytingest.cli_cluster import cmd_db, cmd_enqueue, cmd_worker, cmd_workers, prepare_worker
+from ytingest.cli_cluster import (
+    cmd_db,
+    cmd_enqueue,
+    cmd_worker,
+    cmd_workers,
+    default_database,
+    prepare_worker,
+    top_database,
+)
 from ytingest.config import Settings
 from ytingest.doctor import format_line, run_checks, summary_line
 from ytingest.engine import Engine, first_error
@@ -47,10 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_format, "warning" if quiet else args.log_level)
     try:
         if args.command == "top":
-            return run(top(args))
+            return run(top_database(settings_from(args), args) if args.database else top(args))
         if args.command == "worker":
             prepare_worker(args)
         settings = settings_from(args)
+        if args.command not in ("db", "doctor"):
+            settings = default_database(settings)
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
         if args.command == "speakers":

@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     p = sub.add_parser("top", help="watch a running stream's live view (stream --metrics-port)")
+    p.add_argument("--database", action="store_true", help="the cluster's view, read from its database")
+    p.add_argument("--database-url", help="the cluster's database (DATABASE_URL; default: `db start`'s)")
+    p.add_argument("--home", type=Path, help="data folder (YTINGEST_HOME)")
     p.add_argument("--port", type=int, default=9464, help="the stream's --metrics-port")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--once", action="store_true", help="print one frame and exit")

@@ -12,17 +12,23 @@ import json
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from pydantic import SecretStr
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from ytingest.cluster.enqueue import enqueue_channel
 from ytingest.cluster.worker import default_name, run_worker
 from ytingest.config import Settings
+from ytingest.db.database import Database
 from ytingest.db.server import server_info, start_server, stop_server
 from ytingest.engine import Engine
 from ytingest.errors import ConfigError
+from ytingest.monitor.dashboard import cluster_line
 from ytingest.stages.discover import Listing
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -36,7 +42,7 @@ def prepare_worker(args: argparse.Namespace) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
 
 
-def server_dir(settings: Settings) -> Any:
+def server_dir(settings: Settings) -> Path:
     return settings.ytingest_home / "pg-server"
 
 
@@ -95,18 +101,41 @@ async def cmd_worker(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_workers(engine: Engine, args: argparse.Namespace) -> int:
-    db = engine.database
-    rows = await db.workers(lease_s=engine.settings.worker_lease_s)
-    totals = await db.cluster_totals()
+    rows, totals = await _cluster(engine.database, engine.settings)
     if args.json:
         print(json.dumps({"workers": rows, "cluster": totals}, default=_jsonable))
         return EXIT_OK
-    queue = totals["queue"]
-    print(
-        f"queue: {queue.get('queued', 0)} waiting, {queue.get('picked', 0)} held;"
-        f" {totals.get('videos_per_hour', 0)} videos/h (last 10 min); {totals.get('downloads', 0)} downloads"
-        f" under the global cap; paused {totals.get('paused_s', 0):.0f} s"
-    )
+    Console(width=None if sys.stdout.isatty() else 160).print(render_cluster(rows, totals))
+    return EXIT_OK
+
+
+async def top_database(settings: Settings, args: argparse.Namespace) -> int:
+    """``top --database``: the cluster view read straight from the database (no metrics port)."""
+    settings = default_database(settings)
+    if settings.database_url is None:
+        raise ConfigError("top --database needs the cluster's database: DATABASE_URL, or `ytingest db start`")
+    db = Database(settings.database_url.get_secret_value(), pool_size=1, retry_s=settings.db_retry_s)
+    await db.connect()
+    try:
+        frame = render_cluster(*await _cluster(db, settings))
+        if args.once:
+            Console(width=None if sys.stdout.isatty() else 160).print(frame)
+            return EXIT_OK
+        with Live(frame, console=Console(stderr=True), refresh_per_second=1) as live:
+            while True:
+                await asyncio.sleep(2.0)
+                live.update(render_cluster(*await _cluster(db, settings)))
+    finally:
+        await db.close()
+
+
+async def _cluster(db: Database, settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    return await db.workers(lease_s=settings.worker_lease_s), await db.cluster_totals()
+
+
+def render_cluster(rows: list[dict[str, Any]], totals: dict[str, Any]) -> Group:
+    """The cluster's totals on one line, then one row per worker (``lost``: no heartbeat lately)."""
+    line = cluster_line({**totals, "workers": sum(bool(r["live"]) for r in rows)})
     table = Table("name", "host", "pid", "gpu", "state", "in flight", "done", "failed", "videos/h", "seen")
     for r in rows:
         state = r["state"] if r["live"] or r["state"] == "stopped" else "lost"
@@ -122,8 +151,18 @@ async def cmd_workers(engine: Engine, args: argparse.Namespace) -> int:
             f"{r['videos_per_hour']:.1f}",
             f"{r['seen_s_ago']:.0f} s ago",
         )
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
-    return EXIT_OK
+    return Group(Text(line), table)
+
+
+def default_database(settings: Settings) -> Settings:
+    """With DATABASE_URL unset and a ``db start`` server running in this home: that server, so
+    ``db start`` then ``enqueue`` and ``worker`` on the same machine share it without a URL."""
+    if settings.database_url is not None:
+        return settings
+    info = server_info(server_dir(settings))
+    if info is None:
+        return settings
+    return settings.model_copy(update={"database_url": SecretStr(info.url())})
 
 
 def _jsonable(value: object) -> object:

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import Cli, cli_in
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import Episode, sample_episodes
 
@@ -79,25 +79,25 @@ class Cluster:
         )
 
     def worker(self, name: str, *extra: str) -> subprocess.Popen[str]:
-        err = (self.tmp / f"{name}.err").open("w")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ytingest",
-                "worker",
-                "--name",
-                name,
-                "--json",
-                "--log-format",
-                "json",
-                *extra,
-            ],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
+        with (self.tmp / f"{name}.err").open("w") as err:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ytingest",
+                    "worker",
+                    "--name",
+                    name,
+                    "--json",
+                    "--log-format",
+                    "json",
+                    *extra,
+                ],
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         self.procs[name] = proc
         return proc
 
@@ -125,6 +125,8 @@ class Cluster:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
         self.cli("db", "stop", extra_env={"DATABASE_URL": ""})
 
 
@@ -195,14 +197,11 @@ def test_three_workers_one_killed_store_every_episode_once(tmp_path: Path, cli: 
         assert not c.sql("SELECT id FROM pgqueuer")  # the queue is empty
         cluster_rows = stored_rows(c.dsn)
 
-        single = cli("stream", ch.feed_url, "--json", extra_env={"SPEAKERS": "false"}, timeout=600)
+        alone = cli_in(tmp_path / "single")  # its own home: `db start`'s server is not its default
+        single = alone("stream", ch.feed_url, "--json", extra_env={"SPEAKERS": "false"}, timeout=600)
         assert single.returncode == 0, single.stderr[-2000:]
-    single_dsn = _embedded_dsn(cli)
-    assert cluster_rows == stored_rows_embedded(cli, single_dsn)
-
-
-def _embedded_dsn(cli: Cli) -> str | None:
-    return cli.env.get("DATABASE_URL")
+        assert json.loads(single.stdout)["done"] == len(episodes)
+    assert cluster_rows == stored_rows_embedded(alone, alone.env.get("DATABASE_URL"))
 
 
 def stored_rows_embedded(cli: Cli, dsn: str | None) -> set[tuple[str, int, str]]:

@@ -110,6 +110,7 @@ class ClaimFeed:
                 self.view = {
                     **await self.db.cluster_totals(),
                     "worker": self.worker,
+                    "download_cap": ctx.settings.download_concurrency_global,
                     "workers": len(await self.db.live_worker_names(lease_s=ctx.settings.worker_lease_s)),
                 }
             await asyncio.sleep(every)

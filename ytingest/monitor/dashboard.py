@@ -161,4 +161,20 @@ def render(status: dict[str, Any]) -> RenderableType:
             style="dim",
         )
     )
+    if cluster := status.get("cluster"):
+        lines.append(Text(cluster_line(cluster), style="dim"))
     return Group(*lines)
+
+
+def cluster_line(c: dict[str, Any]) -> str:
+    """A worker's view of its cluster: jobs, rate, global download slots against the cap, pause."""
+    queue = c.get("queue", {})
+    cap = c.get("download_cap") or "no cap"
+    line = (
+        f"cluster: {c.get('workers', '?')} workers  queue {queue.get('queued', 0)} waiting"
+        f" {queue.get('picked', 0)} held  {c.get('videos_per_hour', 0)} videos/h"
+        f"  downloads {c.get('downloads', 0)}/{cap} global"
+    )
+    if c.get("paused_s"):
+        line += f"  paused {c['paused_s']:.0f} s ({c.get('pause_reason')})"
+    return line
