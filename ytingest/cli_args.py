@@ -104,8 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asr-batching", choices=["off", "file", "cross"], help="ASR batching (ASR_BATCHING)")
     p.add_argument("--asr-batch-size", type=int, help="speech chunks per model call (ASR_BATCH_SIZE)")
 
-    _cluster_commands(sub, common, ytdlp)
-
     p = sub.add_parser("retry", parents=[common, ytdlp], help="try the failed videos again")
     p.add_argument("--failed", action="store_true", default=True, help="re-queue failed videos (default)")
     p.add_argument("--pending", action="store_true", help="also videos a stopped run left pending")
@@ -166,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--channel", metavar="URL", help="the channel of the anonymous voice (its labels are per channel)"
     )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    _cluster_commands(sub, common, ytdlp)
 
     p = sub.add_parser("top", help="watch a running stream's live view (stream --metrics-port)")
     p.add_argument("--database", action="store_true", help="the cluster's view, read from its database")

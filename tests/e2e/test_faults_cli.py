@@ -23,6 +23,15 @@ from ytingest.testing.channel import sample_episodes
 from ytingest.testing.pgproxy import PgProxy
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _no_speakers(cli: Cli) -> None:
+    """These tests are about faults, logs and the monitor, not voices (test_speaker_labels_cli.py
+    runs the speaker stage end to end): without it each run is shorter."""
+    cli.env["SPEAKERS"] = "false"
+
+
 FAST_RETRIES = {"RETRY_BASE_S": "0.2", "RETRY_MAX_S": "1"}
 
 

@@ -18,6 +18,13 @@ from ytingest.testing.pgproxy import PgProxy
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def _no_speakers(cli: Cli) -> None:
+    """These tests are about faults, logs and the monitor, not voices (test_speaker_labels_cli.py
+    runs the speaker stage end to end): without it each run is shorter."""
+    cli.env["SPEAKERS"] = "false"
+
+
 def _read_lines(stream: object, into: list[str]) -> threading.Thread:
     def pump() -> None:
         for line in stream:  # type: ignore[attr-defined]

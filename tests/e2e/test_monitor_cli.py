@@ -15,6 +15,13 @@ from ytingest.testing.channel import sample_episodes
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def _no_speakers(cli: Cli) -> None:
+    """These tests are about faults, logs and the monitor, not voices (test_speaker_labels_cli.py
+    runs the speaker stage end to end): without it each run is shorter."""
+    cli.env["SPEAKERS"] = "false"
+
+
 def test_top_attaches_to_a_running_stream_and_the_report_is_written(cli: Cli) -> None:
     """`top --once` draws the live view from /status while `stream` runs; `--report` writes the timeline."""
     report = cli.home.parent / "run.html"

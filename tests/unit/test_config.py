@@ -79,6 +79,10 @@ def test_top_level_help_lists_the_commands_in_order(capsys: pytest.CaptureFixtur
         "serve",
         "export",
         "speakers",
+        "db",
+        "enqueue",
+        "worker",
+        "workers",
         "top",
         "doctor",
     ]

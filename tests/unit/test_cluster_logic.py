@@ -1,0 +1,123 @@
+"""The cluster's hooks in the pipeline (fakes for the engine's own logic): how a video leaves a
+run (``RunContext.settle``), the download stage under a global gate, and the cluster line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.fakes import FakeDatabase
+from tests.unit.test_retry_policy import Scripted
+from ytingest.cli_args import settings_from
+from ytingest.cluster.worker import default_name
+from ytingest.config import Settings
+from ytingest.errors import ConfigError, RateLimitedError
+from ytingest.items import VideoRef
+from ytingest.monitor.dashboard import cluster_line
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.limiter import Limiter
+from ytingest.stages.description import PIPELINE, metrics_for
+from ytingest.stages.download import DownloadPolicy, _download_with_retries
+from ytingest.stages.retry import SharedBackoff
+
+
+@dataclass
+class FakeGate:
+    """Counts passes; ``refuse`` makes ``enter`` answer None (the run is stopping)."""
+
+    refuse: bool = False
+    entered: int = 0
+    left: list[Any] = field(default_factory=list)
+    pauses: list[tuple[float, str]] = field(default_factory=list)
+
+    async def enter(self, stop: asyncio.Event) -> Any | None:
+        if self.refuse:
+            return None
+        self.entered += 1
+        return f"pass{self.entered}"
+
+    async def leave(self, held: Any) -> None:
+        self.left.append(held)
+
+    async def pause(self, seconds: float, reason: str) -> None:
+        self.pauses.append((seconds, reason))
+
+
+def _ctx(tmp_path: Path) -> tuple[RunContext, FakeDatabase]:
+    settings = Settings(ytingest_home=tmp_path, retry_base_s=0.01, retry_max_s=0.02, download_attempts=3)
+    settings.audio_dir.mkdir(parents=True, exist_ok=True)
+    db = FakeDatabase()
+    return RunContext(settings, db, metrics_for(PIPELINE, settings)), db
+
+
+async def test_a_video_awaited_by_a_feed_learns_how_it_left(tmp_path: Path) -> None:
+    """``expect`` then ``settle``: the future has the outcome; settling an unawaited video does
+    nothing; ``settle_all`` ends every open one; a failure settles as failed."""
+    ctx, db = _ctx(tmp_path)
+    stored, other, failing = ctx.expect("a"), ctx.expect("b"), ctx.expect("c")
+    ctx.settle("a", "stored")
+    ctx.settle("nobody-waits", "stored")
+    await db.register_video(VideoRef("c", "http://x/c"))
+    await ctx.fail(VideoRef("c", "http://x/c"), "download", "gone")
+    ctx.settle_all("released")
+    assert (await stored, await other, await failing) == ("stored", "released", "failed")
+    assert ctx.outcomes == {}
+
+
+async def test_every_download_holds_a_global_pass_and_a_429_pauses_the_cluster(tmp_path: Path) -> None:
+    """A 429, then the file: two passes taken and both given back; the 429 paused every worker."""
+    ctx, db = _ctx(tmp_path)
+    ref = VideoRef("vid", "http://x/vid")
+    await db.register_video(ref)
+    gate = FakeGate()
+    policy = DownloadPolicy(Limiter(1), SharedBackoff(base_s=0.01, cap_s=0.05), gate=gate)
+    scripted = Scripted([RateLimitedError("HTTP Error 429", retry_after=0.02, kind="429")])
+    audio = await _download_with_retries(ctx, scripted, ref, policy)
+    assert audio is not None and scripted.calls == 2
+    assert gate.entered == 2 and gate.left == ["pass1", "pass2"]
+    assert gate.pauses == [(0.02, "429")]
+
+
+async def test_a_download_refused_by_a_stopping_gate_is_released(tmp_path: Path) -> None:
+    """The gate says no (stopping): nothing is downloaded, nothing failed, the video is released."""
+    ctx, db = _ctx(tmp_path)
+    ref = VideoRef("vid", "http://x/vid")
+    left = ctx.expect("vid")
+    scripted = Scripted([])
+    policy = DownloadPolicy(Limiter(1), SharedBackoff(), gate=FakeGate(refuse=True))
+    assert await _download_with_retries(ctx, scripted, ref, policy) is None
+    assert scripted.calls == 0 and not ctx.failures and await left == "released"
+
+
+def test_the_cluster_line_shows_jobs_rate_slots_against_the_cap_and_a_pause() -> None:
+    line = cluster_line(
+        {
+            "workers": 3,
+            "queue": {"queued": 7, "picked": 4},
+            "videos_per_hour": 42,
+            "downloads": 2,
+            "download_cap": 4,
+            "paused_s": 30.4,
+            "pause_reason": "bot_check",
+        }
+    )
+    assert "3 workers" in line and "7 waiting 4 held" in line and "42 videos/h" in line
+    assert "downloads 2/4 global" in line and "paused 30 s (bot_check)" in line
+    assert "no cap" in cluster_line({"queue": {}, "download_cap": 0})
+
+
+def test_the_default_worker_name_is_a_safe_folder_name() -> None:
+    name = default_name()
+    assert Settings(worker_name=name).audio_dir.parts[-3:] == ("workers", name, "audio")
+
+
+def test_a_worker_name_that_could_leave_its_folder_is_a_usage_error() -> None:
+    """``--name ../x``: one-line ConfigError (exit 2), before any folder is made."""
+    for bad in ("../x", "a/b", ".hidden", ""):
+        with pytest.raises(ConfigError, match="worker_name"):
+            settings_from(argparse.Namespace(worker_name=bad))
