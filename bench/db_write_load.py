@@ -76,13 +76,14 @@ def on_database(dsn: str, name: str) -> str:
 
 
 def server_cpu(pg_dir: Path) -> float:
-    """CPU seconds of the postmaster and every process it started (those alive now)."""
+    """CPU seconds of the postmaster and every process it started: those alive now, and those that
+    have ended (backends, autovacuum workers: the postmaster's reaped children)."""
     postmaster = psutil.Process(int((pg_dir / "postmaster.pid").read_text().split()[0]))
     total = 0.0
     for p in [postmaster, *postmaster.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            total += t.user + t.system + t.children_user + t.children_system
         except psutil.Error:
             pass
     return total

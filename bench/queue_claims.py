@@ -171,11 +171,13 @@ def setting(kind: str, cap: int, poll_s: float) -> str:
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """CPU seconds of ``procs`` and of their children that have ended (the postmaster's: backends
+    and autovacuum workers that came and went)."""
     total = 0.0
     for p in procs:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            total += t.user + t.system + t.children_user + t.children_system
         except psutil.Error:
             pass
     return total

@@ -207,7 +207,6 @@ class Engine:
         async def discover(ctx: RunContext, first: asyncio.Queue[Any]) -> None:
             await run_discovery(ctx, source, url, first, what)
 
-        await self.database.register_channel(url)
         return await self._run(url, discover, listing=(source, what))
 
     async def work(self, feed: Feed, *, gate: GlobalGate | None = None, name: str = "worker") -> RunSummary:
@@ -244,6 +243,8 @@ class Engine:
         await db.check_dim(embedder.dim)
         tagger = await self.speaker_tagger()
         await asyncio.to_thread(s.audio_dir.mkdir, parents=True, exist_ok=True)
+        if listing is not None:
+            await db.register_channel(url)
         ctx = self._run_ctx = RunContext(s, db, metrics_for(self.pipeline, s), stopping=stopping)
         await asyncio.to_thread(clean_leftovers, s.audio_dir, keep_audio=s.keep_audio)
         disk = DiskBudget(s.audio_dir, s.max_audio_bytes, s.min_free_bytes)

@@ -32,7 +32,7 @@ CAP = 2  # DOWNLOAD_CONCURRENCY_GLOBAL in these tests
 WORKER_ENV = {
     "SPEAKERS": "false",
     "WORKER_CLAIMS": "2",
-    "WORKER_LEASE_S": "4",
+    "WORKER_LEASE_S": "8",  # heartbeats every 4 s: a loaded 2-core machine never misses one
     "DOWNLOAD_CONCURRENCY_GLOBAL": str(CAP),
     "RETRY_BASE_S": "0.2",
     "RETRY_MAX_S": "1",
@@ -281,17 +281,21 @@ def test_sigterm_drains_a_worker_and_loses_no_claim(tmp_path: Path, cli: Cli) ->
         w = c.worker("t1")
         c.wait_until(lambda: len(c.open_claims("t1")) == 3)
         c.wait_until(lambda: any(e["event"] == "download_start" for e in c.events("t1")))
+        t0 = time.monotonic()
         w.send_signal(signal.SIGTERM)
         out, _ = w.communicate(timeout=180)
+        drained_in = time.monotonic() - t0
         assert w.returncode == 0, (tmp_path / "t1.err").read_text()[-3000:]
+        assert drained_in < 60, drained_in  # the short downloads in flight end, the rest goes back
         assert json.loads(out)["failed"] == 0
         ends = c.sql("SELECT video_id, outcome FROM claims WHERE worker = 't1'")
         assert ends and all(r["outcome"] in ("stored", "released") for r in ends), ends
         done = {r["id"] for r in c.sql("SELECT id FROM videos WHERE status = 'done'")}
         queued = {r["dedupe_key"] for r in c.sql("SELECT dedupe_key FROM pgqueuer WHERE status = 'queued'")}
         assert done | queued == {e.id for e in episodes} and not done & queued  # nothing lost
-        assert queued, "the drain stored everything: SIGTERM came too late to test a release"
-        assert {r["video_id"] for r in ends if r["outcome"] == "released"} <= queued
+        released = {r["video_id"] for r in ends if r["outcome"] == "released"}
+        assert released, ends  # it held 3 and had only begun: some went back
+        assert released <= queued  # back in the queue at once, not after a lease
         assert c.sql("SELECT state FROM workers WHERE name = 't1'") == [{"state": "stopped"}]
         after = c.worker("t2", "--until-empty")
         after.communicate(timeout=300)

@@ -166,6 +166,28 @@ async def test_a_dead_holders_slot_is_freed(db: Database, conn: asyncpg.Connecti
         await waiting.leave(pw)
 
 
+async def test_a_gate_whose_connection_is_lost_reconnects_and_keeps_the_cap(
+    db: Database, conn: asyncpg.Connection
+) -> None:
+    """cap=1: A holds the slot and A's connection dies. A's download goes on (no lock now), so a
+    new pass from A waits until it ends, and A's old pass frees nothing of anyone else's."""
+    async with gates(db, 2, concurrency=1) as (a, b):
+        old, _ = await enter_within(a, 2.0)
+        assert old is not None
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", backend_pid(a))
+        await asyncio.sleep(0.2)
+        assert (await enter_within(a, 1.5))[0] is None  # reconnected, but the old download still runs
+        got_b, _ = await enter_within(b, 2.0)  # the server freed A's slot: another worker may take it
+        assert got_b is not None and await slots_held(conn) == 1
+        await a.leave(old)  # the old download ends: it must not unlock anything of B's
+        assert await slots_held(conn, backend_pid(b)) == 1
+        assert (await enter_within(a, 1.0))[0] is None  # cap 1, held by B
+        await b.leave(got_b)
+        new, _ = await enter_within(a, 2.0)
+        assert new is not None and await slots_held(conn, backend_pid(a)) == 1
+        await a.leave(new)
+
+
 async def test_closing_a_gate_frees_its_slots(db: Database, conn: asyncpg.Connection) -> None:
     """A worker that stops (its gate closed) holds no slot afterwards."""
     async with gates(db, 1, concurrency=2) as (a,):

@@ -6,17 +6,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from pgqueuer.errors import RetryRequested
+from pgqueuer.models import Job
 
 from tests.unit.fakes import FakeDatabase
 from tests.unit.test_retry_policy import Scripted
 from ytingest.cli_args import settings_from
+from ytingest.cluster.claims import ClaimFeed
+from ytingest.cluster.jobs import payload_of
 from ytingest.cluster.worker import default_name
 from ytingest.config import Settings
-from ytingest.errors import ConfigError, RateLimitedError
+from ytingest.db.cluster import ClaimVerdict
+from ytingest.db.database import Database
+from ytingest.errors import ConfigError, RateLimitedError, StoreError
 from ytingest.items import VideoRef
 from ytingest.monitor.dashboard import cluster_line
 from ytingest.pipeline.context import RunContext
@@ -121,3 +128,88 @@ def test_a_worker_name_that_could_leave_its_folder_is_a_usage_error() -> None:
     for bad in ("../x", "a/b", ".hidden", ""):
         with pytest.raises(ConfigError, match="worker_name"):
             settings_from(argparse.Namespace(worker_name=bad))
+
+
+# --- a claimed video's way through ClaimFeed (a fake database, a fake pipeline) ------------------
+
+
+@dataclass
+class ClaimsDb:
+    """begin_claim/end_claim/register_video as the feed sees them; ``begin_fails`` raises first."""
+
+    begin_fails: list[Exception] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    ended: list[tuple[str, str]] = field(default_factory=list)
+
+    async def begin_claim(self, video_id: str, worker: str, *, max_deaths: int) -> ClaimVerdict:
+        if self.begin_fails:
+            raise self.begin_fails.pop(0)
+        return ClaimVerdict("go")
+
+    async def register_video(self, ref: VideoRef) -> None:
+        self.registered.append(ref.id)
+
+    async def end_claim(self, video_id: str, worker: str, outcome: str) -> None:
+        self.ended.append((video_id, outcome))
+
+
+@dataclass
+class FakeJob:
+    payload: bytes | None
+    id: int = 1
+
+
+async def _take(tmp_path: Path, db: ClaimsDb, outcome: str, payload: bytes | None = None) -> ClaimFeed:
+    """Run one job through the feed; the fake pipeline ends the video with ``outcome``."""
+    ctx, _ = _ctx(tmp_path)
+    feed = ClaimFeed(cast(Database, db), "w1", until_empty=False)
+    first: asyncio.Queue[VideoRef | None] = asyncio.Queue()
+
+    async def pipeline() -> None:
+        ref = await first.get()
+        assert ref is not None
+        ctx.settle(ref.id, outcome)
+
+    runs = asyncio.create_task(pipeline())
+    job = FakeJob(payload_of(VideoRef("v1", "http://x/v1")) if payload is None else payload)
+    try:
+        await feed._take(ctx, first, cast(Job, job))
+    finally:
+        runs.cancel()
+    return feed
+
+
+async def test_a_stored_video_closes_its_claim_and_completes_the_job(tmp_path: Path) -> None:
+    db = ClaimsDb()
+    feed = await _take(tmp_path, db, "stored")
+    assert db.ended == [("v1", "stored")] and feed.outcomes["stored"] == 1 and not feed.held
+
+
+async def test_a_released_video_goes_back_to_the_queue_at_once(tmp_path: Path) -> None:
+    db = ClaimsDb()
+    with pytest.raises(RetryRequested) as retry:
+        await _take(tmp_path, db, "released")
+    assert retry.value.delay == timedelta(0) and db.ended == [("v1", "released")]
+
+
+async def test_a_crashed_run_leaves_the_claim_open_so_the_next_worker_counts_a_death(tmp_path: Path) -> None:
+    db = ClaimsDb()
+    with pytest.raises(RetryRequested) as retry:
+        await _take(tmp_path, db, "crashed")
+    assert retry.value.delay > timedelta(0) and db.ended == []
+
+
+async def test_a_database_blink_retries_the_job_and_an_unknown_video_is_registered(tmp_path: Path) -> None:
+    """A StoreError is a retry (never pgqueuer's parked failure); a queued video missing from the
+    ledger is registered from the job and goes on."""
+    with pytest.raises(RetryRequested):
+        await _take(tmp_path, ClaimsDb([StoreError("gone", transient=True)]), "stored")
+    db = ClaimsDb([ConfigError("video v1 is queued but not registered")])
+    await _take(tmp_path, db, "stored")
+    assert db.registered == ["v1"] and db.ended == [("v1", "stored")]
+
+
+async def test_an_unreadable_job_is_done_with(tmp_path: Path) -> None:
+    db = ClaimsDb()
+    feed = await _take(tmp_path, db, "stored", payload=b"not json")
+    assert db.ended == [] and not feed.held

@@ -26,9 +26,9 @@ from pgqueuer.qm import QueueManager
 from ytingest.cluster.jobs import install_queue, jobs_left, queries_on, ref_of
 from ytingest.db.cluster import ENTRYPOINT
 from ytingest.db.database import Database
-from ytingest.errors import StoreError
+from ytingest.errors import ConfigError, StoreError
 from ytingest.items import VideoRef
-from ytingest.logs import get_logger
+from ytingest.logs import get_logger, redact
 from ytingest.pipeline.context import RunContext
 
 log = get_logger()
@@ -73,11 +73,13 @@ class ClaimFeed:
                 ended = True
             finally:
                 queue.shutdown.set()  # no new claims; what is held is finished (or released) first
-                if not ended:  # the run failed: hand every held video back now
-                    ctx.settle_all("released")
+                if not ended:  # the run failed: every held video goes back, its claim left open,
+                    ctx.settle_all("crashed")  # so the next worker counts a death (poison stops)
                 await asyncio.wait({runner}, timeout=None if ended else 30)
                 beat.cancel()
-            runner.result()
+            if runner.done() and not runner.cancelled() and (failed := runner.exception()) is not None:
+                reason = " ".join(redact(str(failed)).split()) or type(failed).__name__
+                raise StoreError(f"the job queue failed at {self.db.where}: {reason}", transient=True)
         finally:
             ctx.settle_all("released")
             await conn.close()
@@ -116,13 +118,25 @@ class ClaimFeed:
             await asyncio.sleep(every)
 
     async def _take(self, ctx: RunContext, first: asyncio.Queue[VideoRef | None], job: Job) -> None:
-        """One claimed video, from claim to stored, failed or released."""
-        ref = ref_of(job.payload)
+        """One claimed video, from claim to stored, failed or released. Nothing but a retry leaves
+        here as an exception: pgqueuer would park the job as failed, out of every worker's reach."""
+        try:
+            ref = ref_of(job.payload)
+        except (ValueError, TypeError) as exc:  # not a job of ours: done with, and said so
+            log.error("job_unreadable", job_id=int(job.id), reason=str(exc)[:200])
+            return
+        try:
+            await self._claimed(ctx, first, ref)
+        except StoreError as exc:  # the database blinked: the job goes back, a little later
+            raise RetryRequested(timedelta(seconds=5), reason=str(exc)) from None
+
+    async def _claimed(self, ctx: RunContext, first: asyncio.Queue[VideoRef | None], ref: VideoRef) -> None:
         s = ctx.settings
         try:
             verdict = await self.db.begin_claim(ref.id, self.worker, max_deaths=s.worker_max_deaths)
-        except StoreError as exc:  # the database blinked: the job goes back, nothing was begun
-            raise RetryRequested(timedelta(seconds=5), reason=str(exc)) from None
+        except ConfigError:  # queued but not in the ledger (a database restored apart): the job says all
+            await self.db.register_video(ref)
+            verdict = await self.db.begin_claim(ref.id, self.worker, max_deaths=s.worker_max_deaths)
         if verdict.action in ("done", "failed"):
             log.info("video_skipped", video_id=ref.id, reason=f"{verdict.action} already", worker=self.worker)
             ctx.metrics.skipped += 1
@@ -144,10 +158,13 @@ class ClaimFeed:
         finally:
             self.held.discard(ref.id)
             self.outcomes[outcome] += 1
-            with contextlib.suppress(StoreError):  # left open, it counts as a death: a retry, not a loss
-                await self.db.end_claim(ref.id, self.worker, outcome)
+            if outcome != "crashed":  # a crash leaves the claim open: the next claimant counts a death
+                with contextlib.suppress(StoreError):  # left open, it counts as a death: a retry, not a loss
+                    await self.db.end_claim(ref.id, self.worker, outcome)
         if outcome == "released":
             raise RetryRequested(timedelta(0), reason="the worker stopped before this video")
+        if outcome == "crashed":
+            raise RetryRequested(timedelta(seconds=10), reason="the worker's run failed")
 
     @staticmethod
     async def _through_pipeline(ctx: RunContext, first: asyncio.Queue[VideoRef | None], ref: VideoRef) -> str:

@@ -7,12 +7,16 @@
   download takes the next start in one atomic UPDATE and waits for it (even pacing, no bursts).
 - **Pause**: a 429 or a bot check in any worker moves ``paused_until`` on, and every worker's
   next download waits for it.
+
+A lost gate connection is opened again; the downloads that held slots on the old one keep going
+without them, so new passes wait until they have ended (the cap holds across the reconnect).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from dataclasses import dataclass
 
 import asyncpg
@@ -24,14 +28,16 @@ from ytingest.logs import get_logger
 from ytingest.stages.retry import sleep_unless
 
 log = get_logger()
-POLL_S = 0.5  # how often a download waiting for a free slot looks again
+POLL_S = 0.5  # how often a download waiting for a free slot (or the database) looks again
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
 class Pass:
-    """Leave to download: the slot held (None: no cap)."""
+    """Leave to download: the slot held (None: no cap), on which connection of the gate."""
 
     slot: int | None
+    generation: int
 
 
 class DownloadGate:
@@ -40,13 +46,16 @@ class DownloadGate:
     def __init__(self, db: Store, *, concurrency: int = 0, per_hour: float = 0.0) -> None:
         self._db, self.concurrency, self.per_hour = db, concurrency, per_hour
         self._conn: asyncpg.Connection | None = None
+        self._generation = 0  # which connection: a pass of an earlier one holds no lock any more
         self._lock = asyncio.Lock()  # one query at a time on the gate's connection
-        # the slots this connection holds: a session may take an advisory lock it holds again, so
-        # without this a worker's second download would share its first download's slot
+        # the slots this connection holds: a session may lock its own lock again, and that second
+        # lock would never be given back, so a worker's second download must not try its first's
         self._held: set[int] = set()
+        self._passes: Counter[int] = Counter()  # passes out, by generation
 
     async def open(self) -> None:
-        self._conn = await self._db.connect_one("open the download gate")
+        async with self._lock:
+            await self._connection()
 
     async def close(self) -> None:
         """Close the connection: the server frees every slot it held."""
@@ -55,95 +64,112 @@ class DownloadGate:
             await conn.close()
 
     async def _connection(self) -> asyncpg.Connection:
-        """The gate's connection (hold ``_lock``); a lost one is opened again (the server freed its
-        slots with it: the downloads holding them go on, uncounted, and end)."""
+        """The gate's connection (hold ``_lock``); a lost one is opened again, as a new generation."""
         if self._conn is None or self._conn.is_closed():
+            self._conn = await self._db.connect_one("open the download gate")
+            self._generation += 1
             self._held.clear()
-            self._conn = await self._db.connect_one("reopen the download gate")
         return self._conn
 
-    async def _query(self, sql: str, *args: object) -> object:
+    async def _fetch(self, sql: str, *args: object) -> object:
         async with self._lock:
             conn = await self._connection()
             try:
                 return await conn.fetchval(sql, *args)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except _DB_ERRORS as exc:
                 raise StoreError(f"download gate: {type(exc).__name__}", transient=True) from None
-
-    async def _take_slot(self) -> int | None:
-        """A free slot, locked for this session, or None. Never one this session holds: a session
-        may lock its own lock again, and that second lock would never be given back."""
-        async with self._lock:
-            conn = await self._connection()
-            try:
-                slot = await conn.fetchval(
-                    "SELECT s FROM generate_series(0, $2 - 1) AS s WHERE"  # CASE: in this order
-                    " CASE WHEN s = ANY($3::int[]) THEN false ELSE pg_try_advisory_lock($1, s) END LIMIT 1",
-                    GATE_LOCKS,
-                    self.concurrency,
-                    sorted(self._held),
-                )
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                raise StoreError(f"download gate: {type(exc).__name__}", transient=True) from None
-            if slot is not None:
-                self._held.add(int(slot))
-            return None if slot is None else int(slot)
 
     async def enter(self, stop: asyncio.Event) -> Pass | None:
         """Wait for the global pause to end, a free slot and this download's start time; None
-        when ``stop`` is set first (nothing is held then)."""
+        when ``stop`` is set first (nothing is held then). A database that is away is waited for."""
         while not stop.is_set():
-            paused = float(
-                await self._query(  # type: ignore[arg-type]
-                    "SELECT greatest(extract(epoch FROM paused_until - now()), 0)::float8 FROM download_gate"
-                )
-            )
-            if paused > 0:
-                await sleep_unless(stop, min(paused, 5.0))
-                continue
-            slot = None
-            if self.concurrency > 0:
-                slot = await self._take_slot()
-                if slot is None:
-                    await sleep_unless(stop, POLL_S * random.uniform(0.5, 1.5))
-                    continue
-            held = Pass(slot)
-            if self.per_hour > 0:
-                wait = float(
-                    await self._query(  # type: ignore[arg-type]
-                        "UPDATE download_gate"
-                        " SET next_start = greatest(next_start, now()) + make_interval(secs => $1)"
-                        " RETURNING extract(epoch FROM next_start - now())::float8 - $1",
-                        3600.0 / self.per_hour,
-                    )
-                )
-                if wait > 0 and await sleep_unless(stop, wait):
-                    await self.leave(held)
-                    return None
-            return held
+            try:
+                held = await self._try_enter(stop)
+            except StoreError as exc:
+                log.warning("download_gate_retry", reason=str(exc))
+                held = None
+            if held is not None:
+                return held
+            await sleep_unless(stop, POLL_S * random.uniform(0.5, 1.5))
         return None
 
-    async def leave(self, held: Pass) -> None:
-        """Give the slot back."""
-        if held.slot is None or held.slot not in self._held:
-            return  # no slot, or one the server freed with a lost connection
-        self._held.discard(held.slot)
-        conn = self._conn
-        if conn is None or conn.is_closed():
-            return
+    async def _try_enter(self, stop: asyncio.Event) -> Pass | None:
+        paused = await self._fetch(
+            "SELECT greatest(extract(epoch FROM paused_until - now()), 0)::float8 FROM download_gate"
+        )
+        if isinstance(paused, float) and paused > 0:
+            await sleep_unless(stop, min(paused, 5.0))
+            return None
+        held = await self._take_slot()
+        if held is None or stop.is_set():
+            if held is not None:
+                await self.leave(held)
+            return None
+        if self.per_hour > 0:
+            wait = await self._fetch(
+                "UPDATE download_gate"
+                " SET next_start = greatest(next_start, now()) + make_interval(secs => $1)"
+                " RETURNING extract(epoch FROM next_start - now())::float8 - $1",
+                3600.0 / self.per_hour,
+            )
+            if isinstance(wait, float) and wait > 0 and await sleep_unless(stop, wait):
+                await self.leave(held)
+                return None
+        return held
+
+    async def _take_slot(self) -> Pass | None:
+        """A pass with a free slot locked for this session (without a cap: a pass), or None."""
         async with self._lock:
+            conn = await self._connection()
+            if any(n for gen, n in self._passes.items() if gen != self._generation):
+                return None  # downloads of a lost connection still run: they count until they end
+            slot = None
+            if self.concurrency > 0:
+                try:
+                    slot = await conn.fetchval(
+                        "SELECT s FROM generate_series(0, $2 - 1) AS s WHERE"  # CASE: in this order
+                        " CASE WHEN s = ANY($3::int[]) THEN false ELSE pg_try_advisory_lock($1, s) END"
+                        " LIMIT 1",
+                        GATE_LOCKS,
+                        self.concurrency,
+                        sorted(self._held),
+                    )
+                except _DB_ERRORS as exc:
+                    raise StoreError(f"download gate: {type(exc).__name__}", transient=True) from None
+                if slot is None:
+                    return None
+                self._held.add(int(slot))
+            self._passes[self._generation] += 1
+            return Pass(None if slot is None else int(slot), self._generation)
+
+    async def leave(self, held: Pass) -> None:
+        """Give the slot back (one of a lost connection is gone already)."""
+        async with self._lock:
+            self._passes[held.generation] -= 1
+            if self._passes[held.generation] <= 0:
+                del self._passes[held.generation]
+            if held.slot is None or held.generation != self._generation or held.slot not in self._held:
+                return
+            self._held.discard(held.slot)
+            conn = self._conn
+            if conn is None or conn.is_closed():
+                return
             try:
                 await conn.execute("SELECT pg_advisory_unlock($1, $2)", GATE_LOCKS, held.slot)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            except _DB_ERRORS:
                 pass  # the connection is going: the server frees the slot with it
 
     async def pause(self, seconds: float, reason: str) -> None:
-        """Pause every worker's downloads for ``seconds`` (a pause already longer stays)."""
-        await self._query(
-            "UPDATE download_gate"
-            " SET paused_until = now() + make_interval(secs => $1), pause_reason = $2"
-            " WHERE paused_until < now() + make_interval(secs => $1) RETURNING 1",
-            seconds,
-            reason,
-        )
+        """Pause every worker's downloads for ``seconds`` (a pause already longer stays, with its
+        reason). A database that is away cannot be told: this worker's own pause still holds."""
+        try:
+            await self._fetch(
+                "UPDATE download_gate SET paused_until = now() + make_interval(secs => $1), pause_reason = $2"
+                " WHERE paused_until < now() + make_interval(secs => $1) RETURNING 1",
+                seconds,
+                reason,
+            )
+        except StoreError as exc:
+            log.warning("download_pause_not_shared", reason=str(exc))
+            return
         log.warning("downloads_paused_globally", pause_s=round(seconds, 1), reason=reason)

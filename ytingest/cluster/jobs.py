@@ -62,8 +62,8 @@ async def enqueue_refs(conn: asyncpg.Connection, refs: Sequence[VideoRef]) -> in
 
 
 async def jobs_left(queries: RepositoryPort) -> int:
-    """Jobs waiting or held by any worker (a dead worker's too, until another takes them); over the
-    queue's own connection (its driver serialises the queries)."""
-    sql = f"SELECT count(*) AS n FROM {QUEUE_TABLE} WHERE entrypoint = $1"
+    """Jobs waiting or held by any worker (a dead worker's too, until another takes them), not those
+    pgqueuer parked as failed; over the queue's own connection (its driver serialises queries)."""
+    sql = f"SELECT count(*) AS n FROM {QUEUE_TABLE} WHERE entrypoint = $1 AND status IN ('queued', 'picked')"
     rows = await queries.driver.fetch(sql, ENTRYPOINT)
     return int(str(rows[0]["n"]))

@@ -108,7 +108,8 @@ class ClusterStore(Store):
                 return False
             return bool(
                 await conn.fetchval(
-                    f"SELECT EXISTS (SELECT 1 FROM {QUEUE_TABLE} WHERE entrypoint = $1 AND dedupe_key = $2)",
+                    f"SELECT EXISTS (SELECT 1 FROM {QUEUE_TABLE} WHERE entrypoint = $1 AND dedupe_key = $2"
+                    " AND status IN ('queued', 'picked'))",
                     ENTRYPOINT,
                     video_id,
                 )
@@ -188,7 +189,9 @@ class ClusterStore(Store):
                      (SELECT count(*) FROM videos WHERE done_at > now() - interval '10 minutes') * 6
                        AS videos_per_hour,
                      (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1
-                        AND objsubid = 2 AND granted) AS downloads,
+                        AND objsubid = 2 AND granted
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+                       AS downloads,
                      greatest(extract(epoch FROM paused_until - now()), 0)::float8 AS paused_s,
                      pause_reason
                    FROM download_gate""",

@@ -162,7 +162,7 @@ MIGRATIONS: tuple[str, ...] = (
         worker     text NOT NULL,
         started_at timestamptz NOT NULL DEFAULT now(),
         ended_at   timestamptz,
-        outcome    text CHECK (outcome IN ('stored', 'failed', 'waiting', 'released', 'died', 'skipped'))
+        outcome    text CHECK (outcome IN ('stored', 'failed', 'waiting', 'released', 'died'))
     );
     CREATE INDEX claims_video ON claims (video_id);
     CREATE TABLE download_gate (

@@ -215,7 +215,9 @@ def _start(pkg: Any, data_dir: Path, port: int | None, listen: str) -> ServerInf
     if WINDOWS:  # detach from our console and process group
         extra = {"close_fds": True, "creationflags": 0x00000200 | 0x08000000}
     else:
-        opts += f" -k {_q(str(_socket_dir(pkg, server, data_dir)))}"
+        # the socket trusts who can open it: its owner only (root, running the server as the
+        # package's user, still can), even when the package made the socket folder 0777
+        opts += f" -k {_q(str(_socket_dir(pkg, server, data_dir)))} -c unix_socket_permissions=0700"
     args = ("-w", "-t", "60", "-o", opts, "-l", str(data_dir / "log"), "-D", str(data_dir), "start")
     pkg.pgexec("pg_ctl", args, bin_path=server.bin_path, user=server.system_user, timeout=90, **extra)
     pid = _postmaster_pid(data_dir)

@@ -322,11 +322,14 @@ async def _download_with_retries(
                 return None
             delay = backoff_delay(attempt, s.retry_base_s, s.retry_max_s)
             vlog.warning("download_retry", reason=str(exc), attempt=attempt, wait_s=round(delay, 2))
+            if policy.gate is not None:  # the global slot is not held while waiting to retry
+                await policy.gate.leave(passed)
+                passed = None
             await sleep_unless(ctx.stopping, delay)
             continue
         finally:
             ctx.metrics.download.finished(ref.id)
-            if policy.gate is not None:
+            if policy.gate is not None and passed is not None:
                 await policy.gate.leave(passed)
         policy.backoff.success()
         counters.end(started)
