@@ -1,8 +1,8 @@
 """What PostgreSQL receives per hour of audio from a real ``ytingest stream``, and how fast one
 server here absorbs the store path's COPY of segments, in one run:
 
-    python -m bench.db_write_load             # ~6 min on 2 cores; bench/results/db_write_load.json
-    python -m bench.db_write_load --quick     # ~2 min: one 5-minute episode, a smaller COPY
+    python -m bench.db_write_load             # ~5 min on 2 cores; bench/results/db_write_load.json
+    python -m bench.db_write_load --quick     # ~40 s: one 5-minute episode, a smaller COPY
                                               # (bench/results/db_write_load_quick.json)
 
 (a) write load: the local channel (``ChannelServer``) serving long episodes of real speech
@@ -116,7 +116,7 @@ def _mine() -> float:
 
 def _busy() -> float:
     t = psutil.cpu_times()
-    return sum(t) - t.idle - t.iowait
+    return float(sum(t) - t.idle - t.iowait)
 
 
 async def snapshot(dsn: str) -> dict[str, Any]:

@@ -1,14 +1,15 @@
 """Claims per second the shared job queue (pgqueuer on our embedded PostgreSQL) sustains with 50,
 100 and 200 simulated workers, with and without a global ``concurrency_limit``, in one run:
 
-    python -m bench.queue_claims               # ~7 min on 2 cores; bench/results/queue_claims.json
-    python -m bench.queue_claims --quick       # ~1 min: 50 and 200 workers, short windows
-                                               # (bench/results/queue_claims_quick.json)
+    python -m bench.queue_claims               # ~6.5 min on 2 cores; bench/results/queue_claims.json
+    python -m bench.queue_claims --quick       # ~1 min: churn cases only, 50 and 200 workers, short
+                                               # windows (bench/results/queue_claims_quick.json)
 
 A simulated worker is one pgqueuer ``QueueManager`` with its own asyncpg connection, as a real
 ``ytingest worker`` has: ``batch_size=1``, ``max_concurrent_tasks=2`` (pgqueuer's smallest allowed
-value, twice the batch: a worker holds one video and claims the next), one entrypoint whose
-handler holds its claim and returns, so pgqueuer completes the job. The managers run as asyncio
+value, twice the batch; a real worker allows WORKER_CLAIMS, 8: that changes how many jobs a worker
+holds, not how often one at its budget polls), one entrypoint whose handler holds its claim and
+returns, so pgqueuer completes the job. The managers run as asyncio
 tasks in ``--procs`` child processes (N/procs each), not as N processes: 200 Python processes
 would spend the 2 cores on their own interpreters, and one process would make its event loop
 the bottleneck. Every case starts on a fresh queue, lets the workers run ``--warmup`` s after
@@ -377,8 +378,10 @@ async def dequeue_sql(dsn: str, backlogs: list[int], calls: int) -> list[dict[st
     server's own execution time (EXPLAIN ANALYZE), per backlog and gate shape."""
     from pgqueuer import AsyncpgDriver, Queries
     from pgqueuer.queries import EntrypointExecutionParameter
+    from pgqueuer.types import QueueEntrypoint, QueueManagerId
 
     beat = timedelta(seconds=30)
+    entrypoint = QueueEntrypoint(ENTRYPOINT)
     shapes = (  # name, entrypoint concurrency_limit, the worker's budget (max_concurrent_tasks)
         ("claims one", 0, None),
         ("worker at its budget", 0, 2),
@@ -391,8 +394,8 @@ async def dequeue_sql(dsn: str, backlogs: list[int], calls: int) -> list[dict[st
         for backlog in backlogs:
             await fill(conn, backlog)
             for name, cap, budget in shapes:
-                me = uuid.uuid4()
-                eps = {ENTRYPOINT: EntrypointExecutionParameter(concurrency_limit=cap)}
+                me = QueueManagerId(uuid.uuid4())
+                eps = {entrypoint: EntrypointExecutionParameter(concurrency_limit=cap)}
                 if cap or budget:  # fill the gate first
                     for _ in range(cap or budget or 0):
                         await q.dequeue(1, eps, me, budget, beat)
@@ -402,7 +405,7 @@ async def dequeue_sql(dsn: str, backlogs: list[int], calls: int) -> list[dict[st
                 ms = 1000 * (time.perf_counter() - t0) / calls
                 sql = q.qbq.build_dequeue_query(
                     batch_size=1,
-                    entrypoints=[ENTRYPOINT],
+                    entrypoints=[entrypoint],
                     concurrency_limits=[cap],
                     queue_manager_id=me,
                     global_concurrency_limit=budget,

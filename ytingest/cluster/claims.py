@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ class ClaimFeed:
         try:
             await install_queue(conn)
             queue = QueueManager(queries_on(conn))
+            # a worker with nothing to claim would ask 10 times a second while jobs wait (for
+            # the cap, or for its own budget): with hour-long videos a claim 2 s late costs nothing
+            queue.min_dequeue_poll_interval = timedelta(seconds=2)
 
             @queue.entrypoint(ENTRYPOINT, on_failure="hold")
             async def take(job: Job) -> None:
@@ -98,9 +102,10 @@ class ClaimFeed:
                     return
 
     async def _beat(self, ctx: RunContext) -> None:
-        """Every few seconds: this worker's row in ``workers``, and the cluster's totals for /status."""
+        """Every few seconds this worker's row in ``workers``; every third time the cluster's totals
+        for /status (they read the whole queue: with many workers, less often)."""
         every = min(5.0, ctx.settings.worker_lease_s / 4)
-        while True:
+        for beat in itertools.count():
             with contextlib.suppress(StoreError):  # a blink of the database is no reason to stop
                 await self.db.worker_beat(
                     self.worker,
@@ -109,12 +114,13 @@ class ClaimFeed:
                     done=self.outcomes["stored"],
                     failed=self.outcomes["failed"],
                 )
-                self.view = {
-                    **await self.db.cluster_totals(),
-                    "worker": self.worker,
-                    "download_cap": ctx.settings.download_concurrency_global,
-                    "workers": len(await self.db.live_worker_names(lease_s=ctx.settings.worker_lease_s)),
-                }
+                if beat % 3 == 0:
+                    self.view = {
+                        **await self.db.cluster_totals(),
+                        "worker": self.worker,
+                        "download_cap": ctx.settings.download_concurrency_global,
+                        "workers": len(await self.db.live_worker_names(lease_s=ctx.settings.worker_lease_s)),
+                    }
             await asyncio.sleep(every)
 
     async def _take(self, ctx: RunContext, first: asyncio.Queue[VideoRef | None], job: Job) -> None:

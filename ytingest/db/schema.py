@@ -165,6 +165,7 @@ MIGRATIONS: tuple[str, ...] = (
         outcome    text CHECK (outcome IN ('stored', 'failed', 'waiting', 'released', 'died'))
     );
     CREATE INDEX claims_video ON claims (video_id);
+    CREATE INDEX videos_done_at ON videos (done_at);
     CREATE TABLE download_gate (
         id           boolean PRIMARY KEY DEFAULT true CHECK (id),
         next_start   timestamptz NOT NULL DEFAULT now(),

@@ -218,6 +218,7 @@ def _start(pkg: Any, data_dir: Path, port: int | None, listen: str) -> ServerInf
         # the socket trusts who can open it: its owner only (root, running the server as the
         # package's user, still can), even when the package made the socket folder 0777
         opts += f" -k {_q(str(_socket_dir(pkg, server, data_dir)))} -c unix_socket_permissions=0700"
+    opts += " -c max_connections=400"  # ~5 per worker (pool, job queue, download gate): ~80 workers
     args = ("-w", "-t", "60", "-o", opts, "-l", str(data_dir / "log"), "-D", str(data_dir), "start")
     pkg.pgexec("pg_ctl", args, bin_path=server.bin_path, user=server.system_user, timeout=90, **extra)
     pid = _postmaster_pid(data_dir)
