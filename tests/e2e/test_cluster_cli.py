@@ -317,6 +317,7 @@ def test_workers_lists_the_cluster_and_db_url_needs_a_server(tmp_path: Path, cli
         listed = json.loads(c.run("workers", "--json").stdout)
         row = next(r for r in listed["workers"] if r["name"] == "solo")
         assert (row["state"], row["done"], row["gpu"], row["pid"]) == ("stopped", 1, "0", w.pid)
+        assert isinstance(row["videos_per_hour"], float) and row["videos_per_hour"] > 0
         assert listed["cluster"]["queue"] == {"queued": 0, "picked": 0}
         password = c.dsn.split(":")[2].split("@")[0]
         assert password not in c.run("workers").stdout + (tmp_path / "solo.err").read_text()

@@ -83,7 +83,7 @@ class ClusterStore(Store):
                 """SELECT name, host, pid, gpu, state, started_at, seen_at, in_flight, done, failed,
                           state <> 'stopped' AND now() - seen_at < make_interval(secs => $1) AS live,
                           extract(epoch FROM now() - seen_at)::float8 AS seen_s_ago,
-                          done * 3600.0 / greatest(extract(epoch FROM seen_at - started_at), 1)
+                          (done * 3600.0 / greatest(extract(epoch FROM seen_at - started_at), 1))::float8
                             AS videos_per_hour
                    FROM workers ORDER BY started_at DESC""",
                 lease_s,
