@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
@@ -97,7 +98,14 @@ class ClaimFeed:
                 async with asyncio.timeout(IDLE_CHECK_S):
                     await ctx.stopping.wait()
             if self.until_empty and not self.held:
-                if await jobs_left(queue.queries) == 0:
+                try:
+                    left = await jobs_left(queue.queries)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                    log.warning(
+                        "queue_check_failed", reason=type(exc).__name__
+                    )  # the runner says if it lasts
+                    continue
+                if left == 0:
                     log.info("queue_empty", worker=self.worker)
                     return
 
