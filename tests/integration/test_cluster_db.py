@@ -349,11 +349,14 @@ async def test_a_video_that_killed_max_deaths_workers_is_poison(
     db: Database, conn: asyncpg.Connection
 ) -> None:
     """max_deaths=2: after two workers died holding it, the next claim says poison, names the last
-    of them, and records the refusal as a closed ``failed`` claim (a later retry starts anew)."""
+    of them; until the worker has failed the video and closed it as poison, asking again says
+    poison again (a failure to record it is retried, not forgotten); a later retry starts anew."""
     await register(db, "v2")
     assert (await db.begin_claim("v2", "w1", max_deaths=2)).action == "go"
     assert await db.begin_claim("v2", "w2", max_deaths=2) == ClaimVerdict("go", 1, "w1")
     assert await db.begin_claim("v2", "w3", max_deaths=2) == ClaimVerdict("poison", 2, "w2")
+    assert (await db.begin_claim("v2", "w3", max_deaths=2)).action == "poison"
+    await db.end_claim_as_poison("v2", "w3")
     assert await claims_of(conn, "v2") == [("w1", "died", True), ("w2", "died", True), ("w3", "failed", True)]
     assert await attempts(conn, "v2") == 2
     await conn.execute("UPDATE videos SET status = 'pending', permanent = false WHERE id = 'v2'")
@@ -513,3 +516,24 @@ def test_clean_dead_workers_removes_only_dead_workers_audio(tmp_path: Path) -> N
     assert (workers / "stray-file").exists() and (outside / "keep.m4a").exists()
     assert clean_dead_workers(workers, live={"live"}, me="me") == []  # nothing left to remove
     assert clean_dead_workers(tmp_path / "missing", live=set(), me="me") == []
+
+
+async def test_a_pass_is_given_back_once_and_a_cancelled_wait_gives_its_slot_back(
+    db: Database, conn: asyncpg.Connection
+) -> None:
+    """Leaving twice unlocks once (a second pass on the slot is not freed by the first's double
+    leave); a download cancelled while it waits for its start time holds no slot afterwards."""
+    async with gates(db, 1, concurrency=2, per_hour=3600 / 5) as (a,):  # one start per 5 s
+        first, _ = await enter_within(a, 2.0)
+        assert first is not None
+        await a.leave(first)
+        await a.leave(first)
+        assert await slots_held(conn) == 0 and a._out == {}
+        waiting = asyncio.create_task(a.enter(asyncio.Event()))  # holds a slot until its start time
+        await asyncio.sleep(1.0)
+        assert await slots_held(conn) == 1
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.sleep(0.2)
+        assert await slots_held(conn) == 0 and a._out == {}

@@ -52,7 +52,12 @@ class ClaimFeed:
         s = ctx.settings
         conn = await self.db.connect_one("open the job queue")
         try:
-            await install_queue(conn)
+            try:
+                await install_queue(conn)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                raise StoreError(
+                    f"cannot set up the job queue at {self.db.where}: {type(exc).__name__}"
+                ) from None
             queue = QueueManager(queries_on(conn))
             # a worker with nothing to claim would ask 10 times a second while jobs wait (for
             # the cap, or for its own budget): with hour-long videos a claim 2 s late costs nothing
@@ -72,15 +77,16 @@ class ClaimFeed:
                 name="job-queue",
             )
             beat = asyncio.create_task(self._beat(ctx), name="worker-heartbeat")
-            ended = False
             try:
                 await self._until_done(ctx, queue, runner)
-                ended = True
-            finally:
                 queue.shutdown.set()  # no new claims; what is held is finished (or released) first
-                if not ended:  # the run failed: every held video goes back, its claim left open,
-                    ctx.settle_all("crashed")  # so the next worker counts a death (poison stops)
-                await asyncio.wait({runner}, timeout=None if ended else 30)
+                await asyncio.wait({runner})
+            except BaseException:  # the run failed (also while draining): every held video goes back,
+                queue.shutdown.set()  # its claim left open, so the next worker counts a death
+                ctx.settle_all("crashed")
+                await asyncio.wait({runner}, timeout=30)  # never cancelled: pgqueuer would log its jobs
+                raise  # as canceled (gone); once the connection closes, they wait for the lease
+            finally:
                 beat.cancel()
             if runner.done() and not runner.cancelled() and (failed := runner.exception()) is not None:
                 reason = " ".join(redact(str(failed)).split()) or type(failed).__name__
@@ -161,6 +167,7 @@ class ClaimFeed:
                 " not tried again (ytingest retry --failed tries it)"
             )
             await ctx.fail(ref, "worker", why, permanent=True)
+            await self.db.end_claim_as_poison(ref.id, self.worker)  # the count of deaths starts anew
             self.outcomes["failed"] += 1
             return
         log.info("video_claimed", video_id=ref.id, worker=self.worker, deaths_before=verdict.deaths)

@@ -15,8 +15,8 @@ without them, so new passes wait until they have ended (the cap holds across the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
-from collections import Counter
 from dataclasses import dataclass
 
 import asyncpg
@@ -38,6 +38,7 @@ class Pass:
 
     slot: int | None
     generation: int
+    number: int  # which pass: each is given back once
 
 
 class DownloadGate:
@@ -51,7 +52,8 @@ class DownloadGate:
         # the slots this connection holds: a session may lock its own lock again, and that second
         # lock would never be given back, so a worker's second download must not try its first's
         self._held: set[int] = set()
-        self._passes: Counter[int] = Counter()  # passes out, by generation
+        self._out: dict[int, int] = {}  # passes out: number -> generation
+        self._numbers = itertools.count()
 
     async def open(self) -> None:
         async with self._lock:
@@ -106,22 +108,26 @@ class DownloadGate:
                 await self.leave(held)
             return None
         if self.per_hour > 0:
-            wait = await self._fetch(
-                "UPDATE download_gate"
-                " SET next_start = greatest(next_start, now()) + make_interval(secs => $1)"
-                " RETURNING extract(epoch FROM next_start - now())::float8 - $1",
-                3600.0 / self.per_hour,
-            )
-            if isinstance(wait, float) and wait > 0 and await sleep_unless(stop, wait):
-                await self.leave(held)
-                return None
+            try:
+                wait = await self._fetch(
+                    "UPDATE download_gate"
+                    " SET next_start = greatest(next_start, now()) + make_interval(secs => $1)"
+                    " RETURNING extract(epoch FROM next_start - now())::float8 - $1",
+                    3600.0 / self.per_hour,
+                )
+                if isinstance(wait, float) and wait > 0 and await sleep_unless(stop, wait):
+                    await self.leave(held)
+                    return None
+            except BaseException:  # a failed or cancelled wait gives its slot back
+                await asyncio.shield(self.leave(held))
+                raise
         return held
 
     async def _take_slot(self) -> Pass | None:
         """A pass with a free slot locked for this session (without a cap: a pass), or None."""
         async with self._lock:
             conn = await self._connection()
-            if any(n for gen, n in self._passes.items() if gen != self._generation):
+            if any(gen != self._generation for gen in self._out.values()):
                 return None  # downloads of a lost connection still run: they count until they end
             slot = None
             if self.concurrency > 0:
@@ -139,23 +145,27 @@ class DownloadGate:
                 if slot is None:
                     return None
                 self._held.add(int(slot))
-            self._passes[self._generation] += 1
-            return Pass(None if slot is None else int(slot), self._generation)
+            held = Pass(None if slot is None else int(slot), self._generation, next(self._numbers))
+            self._out[held.number] = held.generation
+            return held
 
     async def leave(self, held: Pass) -> None:
-        """Give the slot back (one of a lost connection is gone already)."""
-        async with self._lock:
-            self._passes[held.generation] -= 1
-            if self._passes[held.generation] <= 0:
-                del self._passes[held.generation]
-            if held.slot is None or held.generation != self._generation or held.slot not in self._held:
+        """Give the slot back, once (one of a lost connection is gone already). The unlock is
+        shielded: a download cancelled meanwhile must not leave its slot locked."""
+        if self._out.pop(held.number, None) is None or held.slot is None:
+            return
+        await asyncio.shield(self._unlock(held.slot, held.generation))
+
+    async def _unlock(self, slot: int, generation: int) -> None:
+        async with self._lock:  # (a reconnect in between would make the slot another pass's)
+            if generation != self._generation or slot not in self._held:
                 return
-            self._held.discard(held.slot)
+            self._held.discard(slot)
             conn = self._conn
             if conn is None or conn.is_closed():
                 return
             try:
-                await conn.execute("SELECT pg_advisory_unlock($1, $2)", GATE_LOCKS, held.slot)
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", GATE_LOCKS, slot)
             except _DB_ERRORS:
                 pass  # the connection is going: the server frees the slot with it
 

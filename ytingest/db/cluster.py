@@ -143,13 +143,7 @@ class ClusterStore(Store):
                 video_id,
             )
             last = died[-1]["worker"] if died else ""
-            if deaths >= max_deaths:
-                await conn.execute(
-                    "INSERT INTO claims (video_id, worker, ended_at, outcome)"
-                    " VALUES ($1, $2, now(), 'failed')",
-                    video_id,
-                    worker,
-                )
+            if deaths >= max_deaths:  # the caller fails the video, then ``end_claim_as_poison``
                 return ClaimVerdict("poison", deaths, last)
             earlier = await conn.fetchval("SELECT count(*) FROM claims WHERE video_id = $1", video_id)
             await conn.execute("INSERT INTO claims (video_id, worker) VALUES ($1, $2)", video_id, worker)
@@ -160,6 +154,17 @@ class ClusterStore(Store):
                 1 if earlier else 0,  # the first attempt was counted when the video was enqueued
             )
         return ClaimVerdict("go", deaths, last)
+
+    @retried
+    async def end_claim_as_poison(self, video_id: str, worker: str) -> None:
+        """``worker`` failed ``video_id`` as poison: a closed ``failed`` claim, from which a later
+        retry of the video counts deaths anew."""
+        async with self._conn("close claim") as conn:
+            await conn.execute(
+                "INSERT INTO claims (video_id, worker, ended_at, outcome) VALUES ($1, $2, now(), 'failed')",
+                video_id,
+                worker,
+            )
 
     @retried
     async def end_claim(self, video_id: str, worker: str, outcome: str) -> None:

@@ -64,6 +64,7 @@ class RunContext:
     failures: list[Failure] = field(default_factory=list)
     # videos a feed waits on (the cluster's claims): how each left the run (see ``settle``)
     outcomes: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    closed_with: str | None = None  # set by ``settle_all``: later videos leave with it at once
     tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings
 
     def __post_init__(self) -> None:
@@ -80,7 +81,11 @@ class RunContext:
 
     def expect(self, video_id: str) -> asyncio.Future[str]:
         """A future told how ``video_id`` leaves this run: stored, failed, waiting or released."""
-        future = self.outcomes[video_id] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self.closed_with is not None:
+            future.set_result(self.closed_with)
+        else:
+            self.outcomes[video_id] = future
         return future
 
     def settle(self, video_id: str, outcome: str) -> None:
@@ -91,7 +96,9 @@ class RunContext:
             future.set_result(outcome)
 
     def settle_all(self, outcome: str) -> None:
-        """Every video still awaited leaves with ``outcome`` (the run is ending)."""
+        """Every video still awaited, and any awaited from now on, leaves with ``outcome`` (the run
+        is ending)."""
+        self.closed_with = self.closed_with or outcome
         for video_id in list(self.outcomes):
             self.settle(video_id, outcome)
 
