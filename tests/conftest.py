@@ -230,6 +230,29 @@ class Cli:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def cli_rows(cli: Cli, sql: str) -> list[dict[str, Any]]:
+    """The rows of ``sql`` straight from the CLI's database (DATABASE_URL, or the embedded server
+    in its home)."""
+
+    async def read() -> list[dict[str, Any]]:
+        server = None
+        dsn = cli.env.get("DATABASE_URL")
+        if not dsn:
+            server = EmbeddedPostgres(cli.home / "pg")
+            dsn = await server.start()
+        try:
+            conn = await asyncpg.connect(dsn)
+            try:
+                return [dict(r) for r in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+        finally:
+            if server is not None:
+                await server.stop()
+
+    return asyncio.run(read())
+
+
 def make_cli(home: Path, dsn: str | None) -> Cli:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(YTINGEST_HOME=str(home), PYTHONUNBUFFERED="1")

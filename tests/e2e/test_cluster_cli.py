@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import Cli, cli_in
+from tests.conftest import Cli, cli_in, cli_rows
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import Episode, sample_episodes
 
@@ -201,27 +201,8 @@ def test_three_workers_one_killed_store_every_episode_once(tmp_path: Path, cli: 
         single = alone("stream", ch.feed_url, "--json", extra_env={"SPEAKERS": "false"}, timeout=600)
         assert single.returncode == 0, single.stderr[-2000:]
         assert json.loads(single.stdout)["done"] == len(episodes)
-    assert cluster_rows == stored_rows_embedded(alone, alone.env.get("DATABASE_URL"))
-
-
-def stored_rows_embedded(cli: Cli, dsn: str | None) -> set[tuple[str, int, str]]:
-    """The single-process run's rows (its own embedded server, or $DATABASE_URL)."""
-    if dsn:
-        return stored_rows(dsn)
-    from ytingest.db.embedded import EmbeddedPostgres
-
-    async def read() -> set[tuple[str, int, str]]:
-        server = EmbeddedPostgres(cli.home / "pg")
-        url = await server.start()
-        try:
-            conn = await asyncpg.connect(url)
-            rows = await conn.fetch("SELECT video_id, idx, text FROM segments")
-            await conn.close()
-        finally:
-            await server.stop()
-        return {(r["video_id"], r["idx"], r["text"]) for r in rows}
-
-    return asyncio.run(read())
+    single_rows = cli_rows(alone, "SELECT video_id, idx, text FROM segments")
+    assert cluster_rows == {(r["video_id"], r["idx"], r["text"]) for r in single_rows}
 
 
 def test_a_poison_video_fails_after_n_worker_deaths_and_the_queue_goes_on(tmp_path: Path, cli: Cli) -> None:

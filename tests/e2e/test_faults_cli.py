@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
@@ -11,13 +10,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import asyncpg
 import psutil
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import Cli, cli_rows
 from tests.integration.test_embedded_server import server_processes
-from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import sample_episodes
 from ytingest.testing.pgproxy import PgProxy
@@ -42,23 +39,7 @@ def short_channel(**knobs: object) -> ChannelServer:
 
 def attempts(cli: Cli) -> dict[str, int]:
     """videos.attempts straight from the CLI's database (embedded, or DATABASE_URL)."""
-
-    async def read() -> dict[str, int]:
-        server = None
-        dsn = cli.env.get("DATABASE_URL")
-        if not dsn:
-            server = EmbeddedPostgres(cli.home / "pg")
-            dsn = await server.start()
-        try:
-            conn = await asyncpg.connect(dsn)
-            rows = await conn.fetch("SELECT id, attempts FROM videos")
-            await conn.close()
-        finally:
-            if server is not None:
-                await server.stop()
-        return {r["id"]: r["attempts"] for r in rows}
-
-    return asyncio.run(read())
+    return {r["id"]: r["attempts"] for r in cli_rows(cli, "SELECT id, attempts FROM videos")}
 
 
 def test_transient_errors_are_retried_with_backoff_and_counted(cli: Cli) -> None:
