@@ -38,7 +38,8 @@ def prepare_worker(args: argparse.Namespace) -> None:
     """Before the settings and the engine: the worker's name (its audio folder) and its GPU."""
     if args.worker_name is None:
         args.worker_name = default_name()
-    if args.gpu is not None:  # before any model loads: CUDA reads it once
+    if args.gpu is not None:  # before any model loads: CUDA reads both once
+        os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # N is nvidia-smi's N-th GPU (and NVML's index N)
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +13,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TABS = ("videos", "streams", "shorts")  # the channel tabs ``--tabs`` may name (yt-dlp's tab ids)
+
+
+def _default_decode_workers() -> int:
+    """One core is left to the event loop and the model's host work: ``min(4, cores - 1)``, at least 1."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def _default_home() -> Path:
@@ -53,11 +59,15 @@ class Settings(BaseSettings):
     encode_batch_size: int = Field(768, ge=1, le=65536)  # rows per model forward pass (VRAM-bound)
     batch_max_age_s: float = Field(2.0, gt=0)
     db_workers: int = Field(2, ge=1, le=64)
+    # decoder processes for VAD + features (windows of one video spread across them): cores - 1, at most 4
+    decode_workers: int = Field(default_factory=lambda: _default_decode_workers(), ge=1, le=64)
+    speaker_workers: int = Field(1, ge=1, le=64)  # speaker ID calls at once (the speakers stage)
 
     # bounded queues between stages: <STAGE>_QUEUE_SIZE is the queue that feeds that stage
     io_queue_size: int = Field(64, ge=1)  # videos listed, waiting for a download slot
     decode_queue_size: int = Field(4, ge=1)  # downloaded files waiting for the decoder
     asr_queue_size: int = Field(2, ge=1)  # model batches of speech chunks decoded ahead of the model
+    speaker_queue_size: int = Field(8, ge=1)  # transcribed windows waiting for speaker ID
     embed_queue_size: int = Field(8, ge=1)
     db_queue_size: int = Field(8, ge=1)
 
@@ -107,7 +117,9 @@ class Settings(BaseSettings):
     mode: Literal["stream", "bulk"] = "stream"  # bulk: download all (within the budget), ASR all, store all
     asr_batching: Literal["off", "file", "cross"] = "cross"  # off: WhisperModel.transcribe per file
     asr_batch_size: int = Field(8, ge=1, le=256)  # speech chunks per model call (cross: files per call too)
-    decode_process: bool = True  # decode in a child process (PyAV holds the GIL); False: a thread
+    decode_process: bool = True  # decode in child processes (PyAV holds the GIL); False: a thread
+    # auto: ASR and embedding take turns only where both run on the CPU (they fight for its cores)
+    model_turns: Literal["auto", "on", "off"] = "auto"
     decode_window_s: float = Field(300.0, ge=30.0, le=7200.0)  # a long video is decoded this much at a time
     model_stall_s: float = Field(900.0, gt=0)  # no model progress this long is reported (> a window's ASR)
     bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave

@@ -23,11 +23,11 @@ from ytingest.monitor.http import MetricsServer
 from ytingest.monitor.monitor import Monitor
 from ytingest.pipeline.context import Feed, RunContext
 from ytingest.pipeline.tuning import Tuning
+from ytingest.pipeline.turns import turns_wanted
 from ytingest.search import SearchQuery
 from ytingest.speakers.setup import build_tagger
 from ytingest.stages.bulk import run_bulk
-from ytingest.stages.decode import Prepare, PreparingTranscriber, windows_in_thread
-from ytingest.stages.decoder_process import DecoderProcess
+from ytingest.stages.decode_pool import DecodePool, decode_with
 from ytingest.stages.description import PIPELINE, Parts, Stage, inbox_for, metrics_for, wire
 from ytingest.stages.discover import Discoverer, ListDiscoverer, Listing, YtDlpDiscoverer, run_discovery
 from ytingest.stages.disk import DiskBudget, clean_leftovers
@@ -68,8 +68,11 @@ class Engine:
         self._embedded: EmbeddedPostgres | None = None
         self._asr_pool = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="ytingest-asr")
         self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-embed")
+        self._speaker_pool = ThreadPoolExecutor(
+            settings.speaker_workers, thread_name_prefix="ytingest-speakers"
+        )
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="ytingest-decode")
-        self._decoder: DecoderProcess | None = None
+        self._decoder: DecodePool | None = None  # the decoder processes, started by the first run
         self._run_ctx: RunContext | None = None
         self.cluster_view: Callable[[], dict[str, Any]] | None = None  # a worker's cluster totals
         self._stopping: asyncio.Event | None = None  # set while a stream() call is under way
@@ -135,6 +138,7 @@ class Engine:
             self._embedded = None
         self._asr_pool.shutdown(wait=False, cancel_futures=True)
         self._embed_pool.shutdown(wait=False, cancel_futures=True)
+        self._speaker_pool.shutdown(wait=False, cancel_futures=True)
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         if self._decoder is not None:
             await self._decoder.aclose()
@@ -172,7 +176,7 @@ class Engine:
     async def speaker_tagger(self) -> SpeakerTagger | None:
         """Speaker ID (on unless SPEAKERS=false): the encoder, voices/ enrolled, built once."""
         if self._tagger is None and self.settings.speakers:
-            self._tagger = await build_tagger(self.settings, self.database, self._asr_pool)
+            self._tagger = await build_tagger(self.settings, self.database, self._speaker_pool)
         return self._tagger
 
     # ---- the pipeline -----------------------------------------------------------------------
@@ -246,6 +250,7 @@ class Engine:
         if listing is not None:
             await db.register_channel(url)
         ctx = self._run_ctx = RunContext(s, db, metrics_for(self.pipeline, s), stopping=stopping)
+        ctx.turns.enabled = turns_wanted(s.model_turns, getattr(transcriber, "device", "cpu"))
         await asyncio.to_thread(clean_leftovers, s.audio_dir, keep_audio=s.keep_audio)
         disk = DiskBudget(s.audio_dir, s.max_audio_bytes, s.min_free_bytes)
         backoff = SharedBackoff(s.rate_limit_base_s, s.rate_limit_max_s)
@@ -265,7 +270,7 @@ class Engine:
             asr_workers=s.asr_workers,
             db_workers=s.db_workers,
         )
-        prepare = await self._prepare_fn(transcriber)
+        prepare, self._decoder = await decode_with(s, transcriber, self._decoder, self._decode_pool)
         parts = Parts(
             ctx,
             listing[0] if listing else discoverer,
@@ -277,6 +282,7 @@ class Engine:
             self._asr_pool,
             prepare,
             self._embed_pool,
+            self._speaker_pool,
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -295,21 +301,6 @@ class Engine:
         summary = ctx.summary()
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
         return summary
-
-    async def _prepare_fn(self, transcriber: Transcriber) -> Prepare | None:
-        """How the decode stage decodes a file's windows: the decoder process for faster-whisper
-        (started now, so its imports overlap the first downloads), else the transcriber in a thread;
-        None when the transcriber decodes by itself."""
-        from ytingest.models.asr import WhisperTranscriber
-
-        if not isinstance(transcriber, PreparingTranscriber):
-            return None
-        if self.settings.decode_process and isinstance(transcriber, WhisperTranscriber):
-            if self._decoder is None:
-                self._decoder = DecoderProcess(transcriber.prepare_options)
-            await self._decoder.start()
-            return self._decoder.windows
-        return windows_in_thread(transcriber, self._decode_pool)
 
     async def _build_search_index(self, *, stopping: bool) -> None:
         """The HNSW and full-text indexes, once the rows are in; a stopping run, or a database that

@@ -136,6 +136,26 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscribedWindow:
+    """One window through the model, on its way to the speakers stage: its segments in the window's
+    own time (with their words, where the speakers stage splits turns), the window's audio (what
+    the speaker encoder hears) and where the window sits in its video."""
+
+    file: AudioFile
+    segments: tuple[Segment, ...]
+    audio: npt.NDArray[np.float32] = field(repr=False)
+    language: str = "en"
+    probability: float | None = None  # of ``language``, detected on the video's first window
+    offset: float = 0.0  # where the window starts in the video, in seconds
+    index: int = 0
+    last: bool = True
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
 class EmbeddedTranscript:
     """A transcript with one embedding row per segment, ready to store."""
 

@@ -52,10 +52,12 @@ def test_cross_file_matches_plain_transcribe_per_file(cross: WhisperTranscriber)
     assert abs(batched.segments[-1].end - plain.segments[-1].end) <= 3.0
 
 
-def test_group_hands_the_decoded_audio_to_the_tagger(cross: WhisperTranscriber, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """transcribe_group runs the speaker tagger on each file's own decoded audio, in file order."""
-    from ytingest.items import AudioFile, VideoRef
+def test_group_hands_each_window_on_with_its_decoded_audio(cross: WhisperTranscriber) -> None:
+    """transcribe_group hands each file's own decoded audio and words on to the speakers stage,
+    which tags the speakers on that audio and moves the segments onto the video's timeline."""
+    from ytingest.items import AudioFile, TranscribedWindow, VideoRef
     from ytingest.models.speakers import Tagged
+    from ytingest.stages.speakers import label_window
 
     eps = sample_episodes()[:3]
     seen: list[int] = []
@@ -69,21 +71,25 @@ def test_group_hands_the_decoded_audio_to_the_tagger(cross: WhisperTranscriber, 
 
     assert isinstance(cross, PreparingTranscriber)
     group = [DecodedAudio(AudioFile(VideoRef(e.id, ""), e.path, 1), cross.prepare(e.path)) for e in eps]
-    outcomes = transcribe_group(cross, Tagger(), group)  # type: ignore[arg-type]
+    outcomes = transcribe_group(cross, group)
+    assert all(isinstance(o, TranscribedWindow) and o.segments for o in outcomes)
+    results = [label_window(Tagger(), o) for o in outcomes if isinstance(o, TranscribedWindow)]  # type: ignore[arg-type]
     assert seen == [len(d.prepared.audio) for d in group if d.prepared is not None]
-    assert all(isinstance(o, WindowResult) and o.segments for o in outcomes)
+    assert all(isinstance(r, WindowResult) and r.segments for r in results)
 
 
 def test_a_chunk_the_batched_pass_leaves_half_done_is_decoded_again(cross: WhisperTranscriber) -> None:
     """The real meeting clip tst00 (30 s of crosstalk, one VAD chunk): tiny.en's one batched pass
-    stops after its first sentence (3.4 s). The chunk is decoded again sequentially, so the
-    segments run to the end of the speech and the words said later are there."""
+    stops after its first sentence (3.4 s). The rest of the chunk is decoded again (batched,
+    greedy), so the segments run to the end of the speech and the words said later are there,
+    with no repetition loop ("yeah, yeah, ..." to the end, what plain greedy decoding writes)."""
     clip = REAL / "tst00.mp3"
     before = cross.chunks_redone
     result = cross.transcribe_prepared([cross.prepare(clip)])[0]
     assert cross.chunks_redone == before + 1
     text = " ".join(s.text for s in result.segments).lower()
     assert "go around" in text and len(result.segments) >= 8
+    assert text.count("yeah") <= 5
     assert result.segments[-1].end >= 25.0  # of 30 s, speech to the end
     starts = [s.start for s in result.segments]
     assert starts == sorted(starts)

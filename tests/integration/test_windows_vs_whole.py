@@ -7,8 +7,8 @@ holds different speech than the whole-file chunk at that time, and the model wri
 differently (tiny.en on these voices is far from stable). Moving where chunking starts by a few
 seconds, with no windows at all, changes the text as much. The test states that: windows change
 the text no more than such a shift does, every stretch of speech is still transcribed, and the
-pipeline's own reassembly (``transcribe_group`` + ``WindowAssembly``, windows finishing in any
-order) puts the segments in order on the video's timeline.
+pipeline's own reassembly (``transcribe_group``, the speakers stage's ``label_window`` and
+``WindowAssembly``, windows finishing in any order) puts the segments in order on the video's timeline.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from ytingest.items import SAMPLE_RATE, AudioFile, DecodedAudio, Segment, VideoRef
+from ytingest.items import SAMPLE_RATE, AudioFile, DecodedAudio, Segment, TranscribedWindow, VideoRef
 from ytingest.models.asr import WhisperTranscriber
 from ytingest.models.batched_asr import prepare_audio
-from ytingest.pipeline.assembly import WindowAssembly, WindowResult
+from ytingest.pipeline.assembly import WindowAssembly
+from ytingest.stages.speakers import label_window
 from ytingest.stages.transcribe import transcribe_group
 from ytingest.testing.long_episodes import long_episode
 
@@ -46,9 +47,9 @@ def test_windows_match_the_whole_file_as_closely_as_chunking_allows(tmp_path: Pa
     file = AudioFile(VideoRef(episode.id, ""), episode.path, 1)
     group = [DecodedAudio(file, w) for w in windows]
     assembly, transcript = WindowAssembly(), None
-    for outcome in reversed(transcribe_group(asr, None, group)):  # as the pipeline does, in any order
-        assert isinstance(outcome, WindowResult)
-        transcript = assembly.add(file, outcome) or transcript
+    for outcome in reversed(transcribe_group(asr, group)):  # as the pipeline does, in any order
+        assert isinstance(outcome, TranscribedWindow)
+        transcript = assembly.add(file, label_window(None, outcome)) or transcript
     assert transcript is not None
     windowed = transcript.segments
 

@@ -69,7 +69,7 @@ async def test_a_stage_added_to_the_description_is_run_measured_diagnosed_and_dr
     assert monitor is not None
     history = list(monitor.history)
     last = history[-1]
-    assert list(last.stages) == ["download", "decode", "asr", "tidy", "embed", "store"]
+    assert list(last.stages) == ["download", "decode", "asr", "speakers", "tidy", "embed", "store"]
     assert last.stages["tidy"].done == 16 and last.stages["tidy"].queue == "tidy_q"
     assert last.stages["tidy"].label == "tidy up" and last.stages["tidy"].knob == "TIDY_WORKERS"
     busiest = max(history, key=lambda s: s.stages["tidy"].busy)
@@ -106,16 +106,16 @@ async def test_the_description_drives_metrics_for_every_stage_including_decode(t
     assert engine.monitor is not None and engine.monitor.latest is not None
     stages = engine.monitor.latest.stages
     assert list(stages) == [st.name for st in PIPELINE]
-    assert [s.queue for s in stages.values()] == ["io_q", "decode_q", "asr_q", "embed_q", "db_q"]
+    assert [s.queue for s in stages.values()] == ["io_q", "decode_q", "asr_q", "spk_q", "embed_q", "db_q"]
     assert all(s.done == 10 for s in stages.values())
 
 
 def test_bulk_mode_cuts_the_same_description_into_three_phases() -> None:
     """Bulk phases are slices of the description, so a new stage lands in one of them."""
-    phases = split_after(_with_tidy(), "download", "asr")
+    phases = split_after(_with_tidy(), "download", "speakers")
     assert [[st.name for st in phase] for phase in phases] == [
         ["download"],
-        ["decode", "asr"],
+        ["decode", "asr", "speakers"],
         ["tidy", "embed", "store"],
     ]
 

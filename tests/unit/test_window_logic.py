@@ -15,7 +15,7 @@ import structlog
 from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
 from ytingest.errors import ConfigError, ModelError
-from ytingest.items import AudioFile, DecodedAudio, PreparedAudio, Segment, VideoRef
+from ytingest.items import AudioFile, DecodedAudio, PreparedAudio, Segment, TranscribedWindow, VideoRef
 from ytingest.models.asr import (
     MAX_BATCH,
     VRAM_PER_CHUNK,
@@ -169,14 +169,14 @@ def _ctx(tmp_path: Path) -> RunContext:
 async def test_out_of_memory_halves_until_it_fits_then_climbs_back(tmp_path: Path) -> None:
     ctx, model = _ctx(tmp_path), FlakyModel(fits=2)
     with ThreadPoolExecutor(1) as pool, structlog.testing.capture_logs() as events:
-        first = await _transcribe_fitting(ctx, model, None, pool, [_window(3)])
-        assert isinstance(first[0], WindowResult) and ctx.tuning.asr_batch_size == 2
+        first = await _transcribe_fitting(ctx, model, pool, [_window(3)])
+        assert isinstance(first[0], TranscribedWindow) and ctx.tuning.asr_batch_size == 2
         model.fits = 8  # the card has room again
         for _ in range(CLIMB_AFTER):
-            await _transcribe_fitting(ctx, model, None, pool, [_window(3)])
+            await _transcribe_fitting(ctx, model, pool, [_window(3)])
         assert ctx.tuning.asr_batch_size == 4  # doubled once after CLIMB_AFTER calls that fit
         for _ in range(CLIMB_AFTER):
-            await _transcribe_fitting(ctx, model, None, pool, [_window(3)])
+            await _transcribe_fitting(ctx, model, pool, [_window(3)])
     assert ctx.tuning.asr_batch_size == 8 and model.sizes[:3] == [8, 4, 2]
     tunes = [(e["before"], e["after"]) for e in events if e["event"] == "tune"]
     assert tunes == [(8, 4), (4, 2), (2, 4), (4, 8)]
@@ -185,7 +185,7 @@ async def test_out_of_memory_halves_until_it_fits_then_climbs_back(tmp_path: Pat
 async def test_out_of_memory_at_one_chunk_fails_the_windows(tmp_path: Path) -> None:
     ctx, model = _ctx(tmp_path), FlakyModel(fits=0)
     with ThreadPoolExecutor(1) as pool:
-        out = await _transcribe_fitting(ctx, model, None, pool, [_window(1), _window(1, video="v2")])
+        out = await _transcribe_fitting(ctx, model, pool, [_window(1), _window(1, video="v2")])
     assert all(isinstance(o, ModelError) and o.out_of_memory for o in out) and ctx.tuning.asr_batch_size == 1
 
 
@@ -199,7 +199,7 @@ async def test_a_failed_language_detection_fails_only_its_video_and_is_not_out_o
     )
     model = FlakyModel(fits=8, bad_video_samples=999)
     with ThreadPoolExecutor(1) as pool:
-        out = await _transcribe_fitting(ctx, model, None, pool, [_window(2), bad, _window(2, video="v3")])
-    assert isinstance(out[0], WindowResult) and isinstance(out[2], WindowResult)
+        out = await _transcribe_fitting(ctx, model, pool, [_window(2), bad, _window(2, video="v3")])
+    assert isinstance(out[0], TranscribedWindow) and isinstance(out[2], TranscribedWindow)
     assert isinstance(out[1], ModelError) and not out[1].out_of_memory
     assert ctx.tuning.asr_batch_size == 8  # no halving for an error that is not about memory

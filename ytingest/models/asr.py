@@ -98,18 +98,12 @@ def fit_batch_size(free_bytes: int, *, reserved: int = VRAM_RESERVED, per_chunk:
     return max(1, min(MAX_BATCH, (free_bytes - reserved) // per_chunk))
 
 
-def free_vram(device_index: int = 0) -> int | None:
-    """Free memory of a CUDA device in bytes, from NVML (None where there is none)."""
-    try:
-        import pynvml
+def free_vram() -> int | None:
+    """Free VRAM in bytes of the ASR device, the first GPU ``CUDA_VISIBLE_DEVICES`` shows this process
+    (``ytingest.gpus``; never run on a real GPU); None where there is none."""
+    from ytingest.gpus import free_memory
 
-        pynvml.nvmlInit()
-        try:
-            return int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(device_index)).free)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return None
+    return free_memory()
 
 
 class WhisperTranscriber:
@@ -163,9 +157,10 @@ class WhisperTranscriber:
         self.word_timestamps = word_timestamps
         self.batching = batching
         self.window_s = window_s
-        if batch_size is None:  # each of ``workers`` inference slots may run a batch at once
+        if batch_size is None:  # sized once: the ``workers`` slots share the model's weights, and a
+            # batch that does not fit beside another slot's is halved on out-of-memory by the ASR stage
             free = free_vram() if self.device == "cuda" else None
-            batch_size = fit_batch_size(free // max(1, workers)) if free is not None else 8
+            batch_size = fit_batch_size(free) if free is not None else 8
         self.batch_size = batch_size
         self._batcher = ChunkBatcher(
             self._model, batch_size=batch_size, beam_size=beam_size, word_timestamps=word_timestamps

@@ -28,8 +28,14 @@ if TYPE_CHECKING:
 
 CHUNK_S = 30  # Whisper's window; VAD regions are merged into chunks of at most this length
 # a chunk whose batched text ends more than this much (and this share) before the chunk's speech
-# does is decoded again sequentially: one batched pass cannot seek past an early end of text
+# does has its tail decoded again: one batched pass cannot seek past an early end of text
 UNCOVERED_S, UNCOVERED_SHARE = 3.0, 0.2
+REDECODE_ROUNDS = 3  # a tail decoded again may stop early too: its own tail goes again, this often
+# greedy re-decodes of crosstalk fall into loops ("yeah, yeah, ..." to the end of the chunk on the
+# real meeting tst00) where faster-whisper's sequential fallback samples at T > 0 (random output);
+# a mild repetition penalty keeps them greedy and deterministic, and a segment that still compresses
+# like a loop (COMPRESSION above the first pass's threshold) is dropped
+REDECODE_REPETITION_PENALTY = 1.1
 
 
 def decode_file(path: Path) -> npt.NDArray[np.float32]:
@@ -87,7 +93,7 @@ class ChunkBatcher:
 
         self.batch_size = batch_size
         self.beam_size = beam_size
-        self.redone = 0  # chunks decoded again sequentially (see ``_cover``)
+        self.redone = 0  # chunks whose uncovered tails were decoded again (see ``_cover``)
         self._pipe = BatchedInferencePipeline(model)
         self._model = model
         multilingual = bool(model.model.is_multilingual)
@@ -133,7 +139,8 @@ class ChunkBatcher:
     ) -> list[tuple[Segment, ...]]:
         """Segments of every item, in its own time, in order; chunks of all items share batches of
         ``batch_size`` (default: the batcher's). ``languages``, per item, for a multilingual model:
-        None lets the model detect the language of each chunk; batches never mix languages."""
+        None lets the model detect the language of each chunk; batches never mix languages.
+        Greedy (temperature 0) throughout, so a chunk's text does not depend on its batch company."""
         size = max(1, batch_size or self.batch_size)
         langs: list[str | None] = list(languages) if languages is not None else [None] * len(items)
         if self._language is not None:  # an English-only model
@@ -145,11 +152,10 @@ class ChunkBatcher:
             for k in range(0, len(refs), size):
                 part = refs[k : k + size]
                 feats = np.stack([_features(items[i])[j] for i, j in part])
-                meta = [items[i].chunks[j] for i, j in part]
-                self._pipe.last_speech_timestamp = 0.0  # a heuristic's state: chunks here are unrelated
-                results = self._pipe.forward(feats, tokenizer, meta, options)
+                results = self._forward(feats, [items[i].chunks[j] for i, j in part], tokenizer, options)
                 for (i, j), result in zip(part, results, strict=True):
-                    outputs[i][j] = self._cover(items[i], items[i].chunks[j], result, language)
+                    outputs[i][j] = result
+            self._cover(items, outputs, refs, size, tokenizer, options)
         return [_segments(p, out) for p, out in zip(items, outputs, strict=True)]
 
     def _decoding(self, language: str | None) -> tuple[Tokenizer, TranscriptionOptions]:
@@ -163,49 +169,91 @@ class ChunkBatcher:
             self._per_language[language] = (tokenizer, replace(self._options, multilingual=False))
         return self._per_language[language]
 
+    def _forward(
+        self,
+        feats: npt.NDArray[np.float32],
+        meta: list[dict[str, Any]],
+        tokenizer: Tokenizer,
+        options: TranscriptionOptions,
+    ) -> list[list[dict[str, Any]]]:
+        """One batched model call: each chunk's segments on its speech timeline."""
+        self._pipe.last_speech_timestamp = 0.0  # a heuristic's state: chunks here are unrelated
+        results: list[list[dict[str, Any]]] = self._pipe.forward(feats, tokenizer, meta, options)
+        return results
+
     def _cover(
-        self, item: PreparedAudio, chunk: dict[str, Any], result: list[dict[str, Any]], language: str | None
-    ) -> list[dict[str, Any]]:
-        """``result``, or the chunk decoded again by ``WhisperModel.transcribe`` when the batched
-        text stops well before the chunk's speech does. A batched pass is one decode of up to 30 s:
-        when the model emits end-of-text early (crosstalk, music, a hard accent), the rest of the
-        chunk is lost, where sequential decoding seeks past that point and goes on."""
-        offset, duration = float(chunk["offset"]), float(chunk["duration"])
-        covered = max((float(s["end"]) - offset for s in result), default=0.0)
-        gap = duration - covered
-        if gap <= max(UNCOVERED_S, UNCOVERED_SHARE * duration):
-            return result
+        self,
+        items: Sequence[PreparedAudio],
+        outputs: list[list[list[dict[str, Any]]]],
+        refs: list[tuple[int, int]],
+        size: int,
+        tokenizer: Tokenizer,
+        options: TranscriptionOptions,
+    ) -> None:
+        """Decode again what the batched pass left out, in place. A batched pass is one decode of up
+        to 30 s: when the model emits end-of-text early (crosstalk, music, a hard accent), the rest
+        of the chunk is lost, where sequential decoding would seek past that point and go on. So the
+        uncovered tails of all such chunks go through the model again together, batched and greedy
+        like the first pass (with a repetition penalty), up to REDECODE_ROUNDS times while they make
+        progress."""
+        pending = [(i, j) for i, j in refs if _uncovered(items[i].chunks[j], outputs[i][j], first=True)]
+        self.redone += len(pending)
+        options = replace(options, repetition_penalty=REDECODE_REPETITION_PENALTY)
+        loop = options.compression_ratio_threshold or float("inf")
+        for _ in range(REDECODE_ROUNDS):
+            if not pending:
+                return
+            tails = [(i, j, _covered(items[i].chunks[j], outputs[i][j])) for i, j in pending]
+            pending = []
+            for k in range(0, len(tails), size):
+                part = tails[k : k + size]
+                feats = np.stack([self._tail_features(items[i], items[i].chunks[j], t) for i, j, t in part])
+                meta = [_tail_meta(items[i].chunks[j], t) for i, j, t in part]
+                results = self._forward(feats, meta, tokenizer, options)
+                for (i, j, was), result in zip(part, results, strict=True):
+                    said = [s for s in result if s["text"].strip() and s["compression_ratio"] <= loop]
+                    if not said:
+                        continue  # nothing more in there: the model heard only noise
+                    outputs[i][j] = outputs[i][j] + said
+                    chunk = items[i].chunks[j]
+                    if _covered(chunk, outputs[i][j]) > was and _uncovered(chunk, outputs[i][j]):
+                        pending.append((i, j))
+
+    def _tail_features(
+        self, item: PreparedAudio, chunk: dict[str, Any], covered: float
+    ) -> npt.NDArray[np.float32]:
+        """Log-mel features of a chunk's speech after ``covered`` seconds (as ``prepare_audio``)."""
+        from faster_whisper.audio import pad_or_trim
+
         speech = np.concatenate([item.audio[s["start"] : s["end"]] for s in chunk["segments"]])
-        segments, _ = self._model.transcribe(
-            speech,
-            language=language or self._language,
-            beam_size=self.beam_size,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            without_timestamps=False,
-            word_timestamps=self._options.word_timestamps,
+        tail = speech[int(covered * SAMPLE_RATE) :]
+        features: npt.NDArray[np.float32] = pad_or_trim(self._model.feature_extractor(tail)[..., :-1]).astype(
+            np.float32
         )
-        again = [
-            dict(
-                text=s.text,
-                words=[
-                    dict(word=w.word, start=offset + w.start, end=offset + w.end, probability=w.probability)
-                    for w in s.words or ()
-                ],
-                avg_logprob=s.avg_logprob,
-                no_speech_prob=s.no_speech_prob,
-                tokens=s.tokens,
-                start=offset + s.start,
-                end=offset + s.end,
-                compression_ratio=s.compression_ratio,
-                seek=int(offset * self._model.frames_per_second),
-            )
-            for s in segments
-        ]
-        if max((float(s["end"]) - offset for s in again), default=0.0) <= covered:
-            return result
-        self.redone += 1
-        return again
+        return features
+
+
+def _covered(chunk: dict[str, Any], result: list[dict[str, Any]]) -> float:
+    """Seconds from the chunk's start to the end of its last segment."""
+    return max((float(s["end"]) - float(chunk["offset"]) for s in result), default=0.0)
+
+
+def _uncovered(chunk: dict[str, Any], result: list[dict[str, Any]], *, first: bool = False) -> bool:
+    """Whether the text stops well before the chunk's speech does (``first``: the batched pass,
+    which must also miss UNCOVERED_SHARE of the chunk; a re-decode's tail only UNCOVERED_S)."""
+    duration = float(chunk["duration"])
+    gap = duration - _covered(chunk, result)
+    return gap > (max(UNCOVERED_S, UNCOVERED_SHARE * duration) if first else UNCOVERED_S)
+
+
+def _tail_meta(chunk: dict[str, Any], covered: float) -> dict[str, Any]:
+    """The chunk's metadata for its tail: the same speech timeline, starting ``covered`` later."""
+    covered = int(covered * SAMPLE_RATE) / SAMPLE_RATE  # as the tail's audio is cut
+    return {
+        "offset": float(chunk["offset"]) + covered,
+        "duration": float(chunk["duration"]) - covered,
+        "segments": chunk["segments"],
+    }
 
 
 def _features(item: PreparedAudio) -> npt.NDArray[np.float32]:

@@ -1,8 +1,13 @@
-"""The decoder child process: ``python -m ytingest.models.decoder`` runs ``iter_windows`` (decode,
-VAD, log-mel features, a window at a time) for the paths it is sent, outside the engine's process.
+"""The decoder child processes.
 
-The engine's side is ``ytingest.stages.decoder_process.DecoderProcess``, which explains the
-protocol and why a process. Synchronous; nothing here runs in the engine's process.
+- ``python -m ytingest.models.decoder`` runs ``iter_windows`` (decode, and VAD + log-mel features
+  unless the options say ``batching: off``, a window at a time) for the paths it is sent. The
+  engine's side is ``ytingest.stages.decoder_process.DecoderProcess``, which explains the protocol
+  and why a process.
+- ``load_extractor`` and ``speech_features`` are what the decode pool's worker processes run on
+  one window's samples (``ytingest.stages.decode_pool``).
+
+Synchronous; nothing here runs in the engine's process.
 """
 
 from __future__ import annotations
@@ -10,15 +15,37 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ytingest.errors import TranscribeError
 from ytingest.items import PreparedAudio
+from ytingest.models.batched_asr import prepare_audio
 from ytingest.models.windows import iter_windows
 
 DEFAULT_WINDOW_S = 300.0
+_extractor: Any = None  # a pool worker's feature extractor (``load_extractor``)
+
+SpeechFeatures = tuple[tuple[dict[str, int], ...], tuple[dict[str, Any], ...], "np.ndarray[Any, Any] | None"]
+
+
+def load_extractor(feature_options: dict[str, Any]) -> None:
+    """A pool worker's initializer: build the feature extractor once (imports faster-whisper)."""
+    global _extractor
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    _extractor = FeatureExtractor(**feature_options)
+
+
+def speech_features(audio: np.ndarray[Any, Any]) -> SpeechFeatures:
+    """VAD speech clips, their 30 s chunks and the chunks' log-mel features of one window's samples,
+    as ``prepare_audio`` makes them. TranscribeError when VAD or the features fail."""
+    try:
+        prepared = prepare_audio(_extractor, audio)
+    except Exception as exc:
+        raise TranscribeError(f"VAD/features failed: {type(exc).__name__}: {exc}") from None
+    return prepared.clips, prepared.chunks, prepared.features
 
 
 def _serve(inp: BinaryIO, out: BinaryIO) -> None:

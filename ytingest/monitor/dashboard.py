@@ -17,6 +17,7 @@ _COLOUR = {
     "source": "red",
     "decode": "bright_magenta",
     "asr": "magenta",
+    "speakers": "bright_cyan",
     "embed": "cyan",
     "store": "blue",
     "disk": "red",

@@ -140,6 +140,18 @@ def _decode(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
     return Verdict("decode", ev, advice)
 
 
+def _speakers(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
+    """Speaker ID runs beside the model on host cores (its encoder on the GPU where torch has CUDA):
+    another worker needs a free core; on a GPU box the encoder belongs on the GPU."""
+    n = st.workers
+    gpu = "" if ev.get("gpu_sm") is None else "; SPEAKER_DEVICE=cuda puts its encoder on the GPU"
+    advice = (
+        f"speaker ID is the limit (busy {st.busy:.0%}, {st.queue} backing up): raise SPEAKER_WORKERS "
+        f"{n}→{n + 1} if a CPU core is free{gpu}; --no-speakers skips it"
+    )
+    return Verdict("speakers", ev, advice, "SPEAKER_WORKERS", n, n + 1)
+
+
 def _generic(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
     if st.knob is None:
         return Verdict(st.name, ev, f"{st.label} is the limit (busy {st.busy:.0%}, {st.queue} backing up)")
@@ -150,7 +162,13 @@ def _generic(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
     return Verdict(st.name, ev, advice, st.knob, n, n * 2)
 
 
-ADVICE: dict[str, Advice] = {"store": _store, "embed": _embed, "asr": _asr, "decode": _decode}
+ADVICE: dict[str, Advice] = {
+    "store": _store,
+    "embed": _embed,
+    "speakers": _speakers,
+    "asr": _asr,
+    "decode": _decode,
+}
 
 
 def _averaged(window: Sequence[Snapshot], name: str) -> StageSample:

@@ -13,6 +13,7 @@ _W, _H, _PAD = 900, 180, 40
 _COLOURS = {
     "download": "#d4a017",
     "asr": "#a347ba",
+    "speakers": "#75507b",
     "embed": "#1f9bb4",
     "store": "#3465a4",
     "source": "#cc0000",

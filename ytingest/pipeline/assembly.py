@@ -1,12 +1,13 @@
 """``WindowAssembly``: a long video is transcribed window by window; this puts it back together.
 
-The decode stage hands on a video's windows in order; ASR workers may finish them in any order
-(several workers, cross-file batches). Each window's segments arrive here already on the video's
-timeline; once every window up to the one marked ``last`` is in, the video's ``Transcript`` comes
-out, its segments in time order and numbered from 0. A video that failed is dropped, and any of
-its windows still to come are ignored. When speaker identification failed on any window, the
-whole video is stored without speaker labels (and with the warning): labels are all or nothing
-per video, so a search by speaker never sees half a video. Loop thread only.
+The decode stage hands on a video's windows in order; ASR and speaker workers may finish them in
+any order (several workers, cross-file batches). Each window's segments arrive here (from the
+speakers stage) already on the video's timeline; once every window up to the one marked ``last``
+is in, the video's ``Transcript`` comes out, its segments in time order and numbered from 0. A
+video that failed is dropped, and any of its windows still to come are ignored. When speaker
+identification failed on any window, the whole video is stored without speaker labels (and with
+the warning): labels are all or nothing per video, so a search by speaker never sees half a
+video. Loop thread only.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ class WindowAssembly:
         """The language found on the video's first window (and its probability), once known."""
         v = self._videos.get(video_id)
         return (v.language, v.probability) if v is not None and v.language is not None else None
+
+    def note_language(self, file: AudioFile, language: str, probability: float | None) -> None:
+        """The language found on the video's first window: its later windows are transcribed in it
+        (the transcribe stage notes it before the window goes on to the speakers stage)."""
+        if file.video.id not in self._failed:
+            v = self._videos.setdefault(file.video.id, _Video(file))
+            v.language, v.probability = language, probability
 
     def failed(self, video_id: str) -> bool:
         return video_id in self._failed

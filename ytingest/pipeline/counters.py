@@ -141,6 +141,8 @@ class Metrics:
     failed: int = 0
     skipped: int = 0
     discovery_done: bool = False
+    asr_redecoded_chunks: int = 0  # chunks whose uncovered tails the model decoded again this run
+    redecoded_base: int | None = None  # the transcriber's own count when the run began
     disk: Any = None  # the run's DiskBudget (its ``blocked`` flag feeds the disk verdict)
 
     @property

@@ -11,9 +11,13 @@ class ModelTurns:
     """Who may call a model now: ASR calls may overlap each other (ASR_WORKERS); an embed call
     runs alone, and a waiting one goes before new ASR calls. On a CPU the two fight for the same
     cores: an encode beside a running ASR batch took 5x as long as alone. Stages count their busy
-    time from inside their turn, so the wait is not busy time."""
+    time from inside their turn, so the wait is not busy time.
 
-    def __init__(self) -> None:
+    ``enabled`` False (MODEL_TURNS=off, or auto with the ASR on a GPU): every turn is granted at
+    once, since a device model does not take the embedder's cores and waiting would idle it."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._cond = asyncio.Condition()
         self._asr = 0
         self._embedding = False
@@ -21,6 +25,9 @@ class ModelTurns:
 
     @contextlib.asynccontextmanager
     async def asr(self) -> AsyncIterator[None]:
+        if not self.enabled:
+            yield
+            return
         async with self._cond:
             await self._cond.wait_for(lambda: not self._embedding and self._embed_waiting == 0)
             self._asr += 1
@@ -32,6 +39,9 @@ class ModelTurns:
 
     @contextlib.asynccontextmanager
     async def embed(self) -> AsyncIterator[None]:
+        if not self.enabled:
+            yield
+            return
         async with self._cond:
             self._embed_waiting += 1
             try:
@@ -48,3 +58,8 @@ class ModelTurns:
     async def _wake(self) -> None:
         async with self._cond:
             self._cond.notify_all()
+
+
+def turns_wanted(setting: str, asr_device: str) -> bool:
+    """MODEL_TURNS: ``on``/``off``, or ``auto``: on unless the ASR model runs on a GPU."""
+    return setting == "on" or (setting == "auto" and asr_device != "cuda")

@@ -31,7 +31,7 @@ def _drain(q: asyncio.Queue[Any]) -> list[Any]:
 async def run_bulk(p: Parts, stages: Sequence[Stage], url: str, listing: Listing | None = None) -> None:
     """List the whole channel, then download / transcribe / store it in waves that fit the budget."""
     ctx = p.ctx
-    fetch, transcribe, store = split_after(stages, "download", "asr")
+    fetch, transcribe, store = split_after(stages, "download", "speakers")
     try:
         listed: asyncio.Queue[VideoRef | None] = asyncio.Queue()
         await run_discovery(ctx, p.discoverer, url, listed, listing or Listing())

@@ -23,6 +23,7 @@ from ytingest.stages.decode import Prepare, decode_worker
 from ytingest.stages.discover import Discoverer
 from ytingest.stages.download import Downloader, DownloadPolicy, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
+from ytingest.stages.speakers import speakers_worker, window_seconds
 from ytingest.stages.store import store_worker
 from ytingest.stages.transcribe import Transcriber, transcribe_worker, window_weight
 
@@ -41,6 +42,7 @@ class Parts:
     asr_pool: Executor
     prepare: Prepare | None
     embed_pool: Executor
+    speaker_pool: Executor
 
 
 Work = Callable[[Parts, asyncio.Queue[Any], asyncio.Queue[Any] | None], Awaitable[None]]
@@ -101,7 +103,12 @@ async def _decode(p: Parts, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any
 
 async def _transcribe(p: Parts, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any] | None) -> None:
     assert outbox is not None
-    await transcribe_worker(p.ctx, p.transcriber, p.tagger, p.asr_pool, inbox, outbox)
+    await transcribe_worker(p.ctx, p.transcriber, p.asr_pool, inbox, outbox)
+
+
+async def _speakers(p: Parts, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any] | None) -> None:
+    assert outbox is not None
+    await speakers_worker(p.ctx, p.tagger, p.speaker_pool, inbox, outbox)
 
 
 async def _embed(p: Parts, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any] | None) -> None:
@@ -137,7 +144,7 @@ PIPELINE: tuple[Stage, ...] = (
         label="decode",
         queue="decode_q",
         queue_size=lambda s: s.decode_queue_size,
-        workers=lambda s: 1,  # one decoder process
+        workers=lambda s: 1,  # one file at a time; its windows spread over DECODE_WORKERS processes
         work=_decode,
         worth=_file_seconds,
     ),
@@ -151,6 +158,16 @@ PIPELINE: tuple[Stage, ...] = (
         worth=_decoded_seconds,
         knob="ASR_WORKERS",
         weight=window_weight,
+    ),
+    Stage(
+        name="speakers",
+        label="speakers",
+        queue="spk_q",
+        queue_size=lambda s: s.speaker_queue_size,  # in windows
+        workers=lambda s: s.speaker_workers,
+        work=_speakers,
+        worth=window_seconds,
+        knob="SPEAKER_WORKERS",
     ),
     Stage(
         name="embed",

@@ -1,10 +1,10 @@
-"""transcribe: ASR (and speaker ID, when a tagger is given) in an executor, ASR_WORKERS at once.
+"""transcribe: ASR in an executor, ASR_WORKERS at once; the model's thread does nothing else.
 
 Windows of videos arrive decoded (stages/decode.py). With ``ASR_BATCHING=cross`` a worker takes
 the windows already waiting until they hold ASR_BATCH_SIZE speech chunks (never waiting for
-more), so short files share model batches and a long video fills them alone. Each window's
-segments are put on its video's timeline; a video goes on once its last window is done
-(``pipeline/assembly.py``), and its progress is counted as its windows finish.
+more), so short files share model batches and a long video fills them alone. Each window goes on
+to the speakers stage as soon as it is transcribed (``TranscribedWindow``: its segments, words and
+audio), which puts the video back together; a video's progress is counted as its windows finish.
 
 When the model fails:
 - out of memory: ASR_BATCH_SIZE is halved (a ``tune`` event) and the same windows go again;
@@ -12,7 +12,6 @@ When the model fails:
 - any other model error fails only the videos whose windows fail on their own: transient (a later
   run or ``retry`` takes them), their audio kept in ``kept/`` for that retry, never quarantined;
   after BROKEN_AFTER such videos in a row the run stops taking new ones (a broken GPU);
-- speaker identification failing stores the video without speaker labels and with a warning.
 """
 
 from __future__ import annotations
@@ -22,16 +21,13 @@ import functools
 import math
 import time
 from concurrent.futures import Executor
-from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from ytingest.errors import ModelError, TranscribeError
-from ytingest.items import SAMPLE_RATE, AnonymousVoice, DecodedAudio, Segment, Transcript
+from ytingest.items import DecodedAudio, TranscribedWindow
 from ytingest.logs import get_logger
 from ytingest.models.asr import AsrResult
-from ytingest.models.speakers import SpeakerTagger
-from ytingest.pipeline.assembly import WindowResult
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.queues import take_waiting
 from ytingest.stages.decode import PreparingTranscriber, fail_unreadable
@@ -42,7 +38,7 @@ log = get_logger()
 CLIMB_AFTER = 32  # ASR calls that fit at a halved batch size before it doubles again
 BROKEN_AFTER = 5  # videos failed by model errors in a row, none stored between: the run stops
 
-Outcome = WindowResult | ModelError | TranscribeError
+Outcome = TranscribedWindow | ModelError | TranscribeError
 
 
 class Transcriber(Protocol):
@@ -62,36 +58,17 @@ def window_weight(d: DecodedAudio) -> int:
     return max(1, len(p.chunks) or round(p.seconds / 30))
 
 
-def _window_result(
-    tagger: SpeakerTagger | None, d: DecodedAudio, result: AsrResult, probability: float | None
-) -> WindowResult:
-    """Tag the window's speakers on its own audio, then move its segments onto the video's timeline."""
-    segments, warning = result.segments, None
-    voices: tuple[AnonymousVoice, ...] = ()
+def _transcribed(d: DecodedAudio, result: AsrResult, probability: float | None) -> TranscribedWindow:
+    """What the speakers stage needs of one window: its segments (window time), audio and place."""
     p = d.prepared
-    if tagger is not None and segments:
-        try:
-            tagged = tagger.tag(result.audio, SAMPLE_RATE, segments, window=p.index if p is not None else 0)
-            segments, voices = tagged.segments, tagged.voices
-        except Exception as exc:  # speaker ID failing must not lose the transcript
-            warning = f"speaker identification failed: {' '.join(str(exc).split())[:300]}"
     offset, index, last = (p.offset, p.index, p.last) if p is not None else (0.0, 0, True)
-    segments = tuple(_shifted(s, offset) for s in segments)
-    return WindowResult(
-        index, last, segments, result.audio_seconds, result.language, probability, warning, voices
+    return TranscribedWindow(
+        d.file, result.segments, result.audio, result.language, probability, offset, index, last
     )
-
-
-def _shifted(s: Segment, offset: float) -> Segment:
-    """On the video's timeline, without its words (only the speaker stage needs them)."""
-    if not offset:
-        return replace(s, words=()) if s.words else s
-    return replace(s, start=round(s.start + offset, 3), end=round(s.end + offset, 3), words=())
 
 
 def transcribe_group(
     transcriber: Transcriber,
-    tagger: SpeakerTagger | None,
     group: list[DecodedAudio],
     *,
     batch_size: int | None = None,
@@ -103,7 +80,7 @@ def transcribe_group(
     Executor only."""
     prepared = [d.prepared for d in group if d.prepared is not None]
     if not (isinstance(transcriber, PreparingTranscriber) and len(prepared) == len(group)):
-        return [_whole_file(transcriber, tagger, d) for d in group]
+        return [_whole_file(transcriber, d) for d in group]
     found = dict(languages or {})
     langs: list[tuple[str | None, float | None]] = []
     broken: dict[int, ModelError] = {}
@@ -119,7 +96,7 @@ def transcribe_group(
         langs.append(known or (None, None))  # None: the model's own choice, per chunk
     if broken:  # those windows fail; the others go on without them
         rest = [d for k, d in enumerate(group) if k not in broken]
-        done = iter(transcribe_group(transcriber, tagger, rest, batch_size=batch_size, languages=found))
+        done = iter(transcribe_group(transcriber, rest, batch_size=batch_size, languages=found))
         return [broken[k] if k in broken else next(done) for k in range(len(group))]
     try:
         results = transcriber.transcribe_prepared(
@@ -131,25 +108,23 @@ def transcribe_group(
         if len(group) == 1:
             return [exc]
         return [  # which window broke it: each alone, so the others are not failed with it
-            transcribe_group(transcriber, tagger, [d], batch_size=batch_size, languages=found)[0]
-            for d in group
+            transcribe_group(transcriber, [d], batch_size=batch_size, languages=found)[0] for d in group
         ]
-    return [_window_result(tagger, d, r, prob) for d, r, (_, prob) in zip(group, results, langs, strict=True)]
+    return [_transcribed(d, r, prob) for d, r, (_, prob) in zip(group, results, langs, strict=True)]
 
 
-def _whole_file(transcriber: Transcriber, tagger: SpeakerTagger | None, d: DecodedAudio) -> Outcome:
+def _whole_file(transcriber: Transcriber, d: DecodedAudio) -> Outcome:
     """A transcriber that decodes by itself: the file is one window."""
     try:
         result = transcriber.transcribe(d.file.path)
     except (ModelError, TranscribeError) as exc:
         return exc
-    return _window_result(tagger, d, result, result.language_probability)
+    return _transcribed(d, result, result.language_probability)
 
 
 async def _transcribe_fitting(
     ctx: RunContext,
     transcriber: Transcriber,
-    tagger: SpeakerTagger | None,
     executor: Executor,
     group: list[DecodedAudio],
 ) -> list[Outcome]:
@@ -160,9 +135,7 @@ async def _transcribe_fitting(
     loop = asyncio.get_running_loop()
     while True:
         used = tuning.asr_batch_size
-        call = functools.partial(
-            transcribe_group, transcriber, tagger, group, batch_size=used, languages=languages
-        )
+        call = functools.partial(transcribe_group, transcriber, group, batch_size=used, languages=languages)
         try:
             outcomes = await loop.run_in_executor(executor, call)
         except ModelError as exc:  # out of memory (transcribe_group returns any other error)
@@ -189,13 +162,11 @@ async def _transcribe_fitting(
 async def transcribe_worker(
     ctx: RunContext,
     transcriber: Transcriber,
-    tagger: SpeakerTagger | None,
     executor: Executor,
     inbox: asyncio.Queue[DecodedAudio | None],
-    outbox: asyncio.Queue[Transcript | None],
+    outbox: asyncio.Queue[TranscribedWindow | None],
 ) -> None:
-    """Take decoded windows until the end marker; hand on each video's transcript once its last
-    window is done, then delete its audio (unless KEEP_AUDIO)."""
+    """Take decoded windows until the end marker; hand on each window as it is transcribed."""
     s, counters = ctx.settings, ctx.metrics.stages["asr"]
     cross = s.asr_batching == "cross" and isinstance(transcriber, PreparingTranscriber)
     if ctx.tuning.asr_batch_max is None:  # the model's size: ASR_BATCH_SIZE, or what fits the GPU
@@ -219,33 +190,42 @@ async def transcribe_worker(
         try:
             async with ctx.turns.asr():
                 t0 = counters.begin()
-                outcomes = await _transcribe_fitting(ctx, transcriber, tagger, executor, group)
+                outcomes = await _transcribe_fitting(ctx, transcriber, executor, group)
         except BaseException:
             if not s.keep_audio:
                 for d in group:
                     d.file.path.unlink(missing_ok=True)
             raise
-        done = [o for o in outcomes if isinstance(o, WindowResult)]
+        done = [o for o in outcomes if isinstance(o, TranscribedWindow)]
         whole = sum(1 for o in done if o.last)
         counters.end(
             t0, audio_seconds=sum(o.seconds for o in done), items=whole, errors=len(group) - len(done)
         )
+        _count_redecoded(ctx, transcriber)
+        ms = round(1000 * (time.monotonic() - t0))
         for d, outcome in zip(group, outcomes, strict=True):
-            await _settle(
-                ctx, d, outcome, outbox, ms=round(1000 * (time.monotonic() - t0)), files=len(videos)
-            )
+            await _settle(ctx, d, outcome, outbox, ms=ms, files=len(videos))
+
+
+def _count_redecoded(ctx: RunContext, transcriber: Transcriber) -> None:
+    """The run's ``asr_redecoded_chunks``: what the transcriber counts, since the run began."""
+    total = getattr(transcriber, "chunks_redone", None)
+    if isinstance(total, int):
+        m = ctx.metrics
+        m.redecoded_base = total if m.redecoded_base is None else m.redecoded_base
+        m.asr_redecoded_chunks = total - m.redecoded_base
 
 
 async def _settle(
     ctx: RunContext,
     d: DecodedAudio,
     outcome: Outcome,
-    outbox: asyncio.Queue[Transcript | None],
+    outbox: asyncio.Queue[TranscribedWindow | None],
     *,
     ms: int,
     files: int,
 ) -> None:
-    """One window's outcome: its video failed, advanced, or (last window in) handed on."""
+    """One window's outcome: its video failed, or the window goes on to the speakers stage."""
     video, progress = d.file.video, ctx.metrics.progress
     if isinstance(outcome, TranscribeError):
         await fail_unreadable(ctx, d.file, outcome)
@@ -264,21 +244,7 @@ async def _settle(
     ctx.model_errors_in_row = 0
     end = d.prepared.end if d.prepared is not None else outcome.seconds
     progress.advance(video.id, end, d.prepared.total if d.prepared is not None else None)
-    transcript = ctx.windows.add(d.file, outcome)
-    if transcript is None:
-        return
-    progress.end(video.id)
-    if not ctx.settings.keep_audio:
-        d.file.path.unlink(missing_ok=True)
-    if transcript.warning:
-        log.warning("stored_with_warning", video_id=video.id, warning=transcript.warning)
-    log.info(
-        "transcribe_done",
-        video_id=video.id,
-        segments=len(transcript.segments),
-        audio_seconds=round(transcript.audio_seconds, 2),
-        language=transcript.language,
-        ms=ms,
-        batch_files=files,
-    )
-    await outbox.put(transcript)
+    if outcome.index == 0:  # later windows of the video are transcribed in this language
+        ctx.windows.note_language(d.file, outcome.language, outcome.probability)
+    log.debug("window_transcribed", video_id=video.id, window=outcome.index, ms=ms, batch_files=files)
+    await outbox.put(outcome)

@@ -6,7 +6,7 @@
   const POLL_MS = 1000;
   const WINDOW_S = 600; // the chart shows the last ten minutes
   const COLOURS = {
-    download: "#d4a017", source: "#cc0000", decode: "#c061cb", asr: "#a347ba",
+    download: "#d4a017", source: "#cc0000", decode: "#c061cb", asr: "#a347ba", speakers: "#75507b",
     embed: "#1f9bb4", store: "#3465a4", disk: "#8b0000", none: "#4e9a06",
   };
   const SPARE = ["#e66100", "#5e3c99", "#1a5fb4", "#26a269", "#a51d2d", "#865e3c"];
