@@ -34,7 +34,7 @@ from ytingest.stages.disk import DiskBudget, clean_leftovers
 from ytingest.stages.download import Downloader, DownloadPolicy, GlobalGate, YtDlpDownloader
 from ytingest.stages.embed import Embedder
 from ytingest.stages.retry import SharedBackoff
-from ytingest.stages.transcribe import Transcriber
+from ytingest.stages.transcribe import Transcriber, run_settings
 from ytingest.stages.ytdlp_options import ytdlp_invocation
 
 log = get_logger()
@@ -242,8 +242,8 @@ class Engine:
         listing: tuple[Discoverer, Listing] | None,
         gate: GlobalGate | None,
     ) -> RunSummary:
-        db, s = self.database, self.settings
-        transcriber, embedder = await self.transcriber(), await self.embedder()
+        db, transcriber, embedder = self.database, await self.transcriber(), await self.embedder()
+        s = run_settings(self.settings, transcriber)  # ASR_BATCH_SIZE as fitted to the device
         await db.check_dim(embedder.dim)
         tagger = await self.speaker_tagger()
         await asyncio.to_thread(s.audio_dir.mkdir, parents=True, exist_ok=True)

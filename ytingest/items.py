@@ -143,16 +143,13 @@ class TranscribedWindow:
 
     file: AudioFile
     segments: tuple[Segment, ...]
-    audio: npt.NDArray[np.float32] = field(repr=False)
+    audio: npt.NDArray[np.float32] = field(repr=False)  # empty when no speaker stage will hear it
+    seconds: float  # the window's length
     language: str = "en"
     probability: float | None = None  # of ``language``, detected on the video's first window
     offset: float = 0.0  # where the window starts in the video, in seconds
     index: int = 0
     last: bool = True
-
-    @property
-    def seconds(self) -> float:
-        return len(self.audio) / SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +181,7 @@ class RunSummary:
     wall_seconds: float
     failures: tuple[Failure, ...] = ()
     stopped_early: bool = False
+    asr_redecoded_chunks: int = 0  # speech chunks whose uncovered tails the model decoded again
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -197,6 +195,7 @@ class RunSummary:
                 {"video_id": f.video_id, "stage": f.stage, "reason": f.reason} for f in self.failures
             ],
             "stopped_early": self.stopped_early,
+            "asr_redecoded_chunks": self.asr_redecoded_chunks,
         }
 
 

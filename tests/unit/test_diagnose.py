@@ -6,8 +6,15 @@ from ytingest.monitor.diagnose import Knobs, diagnose
 from ytingest.monitor.gpu import GpuSample
 from ytingest.monitor.sampler import Snapshot, StageSample
 
-CAPS = {"download": 64, "decode": 4, "asr": 2, "embed": 8, "store": 8}
-QUEUES = {"download": "io_q", "decode": "decode_q", "asr": "asr_q", "embed": "embed_q", "store": "db_q"}
+CAPS = {"download": 64, "decode": 4, "asr": 2, "speakers": 8, "embed": 8, "store": 8}
+QUEUES = {
+    "download": "io_q",
+    "decode": "decode_q",
+    "asr": "asr_q",
+    "speakers": "spk_q",
+    "embed": "embed_q",
+    "store": "db_q",
+}
 KNOBS = Knobs(io_workers=12, asr_workers=4, batch_size=384, db_workers=2)
 
 
@@ -23,7 +30,7 @@ def snap(
     workers: int = 12,
     cpu: float = 40.0,
 ) -> Snapshot:
-    """A snapshot of the five stages with the given queue depths, busy fractions and rates."""
+    """A snapshot of the six stages with the given queue depths, busy fractions and rates."""
     depth, busy, latency, rate = depth or {}, busy or {}, latency or {}, rate or {}
     stages = {
         n: StageSample(

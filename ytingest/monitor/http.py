@@ -56,6 +56,11 @@ class SnapshotCollector(Collector):
         for status in ("done", "failed", "skipped"):
             videos.add_metric([status], float(snap[status]))
         yield videos
+        yield CounterMetricFamily(
+            "ytingest_asr_redecoded_chunks",
+            "speech chunks whose uncovered tails the model decoded again",
+            value=float(snap.get("asr_redecoded_chunks", 0)),
+        )
         yield GaugeMetricFamily("ytingest_cpu_percent", "system CPU use", value=snap["cpu_percent"])
         yield GaugeMetricFamily(
             "ytingest_rss_bytes", "resident memory of the engine", value=snap["rss_bytes"]

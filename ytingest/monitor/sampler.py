@@ -83,6 +83,7 @@ class Snapshot:
     audio_left_s: float = 0.0  # audio still to transcribe: queued up to the model, and in it
     model_audio_s_per_s: float | None = None  # the model's recent rate (None: not measured yet)
     model_quiet_s: float = 0.0  # seconds since the model stage last made progress
+    asr_redecoded_chunks: int = 0  # chunks whose uncovered tails were decoded again, so far
 
     @property
     def eta_s(self) -> float | None:
@@ -226,6 +227,7 @@ class Sampler:
             skipped=m.skipped,
             discovery_done=m.discovery_done,
             disk_blocked=bool(m.disk is not None and m.disk.blocked),
+            asr_redecoded_chunks=m.asr_redecoded_chunks,
             **self._model_fields(now.at),
         )
 

@@ -113,6 +113,7 @@ class RunContext:
             wall_seconds=time.monotonic() - self.started,
             failures=tuple(self.failures),
             stopped_early=self.stopping.is_set(),
+            asr_redecoded_chunks=self.metrics.asr_redecoded_chunks,
         )
 
 

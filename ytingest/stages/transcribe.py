@@ -21,9 +21,13 @@ import functools
 import math
 import time
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
+from ytingest.config import Settings
 from ytingest.errors import ModelError, TranscribeError
 from ytingest.items import DecodedAudio, TranscribedWindow
 from ytingest.logs import get_logger
@@ -49,6 +53,16 @@ class Transcriber(Protocol):
     def transcribe(self, path: Path) -> AsrResult: ...
 
 
+def run_settings(settings: Settings, transcriber: Transcriber) -> Settings:
+    """A run's settings: ASR_BATCH_SIZE as the transcriber sized it (on CUDA with it unset, what the
+    free VRAM holds), so the queue ahead of the model holds ASR_QUEUE_SIZE of those batches and
+    a fitted batch of 32 can fill."""
+    size = getattr(transcriber, "batch_size", None)
+    if isinstance(size, int) and size != settings.asr_batch_size:
+        return settings.model_copy(update={"asr_batch_size": size})
+    return settings
+
+
 def window_weight(d: DecodedAudio) -> int:
     """What a window counts for in the queue ahead of the model: its speech chunks (at least 1),
     or one per 30 s of audio when there are none (no batching, or not decoded yet)."""
@@ -63,7 +77,15 @@ def _transcribed(d: DecodedAudio, result: AsrResult, probability: float | None) 
     p = d.prepared
     offset, index, last = (p.offset, p.index, p.last) if p is not None else (0.0, 0, True)
     return TranscribedWindow(
-        d.file, result.segments, result.audio, result.language, probability, offset, index, last
+        d.file,
+        result.segments,
+        result.audio,
+        result.audio_seconds,
+        result.language,
+        probability,
+        offset,
+        index,
+        last,
     )
 
 
@@ -174,6 +196,7 @@ async def transcribe_worker(
         ctx.tuning.asr_batch_size = ctx.tuning.asr_batch_max = (
             size if isinstance(size, int) else s.asr_batch_size
         )
+    _count_redecoded(ctx, transcriber)  # the first worker to start takes the model's count as the base
     ended = False
     while not ended and (first := await inbox.get()) is not None:
         # the windows already waiting, up to a model batch of speech chunks
@@ -247,4 +270,6 @@ async def _settle(
     if outcome.index == 0:  # later windows of the video are transcribed in this language
         ctx.windows.note_language(d.file, outcome.language, outcome.probability)
     log.debug("window_transcribed", video_id=video.id, window=outcome.index, ms=ms, batch_files=files)
+    if not ctx.settings.speakers:  # nobody will hear it: not held while it waits in the queue
+        outcome = replace(outcome, audio=np.zeros(0, dtype=np.float32))
     await outbox.put(outcome)

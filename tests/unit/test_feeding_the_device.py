@@ -1,0 +1,166 @@
+"""The engine's own logic for keeping an accelerator fed: speakers as a stage of their own, model
+turns only on a CPU, the queue ahead of the model sized from the fitted batch, the redecode count,
+and the speakers stage's verdict."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.unit.fakes import FakeDatabase
+from tests.unit.test_engine_logic import make_engine
+from ytingest.config import Settings
+from ytingest.items import AnonymousVoice, AudioFile, Segment, TranscribedWindow, Transcript, VideoRef, Word
+from ytingest.models.speakers import Tagged
+from ytingest.monitor.diagnose import Knobs, diagnose
+from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.turns import ModelTurns, turns_wanted
+from ytingest.stages.description import PIPELINE, inbox_for, metrics_for
+from ytingest.stages.speakers import label_window, speakers_worker
+from ytingest.stages.transcribe import run_settings
+
+
+def _window(file: AudioFile, index: int, *, last: bool = False, offset: float = 0.0) -> TranscribedWindow:
+    words = (Word(1.0, 1.5, "hello"), Word(1.6, 2.0, "there"))
+    seg = Segment(0, 1.0, 2.0, f"w{index}", words=words)
+    audio = np.zeros(16_000 * 3, dtype=np.float32)
+    return TranscribedWindow(file, (seg,), audio, 3.0, "en", None, offset, index, last)
+
+
+class _Tagger:
+    """Names every segment after the window it is in; fails on the window numbers in ``fail``."""
+
+    model = "fake-voice"
+
+    def __init__(self, fail: set[int] | None = None) -> None:
+        self.fail = fail or set()
+        self.threads: list[str] = []
+
+    def tag(self, audio: Any, rate: int, segments: tuple[Segment, ...], *, window: int = 0) -> Tagged:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        if window in self.fail:
+            raise RuntimeError("encoder broke")
+        voice = AnonymousVoice(f"?{window}.0", np.ones(4, dtype=np.float32), 1.0)
+        return Tagged(tuple(replace(s, speaker=voice.key) for s in segments), (voice,))
+
+
+def test_a_window_is_tagged_on_its_own_time_then_moved_onto_the_video_without_words() -> None:
+    """label_window tags in the window's time, then shifts by its offset and drops the words."""
+    file = AudioFile(VideoRef("v", "u"), Path("/nowhere/v.m4a"), 1)
+    result = label_window(_Tagger(), _window(file, 2, offset=600.0))  # type: ignore[arg-type]
+    assert [(s.start, s.end, s.speaker, s.words) for s in result.segments] == [(601.0, 602.0, "?2.0", ())]
+    assert result.index == 2 and result.seconds == 3.0 and [v.key for v in result.voices] == ["?2.0"]
+
+
+def test_a_failing_tagger_keeps_the_transcript_with_a_warning() -> None:
+    """Speaker ID failing on a window: its segments stay, unlabelled, and the window says why."""
+    file = AudioFile(VideoRef("v", "u"), Path("/nowhere/v.m4a"), 1)
+    result = label_window(_Tagger(fail={0}), _window(file, 0, last=True))  # type: ignore[arg-type]
+    assert [s.speaker for s in result.segments] == [None]
+    assert result.warning is not None and "encoder broke" in result.warning
+
+
+async def test_the_speakers_stage_assembles_videos_in_its_own_threads_and_deletes_their_audio(
+    tmp_path: Path,
+) -> None:
+    """Windows arriving out of order become one transcript once the last is in, tagged in the
+    speakers executor (not the model's); the audio file goes then, a failed video's windows are
+    dropped, and the stage's counters count whole videos."""
+    settings = Settings(ytingest_home=tmp_path)
+    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))
+    path = tmp_path / "v.m4a"
+    path.write_bytes(b"audio")
+    file, gone = AudioFile(VideoRef("v", "u"), path, 5), AudioFile(VideoRef("x", "u"), tmp_path / "x", 1)
+    ctx.windows.drop("x")  # the model failed on another window of x
+    inbox: asyncio.Queue[TranscribedWindow | None] = asyncio.Queue()
+    outbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
+    for w in (_window(file, 1, last=True, offset=3.0), _window(gone, 0), _window(file, 0)):
+        inbox.put_nowait(w)
+        if w.index == 1:
+            assert path.exists()
+    inbox.put_nowait(None)
+    tagger = _Tagger()
+    with ThreadPoolExecutor(1, thread_name_prefix="ytingest-speakers") as pool:
+        await speakers_worker(ctx, tagger, pool, inbox, outbox)  # type: ignore[arg-type]
+    transcript = outbox.get_nowait()
+    assert transcript is not None and outbox.empty()
+    rows = [(s.text, s.start, s.speaker) for s in transcript.segments]
+    assert rows == [
+        ("w0", 1.0, "?0.0"),
+        ("w1", 4.0, "?1.0"),
+    ]
+    assert transcript.audio_seconds == 6.0 and not path.exists()
+    assert tagger.threads and all(t.startswith("ytingest-speakers") for t in tagger.threads)
+    counters = ctx.metrics.stages["speakers"]
+    assert counters.done == 1 and counters.audio_seconds == 6.0 and counters.busy == 0
+
+
+async def test_model_turns_off_let_embed_and_asr_run_together() -> None:
+    """Disabled turns (a GPU model) never make an embed call wait for ASR, nor ASR for embed."""
+    turns = ModelTurns(enabled=False)
+    async with turns.asr(), turns.embed(), turns.asr():
+        pass  # would deadlock with turns on: the embed waits for the open ASR turn
+    on = ModelTurns()
+    async with on.asr():
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05), on.embed():
+                pass
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "wanted"),
+    [("auto", "cpu", True), ("auto", "cuda", False), ("on", "cuda", True), ("off", "cpu", False)],
+)
+def test_model_turns_are_on_only_where_asr_and_embedding_share_the_cpu(
+    setting: str, device: str, wanted: bool
+) -> None:
+    """MODEL_TURNS=auto turns them on for a CPU model only; on/off force it."""
+    assert turns_wanted(setting, device) is wanted
+
+
+def test_the_queue_ahead_of_the_model_holds_asr_queue_size_fitted_batches(tmp_path: Path) -> None:
+    """A batch of 32 fitted from VRAM: the run's ASR_BATCH_SIZE is 32 and asr_q holds 2 × 32 chunks."""
+
+    class Fitted:
+        batch_size = 32
+
+    settings = Settings(ytingest_home=tmp_path, asr_queue_size=2)
+    run = run_settings(settings, Fitted())  # type: ignore[arg-type]
+    asr = next(st for st in PIPELINE if st.name == "asr")
+    assert run.asr_batch_size == 32 and inbox_for(asr, run).maxsize == 64
+    assert run_settings(settings, object()) is settings  # type: ignore[arg-type]
+
+
+async def test_a_run_reports_how_many_chunks_the_model_decoded_again(tmp_path: Path) -> None:
+    """asr_redecoded_chunks in the run summary counts the transcriber's redecodes of this run only."""
+    from tests.unit.fakes import FakeTranscriber
+
+    class Redoing(FakeTranscriber):
+        chunks_redone = 0
+
+        def transcribe(self, path: Path) -> Any:
+            type(self).chunks_redone += 1
+            return super().transcribe(path)
+
+    Redoing.chunks_redone = 7  # from an earlier run of the same model
+    engine, _ = make_engine(tmp_path, transcriber=Redoing())
+    async with engine:
+        summary = await engine.stream("chan")
+    assert summary.done == 10 and summary.to_dict()["asr_redecoded_chunks"] == 10
+
+
+def test_a_saturated_speakers_stage_gets_its_own_advice(tmp_path: Path) -> None:
+    """spk_q backed up and the speakers stage busy: the verdict names it and SPEAKER_WORKERS."""
+    from tests.unit.test_diagnose import snap
+
+    window = [snap({"speakers": 8}, {"speakers": 1.0, "asr": 0.5}) for _ in range(3)]
+    verdict = diagnose(window, Knobs(io_workers=4, asr_workers=1, batch_size=768, db_workers=2))
+    assert verdict.stage == "speakers" and verdict.knob == "SPEAKER_WORKERS" and verdict.suggested == 2
