@@ -73,13 +73,22 @@ def _started_by_this_session(config: pytest.Config) -> list[psutil.Process]:
     alive = []
     for proc in found.values():
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE:  # dead already; reaped when we exit
-                alive.append(proc)
+            if proc.status() != psutil.STATUS_ZOMBIE and not _is_resource_tracker(proc):
+                alive.append(proc)  # a zombie is dead already; reaped when we exit
         except psutil.Error:
             pass
     # a PostgreSQL server's own workers go with it
     servers = {p.pid for p in alive if _is_postmaster(p)}
     return [p for p in alive if not _under(p, servers)]
+
+
+def _is_resource_tracker(proc: psutil.Process) -> bool:
+    """multiprocessing's resource tracker (the decode pool's spawned workers start it): it lives
+    as long as this process, by design, and ends when it does."""
+    try:
+        return proc.ppid() == os.getpid() and "multiprocessing.resource_tracker" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
 
 
 def _is_postmaster(proc: psutil.Process) -> bool:

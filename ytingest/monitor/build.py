@@ -18,7 +18,15 @@ def build_monitor(s: Settings, ctx: RunContext, backoff: SharedBackoff, gpu: Gpu
     if s.autotune_enabled:
         io_max = max(s.io_workers, s.io_workers_max)
         tuner = AutoTuner(ctx.tuning, backoff, ctx.metrics.stages["download"], io_max=io_max)
-    knobs = Knobs(s.io_workers, s.asr_workers, s.batch_size, s.db_workers, s.io_workers_max, s.asr_queue_size)
+    knobs = Knobs(
+        s.io_workers,
+        s.asr_workers,
+        s.batch_size,
+        s.db_workers,
+        s.io_workers_max,
+        s.asr_queue_size,
+        s.decode_workers,
+    )
     sampler = Sampler(ctx.metrics, s.audio_dir, gpu)
     return Monitor(
         sampler,

@@ -30,6 +30,7 @@ class Knobs:
     db_workers: int
     io_max: int = 64
     decode_prefetch: int = 2  # ASR_QUEUE_SIZE: decoded files kept ahead of the model
+    decode_workers: int = 1  # DECODE_WORKERS: processes for VAD + features
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +125,23 @@ def _asr(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
 
 
 def _decode(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
-    """One decoder process turns files into audio and features; more downloads or ASR workers
-    cannot help it, a free CPU core can. The prefetch (ASR_QUEUE_SIZE) only evens out bursts."""
-    cpu = ev.get("cpu")
+    """DECODE_WORKERS processes run VAD and features; more of them help while a CPU core is free,
+    more downloads or ASR workers cannot. The prefetch (ASR_QUEUE_SIZE) only evens out bursts."""
+    cpu, n = ev.get("cpu"), knobs.decode_workers
+    busy_cpu = cpu is not None and cpu >= SATURATED
     cores = (
-        f"the CPU is busy ({cpu:.0%}): it needs a free core (fewer ASR_CPU_THREADS, or more cores)"
-        if cpu is not None and cpu >= SATURATED
-        else "it needs a free CPU core"
+        f"the CPU is busy ({cpu:.0%}): it needs free cores (fewer ASR_CPU_THREADS, or more cores)"
+        if busy_cpu
+        else f"raise DECODE_WORKERS {n}→{n + 1} (a process on a free core each)"
     )
     advice = (
         f"decoding is the limit (decoder busy {st.busy:.0%}, ASR busy {ev.get('asr_busy', 0):.0%}): {cores}; "
         f"more IO_WORKERS or ASR_WORKERS would not help; ASR_QUEUE_SIZE={knobs.decode_prefetch} "
         "(the decode prefetch) only evens out bursts"
     )
-    return Verdict("decode", ev, advice)
+    if busy_cpu:
+        return Verdict("decode", ev, advice)
+    return Verdict("decode", ev, advice, "DECODE_WORKERS", n, n + 1)
 
 
 def _speakers(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:

@@ -44,9 +44,11 @@ class DecoderProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr: Any = None
         self._lock = asyncio.Lock()
+        self._killed: list[asyncio.subprocess.Process] = []  # reaped by the next start or aclose
 
     async def start(self) -> None:
         """Start the child now (it imports faster-whisper: about a second) instead of on first use."""
+        await self._reap()
         if self._proc is None or self._proc.returncode is not None:
             self._close_stderr()
             self._stderr = tempfile.TemporaryFile()
@@ -124,6 +126,19 @@ class DecoderProcess:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+            self._killed.append(proc)
+
+    async def _reap(self) -> None:
+        """Drain the pipes of the children killed mid-answer, then wait for them, so nothing is left
+        open (asyncio's ``wait()`` returns only once the child's output has been read to its end)."""
+        while self._killed:
+            proc = self._killed.pop()
+            with contextlib.suppress(Exception):
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                if proc.stdout is not None:
+                    await proc.stdout.read()
+                await proc.wait()
 
     def _last_error(self) -> str:
         if self._stderr is None:
@@ -139,6 +154,7 @@ class DecoderProcess:
 
     async def aclose(self) -> None:
         """Close the child's input and wait for it; kill it if it does not end within 5 s."""
+        await self._reap()
         proc, self._proc = self._proc, None
         self._close_stderr()
         if proc is None:
