@@ -65,13 +65,17 @@ _MEL = mel_filterbank()
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
 
 
-def mel_frames(wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Mel power spectrogram (frames, 40): centred frames, zero padding, like librosa's defaults."""
+def mel_frames(wav: npt.NDArray[np.float32], *, block: int = 4096) -> npt.NDArray[np.float32]:
+    """Mel power spectrogram (frames, 40): centred frames, zero padding, like librosa's defaults;
+    ``block`` frames at a time, so a long window's STFT holds little memory."""
     padded = np.pad(wav, N_FFT // 2)
     n = 1 + (len(padded) - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
-    spectrum = np.abs(np.fft.rfft(padded[idx] * _WINDOW, axis=1)) ** 2
-    return (spectrum @ _MEL.T).astype(np.float32)
+    out = np.empty((n, N_MELS), dtype=np.float32)
+    for k in range(0, n, block):
+        idx = np.arange(N_FFT)[None, :] + HOP * np.arange(k, min(n, k + block))[:, None]
+        spectrum = np.abs(np.fft.rfft(padded[idx] * _WINDOW, axis=1)) ** 2
+        out[k : k + len(idx)] = spectrum @ _MEL.T
+    return out
 
 
 def normalise_volume(wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -109,12 +113,41 @@ class Ge2eEncoder:
 
     def embed(self, clips: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
         """One unit vector per clip (16 kHz mono); all partials of all clips in one batch."""
-        if not clips:
+        return self._embed_mels(
+            [mel_frames(normalise_volume(np.asarray(c, dtype=np.float32))) for c in clips]
+        )
+
+    def embed_spans(
+        self, audio: npt.NDArray[np.float32], spans: Sequence[tuple[int, int]]
+    ) -> npt.NDArray[np.float32]:
+        """One unit vector per ``[start, end)`` sample span of ``audio``, as ``embed`` of those clips
+        would give, but with one STFT for the whole audio instead of one per clip: the speaker
+        windows overlap three times over (1.2 s every 0.4 s), and the per-clip STFT was half of
+        the tagger's time. Each span takes the frames centred in it, scaled as ``normalise_volume``
+        would have scaled its samples (power goes with the gain squared); only its edge frames
+        differ, hearing the real neighbouring samples instead of zero padding."""
+        if not spans:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        mel = mel_frames(np.asarray(audio, dtype=np.float32))
+        energy = np.concatenate(([0.0], np.cumsum(np.square(audio, dtype=np.float64))))
+        mels = []
+        for start, end in spans:
+            end = min(max(end, 1), len(audio))  # the spans' float seconds may run a sample past the end
+            start = min(max(start, 0), end - 1)
+            first = min(len(mel) - 1, round(start / HOP))
+            frames = mel[first : first + 1 + (end - start) // HOP]
+            rms = np.sqrt((energy[end] - energy[start]) / max(1, end - start))
+            gain = 10 ** ((TARGET_DBFS - 20 * np.log10(rms)) / 20) if rms > 1e-9 else 1.0
+            mels.append(frames * np.float32(gain * gain) if gain > 1 else frames)
+        return self._embed_mels(mels)
+
+    def _embed_mels(self, mels: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        """One unit vector per clip's mel frames; all partials of all clips in one forward pass."""
+        if not mels:
             return np.zeros((0, self.dim), dtype=np.float32)
         partials: list[npt.NDArray[np.float32]] = []
         owner: list[int] = []
-        for i, clip in enumerate(clips):
-            mel = mel_frames(normalise_volume(np.asarray(clip, dtype=np.float32)))
+        for i, mel in enumerate(mels):
             starts = range(0, max(1, len(mel) - PARTIAL_FRAMES + PARTIAL_STEP), PARTIAL_STEP)
             for s in starts:
                 part = mel[s : s + PARTIAL_FRAMES]
@@ -123,7 +156,7 @@ class Ge2eEncoder:
                 partials.append(np.pad(part, ((0, PARTIAL_FRAMES - len(part)), (0, 0))))
                 owner.append(i)
         vectors = self._forward(np.stack(partials))
-        out = np.zeros((len(clips), self.dim), dtype=np.float32)
+        out = np.zeros((len(mels), self.dim), dtype=np.float32)
         np.add.at(out, np.asarray(owner), vectors)
         return _unit(out)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,15 @@ class SpeakerEncoder(Protocol):
     dim: int
 
     def embed(self, clips: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]: ...
+
+
+@runtime_checkable
+class SpanEncoder(SpeakerEncoder, Protocol):
+    """An encoder that embeds many spans of one stretch of audio at once (sharing its STFT)."""
+
+    def embed_spans(
+        self, audio: npt.NDArray[np.float32], spans: Sequence[tuple[int, int]]
+    ) -> npt.NDArray[np.float32]: ...
 
 
 BACKENDS = ("resemblyzer", "pyannote")

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from ytingest.config import Settings
 from ytingest.errors import TranscribeError
 from ytingest.items import AnonymousVoice, Segment
-from ytingest.models.speakers import SpeakerEncoder, Tagged
+from ytingest.models.speakers import SpanEncoder, SpeakerEncoder, Tagged
 from ytingest.speakers.cluster import centroids, cluster, unit
 from ytingest.speakers.turns import HOP_S, overlap, speech_spans, split_at_turns, windows
 from ytingest.speakers.voices import Voiceprint
@@ -103,11 +103,11 @@ class VoiceTagger:
         wins = windows(speech_spans(segments), len(audio) / sr)
         if not wins:
             return Tagged(segments)
-        vecs = unit(
-            self.encoder.embed(
-                [audio[int(w.start * sr) : max(int(w.end * sr), int(w.start * sr) + 1)] for w in wins]
-            )
-        )
+        spans = [(int(w.start * sr), max(int(w.end * sr), int(w.start * sr) + 1)) for w in wins]
+        if isinstance(self.encoder, SpanEncoder):  # one STFT for the whole window of audio
+            vecs = unit(self.encoder.embed_spans(audio, spans))
+        else:
+            vecs = unit(self.encoder.embed([audio[a:b] for a, b in spans]))
         labels, refs = self._labels(vecs)
         overlapped = self._overlapped(vecs, labels, refs)
         names = self.names + [f"?{window}.{k}" for k in range(len(refs) - len(self.names))]
