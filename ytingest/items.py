@@ -153,6 +153,30 @@ class TranscribedWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowResult:
+    """What the model and the speakers stage made of one window, its segments already on the
+    video's timeline."""
+
+    index: int
+    last: bool
+    segments: tuple[Segment, ...]
+    seconds: float
+    language: str
+    probability: float | None = None
+    warning: str | None = None
+    voices: tuple[AnonymousVoice, ...] = ()  # the anonymous voices its segments' keys name
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledWindow:
+    """One window of a video with its speakers labelled: what the embed stage encodes, a window at
+    a time, before the video is put back together (``pipeline/assembly.py``) and stored."""
+
+    file: AudioFile
+    result: WindowResult
+
+
+@dataclass(frozen=True, slots=True)
 class EmbeddedTranscript:
     """A transcript with one embedding row per segment, ready to store."""
 

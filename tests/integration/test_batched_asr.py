@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.wer import MAX_MEAN_WER, wer
+from ytingest.items import WindowResult
 from ytingest.models.asr import WhisperTranscriber
-from ytingest.pipeline.assembly import WindowResult
 from ytingest.stages.decode import DecodedAudio, PreparingTranscriber
 from ytingest.stages.transcribe import transcribe_group
 from ytingest.testing import sample_episodes

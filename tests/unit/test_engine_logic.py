@@ -18,7 +18,7 @@ from tests.unit.fakes import (
     refs,
 )
 from ytingest import Engine, Settings, StoreError
-from ytingest.items import Segment, Transcript, VideoRef
+from ytingest.items import AudioFile, LabelledWindow, Segment, VideoRef, WindowResult
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.counters import Metrics
 from ytingest.stages.description import PIPELINE, metrics_for
@@ -190,8 +190,11 @@ def _metrics() -> Metrics:
     return metrics_for(PIPELINE, Settings())
 
 
-def _transcript(vid: str, n: int) -> Transcript:
-    return Transcript(VideoRef(vid, "u"), tuple(Segment(i, i, i + 1, "t") for i in range(n)), float(n))
+def _transcript(vid: str, n: int) -> LabelledWindow:
+    """A whole video as the embed stage gets it: its one window, labelled."""
+    segments = tuple(Segment(i, i, i + 1, "t") for i in range(n))
+    file = AudioFile(VideoRef(vid, "u"), Path(f"/nowhere/{vid}"), 1)
+    return LabelledWindow(file, WindowResult(0, True, segments, float(n), "en"))
 
 
 async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> None:
@@ -200,7 +203,7 @@ async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> No
         Settings(ytingest_home=tmp_path, batch_size=10, batch_max_age_s=60), FakeDatabase(), _metrics()
     )
     emb = FakeEmbedder()
-    inbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
+    inbox: asyncio.Queue[LabelledWindow | None] = asyncio.Queue()
     outbox: asyncio.Queue[Any] = asyncio.Queue()
     for i in range(5):
         inbox.put_nowait(_transcript(f"v{i}", 4))
@@ -220,7 +223,7 @@ async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -
         Settings(ytingest_home=tmp_path, batch_size=768, batch_max_age_s=0.1), FakeDatabase(), _metrics()
     )
     emb = FakeEmbedder()
-    inbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
+    inbox: asyncio.Queue[LabelledWindow | None] = asyncio.Queue()
     outbox: asyncio.Queue[Any] = asyncio.Queue()
     from concurrent.futures import ThreadPoolExecutor
 

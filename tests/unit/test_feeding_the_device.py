@@ -16,7 +16,7 @@ import pytest
 from tests.unit.fakes import FakeDatabase
 from tests.unit.test_engine_logic import make_engine
 from ytingest.config import Settings
-from ytingest.items import AnonymousVoice, AudioFile, Segment, TranscribedWindow, Transcript, VideoRef, Word
+from ytingest.items import AnonymousVoice, AudioFile, Segment, TranscribedWindow, VideoRef, Word
 from ytingest.models.speakers import Tagged
 from ytingest.monitor.diagnose import Knobs, diagnose
 from ytingest.pipeline.context import RunContext
@@ -68,39 +68,61 @@ def test_a_failing_tagger_keeps_the_transcript_with_a_warning() -> None:
     assert result.warning is not None and "encoder broke" in result.warning
 
 
-async def test_the_speakers_stage_assembles_videos_in_its_own_threads_and_deletes_their_audio(
+async def test_speakers_tag_windows_in_their_own_threads_and_embedding_puts_videos_together(
     tmp_path: Path,
 ) -> None:
-    """Windows arriving out of order become one transcript once the last is in, tagged in the
-    speakers executor (not the model's); the audio file goes then, a failed video's windows are
-    dropped, and the stage's counters count whole videos."""
-    settings = Settings(ytingest_home=tmp_path)
+    """Windows are tagged in the speakers executor (not the model's) and handed on one by one; a
+    failed video's windows are dropped. The embed stage encodes them a window at a time and puts
+    out each video whole once its last window is in, every row next to its own vector."""
+    from tests.unit.fakes import FakeEmbedder
+    from ytingest.items import EmbeddedTranscript, LabelledWindow
+    from ytingest.stages.embed import run_batcher
+
+    settings = Settings(ytingest_home=tmp_path, batch_size=1, batch_max_age_s=60)
     ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))
-    path = tmp_path / "v.m4a"
-    path.write_bytes(b"audio")
-    file, gone = AudioFile(VideoRef("v", "u"), path, 5), AudioFile(VideoRef("x", "u"), tmp_path / "x", 1)
+    file, gone = (
+        AudioFile(VideoRef("v", "u"), tmp_path / "v", 5),
+        AudioFile(VideoRef("x", "u"), tmp_path / "x", 1),
+    )
     ctx.windows.drop("x")  # the model failed on another window of x
     inbox: asyncio.Queue[TranscribedWindow | None] = asyncio.Queue()
-    outbox: asyncio.Queue[Transcript | None] = asyncio.Queue()
+    labelled: asyncio.Queue[LabelledWindow | None] = asyncio.Queue()
     for w in (_window(file, 1, last=True, offset=3.0), _window(gone, 0), _window(file, 0)):
         inbox.put_nowait(w)
-        if w.index == 1:
-            assert path.exists()
     inbox.put_nowait(None)
     tagger = _Tagger()
     with ThreadPoolExecutor(1, thread_name_prefix="ytingest-speakers") as pool:
-        await speakers_worker(ctx, tagger, pool, inbox, outbox)  # type: ignore[arg-type]
-    transcript = outbox.get_nowait()
-    assert transcript is not None and outbox.empty()
-    rows = [(s.text, s.start, s.speaker) for s in transcript.segments]
-    assert rows == [
-        ("w0", 1.0, "?0.0"),
-        ("w1", 4.0, "?1.0"),
-    ]
-    assert transcript.audio_seconds == 6.0 and not path.exists()
+        await speakers_worker(ctx, tagger, pool, inbox, labelled)  # type: ignore[arg-type]
+    assert [w.result.index for w in list(labelled._queue)] == [1, 0]  # type: ignore[attr-defined]
     assert tagger.threads and all(t.startswith("ytingest-speakers") for t in tagger.threads)
-    counters = ctx.metrics.stages["speakers"]
-    assert counters.done == 1 and counters.audio_seconds == 6.0 and counters.busy == 0
+    assert ctx.metrics.stages["speakers"].done == 1  # the video's last window went through
+
+    class Numbered(FakeEmbedder):
+        def encode(self, texts: Any, batch_size: int | None = None) -> Any:
+            super().encode(texts, batch_size)
+            return np.array([[float(t[1:]), 0, 0, 0] for t in texts], dtype=np.float32)  # "w7" -> 7
+
+    labelled.put_nowait(None)
+    out: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue()
+    embedder = Numbered()
+    with ThreadPoolExecutor(1) as pool:
+        await run_batcher(ctx, embedder, pool, labelled, out)
+    whole = out.get_nowait()
+    assert whole is not None and out.empty() and embedder.batches == [1, 1]  # a window at a time
+    rows = [(s.idx, s.text, s.start, s.speaker) for s in whole.transcript.segments]
+    assert rows == [(0, "w0", 1.0, "?0.0"), (1, "w1", 4.0, "?1.0")]
+    assert whole.vectors[:, 0].tolist() == [0.0, 1.0] and whole.transcript.audio_seconds == 6.0
+    assert ctx.metrics.stages["embed"].done == 1
+
+
+def test_the_model_is_done_with_a_video_once_each_of_its_windows_is_through(tmp_path: Path) -> None:
+    """Windows through the model in any order: done (its audio file may go) only with all of them."""
+    settings = Settings(ytingest_home=tmp_path)
+    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))
+    file = AudioFile(VideoRef("v", "u"), tmp_path / "v.m4a", 5)
+    assert not ctx.windows.transcribed(file, 2, last=True)
+    assert not ctx.windows.transcribed(file, 0, last=False)
+    assert ctx.windows.transcribed(file, 1, last=False)
 
 
 async def test_model_turns_off_let_embed_and_asr_run_together() -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from tests.unit.fakes import FakeDiscoverer, refs
 from tests.unit.test_engine_logic import make_engine
 from ytingest.config import Settings
-from ytingest.items import Transcript
+from ytingest.items import LabelledWindow
 from ytingest.monitor.dashboard import render
 from ytingest.monitor.diagnose import diagnose
 from ytingest.monitor.http import SnapshotCollector
@@ -24,13 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def _tidy(p: Parts, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any] | None) -> None:
-    """A dummy stage: holds each transcript for a while, then hands it on unchanged."""
+    """A dummy stage: holds each labelled window for a while, then hands it on unchanged."""
     assert outbox is not None
     counters = p.ctx.metrics.stages["tidy"]
     while (item := await inbox.get()) is not None:
         t0 = counters.begin()
         await asyncio.sleep(0.15)
-        counters.end(t0, audio_seconds=item.audio_seconds)
+        counters.end(t0, audio_seconds=item.result.seconds)
         await outbox.put(item)
 
 
@@ -43,7 +43,7 @@ def _with_tidy() -> tuple[Stage, ...]:
         queue_size=lambda s: 2,
         workers=lambda s: 1,
         work=_tidy,
-        worth=lambda t: float(t.audio_seconds) if isinstance(t, Transcript) else 0.0,
+        worth=lambda w: float(w.result.seconds) if isinstance(w, LabelledWindow) else 0.0,
         knob="TIDY_WORKERS",
     )
     names = [st.name for st in PIPELINE]

@@ -15,7 +15,15 @@ import structlog
 from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
 from ytingest.errors import ConfigError, ModelError
-from ytingest.items import AudioFile, DecodedAudio, PreparedAudio, Segment, TranscribedWindow, VideoRef
+from ytingest.items import (
+    AudioFile,
+    DecodedAudio,
+    PreparedAudio,
+    Segment,
+    TranscribedWindow,
+    VideoRef,
+    WindowResult,
+)
 from ytingest.models.asr import (
     MAX_BATCH,
     VRAM_PER_CHUNK,
@@ -25,7 +33,7 @@ from ytingest.models.asr import (
     fit_batch_size,
     is_out_of_memory,
 )
-from ytingest.pipeline.assembly import WindowAssembly, WindowResult
+from ytingest.pipeline.assembly import WindowAssembly
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.queues import StageQueue, take_waiting
 from ytingest.stages.description import PIPELINE, metrics_for

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ytingest.items import AnonymousVoice, AudioFile, Segment, Transcript
+import numpy as np
+import numpy.typing as npt
+
+from ytingest.items import AnonymousVoice, AudioFile, EmbeddedTranscript, Segment, Transcript, WindowResult
 
 
 @dataclass
@@ -23,24 +26,13 @@ class _Video:
     pieces: dict[int, tuple[Segment, ...]] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
     voices: dict[int, tuple[AnonymousVoice, ...]] = field(default_factory=dict)
+    vectors: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)  # one row per segment
+    transcribed: set[int] = field(default_factory=set)  # windows through the model
+    last_transcribed: int | None = None  # the last window's index, once the model has done it
     last: int | None = None  # the index of the last window, once it has been seen
     language: str | None = None
     probability: float | None = None
     warning: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WindowResult:
-    """What the model made of one window, its segments already shifted onto the video's timeline."""
-
-    index: int
-    last: bool
-    segments: tuple[Segment, ...]
-    seconds: float
-    language: str
-    probability: float | None = None
-    warning: str | None = None
-    voices: tuple[AnonymousVoice, ...] = ()  # the anonymous voices its segments' keys name
 
 
 class WindowAssembly:
@@ -62,11 +54,40 @@ class WindowAssembly:
             v = self._videos.setdefault(file.video.id, _Video(file))
             v.language, v.probability = language, probability
 
+    def transcribed(self, file: AudioFile, index: int, last: bool) -> bool:
+        """The model is done with window ``index``; True once every window of the video is (its
+        audio file is no longer needed: later stages hold the samples they use)."""
+        if file.video.id in self._failed:
+            return False
+        v = self._videos.setdefault(file.video.id, _Video(file))
+        v.transcribed.add(index)
+        if last:
+            v.last_transcribed = index
+        return v.last_transcribed is not None and len(v.transcribed) == v.last_transcribed + 1
+
     def failed(self, video_id: str) -> bool:
         return video_id in self._failed
 
     def add(self, file: AudioFile, result: WindowResult) -> Transcript | None:
         """Record one window; the whole transcript once its last window is in, else None."""
+        done = self._add(file, result, None)
+        return done[0] if done is not None else None
+
+    def add_embedded(
+        self, file: AudioFile, result: WindowResult, vectors: npt.NDArray[np.float32]
+    ) -> EmbeddedTranscript | None:
+        """Record one window and its segments' embeddings (a row each, in its segments' order); the
+        whole video, its rows ordered as its segments, once its last window is in, else None."""
+        done = self._add(file, result, vectors)
+        if done is None:
+            return None
+        transcript, order, v = done
+        rows = np.concatenate([v.vectors[k] for k in sorted(v.vectors)])
+        return EmbeddedTranscript(transcript, rows[order])
+
+    def _add(
+        self, file: AudioFile, result: WindowResult, vectors: npt.NDArray[np.float32] | None
+    ) -> tuple[Transcript, list[int], _Video] | None:
         vid = file.video.id
         if vid in self._failed:
             return None
@@ -74,6 +95,8 @@ class WindowAssembly:
         v.pieces[result.index] = result.segments
         v.seconds[result.index] = result.seconds
         v.voices[result.index] = result.voices
+        if vectors is not None:
+            v.vectors[result.index] = vectors
         if result.last:
             v.last = result.index
         if v.language is None or result.index == 0:
@@ -82,7 +105,9 @@ class WindowAssembly:
         if v.last is None or len(v.pieces) < v.last + 1:
             return None
         del self._videos[vid]
-        ordered = sorted((s for k in sorted(v.pieces) for s in v.pieces[k]), key=lambda s: (s.start, s.end))
+        flat = [s for k in sorted(v.pieces) for s in v.pieces[k]]
+        order = sorted(range(len(flat)), key=lambda i: (flat[i].start, flat[i].end))
+        ordered = [flat[i] for i in order]
         voices = tuple(x for k in sorted(v.voices) for x in v.voices[k])
         if v.warning is not None:  # speaker ID failed on a window: no labels for the whole video
             ordered = [replace(s, speaker=None, speaker_score=None, overlap=False) for s in ordered]
@@ -90,7 +115,8 @@ class WindowAssembly:
         segments = tuple(replace(s, idx=i) for i, s in enumerate(ordered))
         seconds = sum(v.seconds.values())
         language = v.language or "en"
-        return Transcript(v.file.video, segments, seconds, language, v.probability, v.warning, voices)
+        transcript = Transcript(v.file.video, segments, seconds, language, v.probability, v.warning, voices)
+        return transcript, order, v
 
     def drop(self, video_id: str) -> bool:
         """The video failed: forget its windows and ignore any still to come. False if it had

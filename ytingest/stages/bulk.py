@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from ytingest.items import AudioFile, Transcript, VideoRef
+from ytingest.items import AudioFile, LabelledWindow, VideoRef
 from ytingest.logs import get_logger
 from ytingest.stages.description import Parts, Stage, inbox_for, split_after, wire
 from ytingest.stages.discover import Listing, run_discovery
@@ -40,9 +40,9 @@ async def run_bulk(p: Parts, stages: Sequence[Stage], url: str, listing: Listing
         while refs and not ctx.stopping.is_set():
             files, refs = await _download_wave(p, fetch, refs, budget)
             log.info("bulk_downloaded", videos=len(files), bytes=sum(f.size for f in files), left=len(refs))
-            transcripts: list[Transcript] = await _run_phase(p, transcribe, files, collect=True)
-            log.info("bulk_transcribed", videos=len(transcripts))
-            await _run_phase(p, store, transcripts, collect=False)
+            windows: list[LabelledWindow] = await _run_phase(p, transcribe, files, collect=True)
+            log.info("bulk_transcribed", videos=len({w.file.video.id for w in windows}), windows=len(windows))
+            await _run_phase(p, store, windows, collect=False)
     finally:
         ctx.finished.set()
 

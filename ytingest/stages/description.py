@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ytingest.config import Settings
-from ytingest.items import AudioFile, DecodedAudio, EmbeddedTranscript, Transcript, VideoRef
+from ytingest.items import AudioFile, DecodedAudio, EmbeddedTranscript, LabelledWindow, VideoRef
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.counters import Metrics, StageCounters
@@ -83,8 +83,8 @@ def _decoded_seconds(decoded: DecodedAudio) -> float:
     return decoded.file.video.duration or 0.0
 
 
-def _transcript_seconds(transcript: Transcript) -> float:
-    return transcript.audio_seconds
+def _labelled_seconds(window: LabelledWindow) -> float:
+    return window.result.seconds
 
 
 def _embedded_seconds(item: EmbeddedTranscript) -> float:
@@ -176,7 +176,7 @@ PIPELINE: tuple[Stage, ...] = (
         queue_size=lambda s: s.embed_queue_size,
         workers=lambda s: 1,  # one batcher: rows gather across videos
         work=_embed,
-        worth=_transcript_seconds,
+        worth=_labelled_seconds,
         knob="BATCH_SIZE",
     ),
     Stage(

@@ -1,4 +1,11 @@
-"""embed: a micro-batcher gathers segments across videos (BATCH_SIZE rows or max age) and encodes them."""
+"""embed: a micro-batcher gathers segments across windows and videos (BATCH_SIZE rows or max age)
+and encodes them; then each video is put back together from its windows (``pipeline/assembly.py``)
+and handed on whole to the store.
+
+Windows are embedded as they come, not whole videos: the rows of a 1.5-hour video are encoded
+while its later windows are still in the model, so nothing is left to encode in a burst once its
+last window is through (the end of a run waited for a whole video's rows).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import EmbedError
-from ytingest.items import EmbeddedTranscript, Transcript
+from ytingest.items import EmbeddedTranscript, LabelledWindow
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.tuning import Tuning
@@ -34,29 +41,31 @@ async def run_batcher(
     ctx: RunContext,
     embedder: Embedder,
     executor: Executor,
-    inbox: asyncio.Queue[Transcript | None],
+    inbox: asyncio.Queue[LabelledWindow | None],
     outbox: asyncio.Queue[EmbeddedTranscript | None],
 ) -> None:
     """Flush when BATCH_SIZE rows are waiting (read live: autotune may change it), the oldest
-    waited BATCH_MAX_AGE_S, or the input ends."""
+    waited BATCH_MAX_AGE_S, the window that finishes a video is in, or the input ends."""
     max_age = ctx.settings.batch_max_age_s
-    pending: list[Transcript] = []
+    pending: list[LabelledWindow] = []
     rows = 0
     oldest = 0.0
     while True:
         wait = max(0.0, oldest + max_age - time.monotonic()) if pending else None
-        item: Transcript | None | object
+        item: LabelledWindow | None | object
         try:
             async with asyncio.timeout(wait):
                 item = await inbox.get()
         except TimeoutError:
             item = _AGED
-        if isinstance(item, Transcript):
+        if isinstance(item, LabelledWindow):
+            if ctx.windows.failed(item.file.video.id):
+                continue
             if not pending:
                 oldest = time.monotonic()
             pending.append(item)
-            rows += len(item.segments)
-            if rows < ctx.tuning.batch_size:
+            rows += len(item.result.segments)
+            if rows < ctx.tuning.batch_size and not (item.result.last and inbox.empty()):
                 continue
         if pending:
             await _flush(ctx, embedder, executor, pending, outbox)
@@ -92,25 +101,56 @@ async def _flush(
     ctx: RunContext,
     embedder: Embedder,
     executor: Executor,
-    batch: list[Transcript],
+    batch: list[LabelledWindow],
     outbox: asyncio.Queue[EmbeddedTranscript | None],
 ) -> None:
-    """Encode every segment of ``batch`` in one call; hand on one item per video."""
-    texts = [s.text for t in batch for s in t.segments]
+    """Encode every segment of ``batch`` in one call; hand on each video its windows complete."""
+    texts = [s.text for w in batch for s in w.result.segments]
     counters = ctx.metrics.stages["embed"]
     try:
         async with ctx.turns.embed():
             t0 = counters.begin()
             vectors = await _encode_halving_on_oom(ctx.tuning, embedder, executor, texts)
     except EmbedError as exc:
-        counters.end(t0, ok=False, errors=len(batch) - 1)  # one error per video
-        for t in batch:
-            await ctx.fail(t.video, "embed", str(exc))
+        failed = list({w.file.video.id: w.file for w in batch}.values())
+        counters.end(t0, ok=False, errors=len(failed) - 1)  # one error per video
+        for file in failed:
+            if ctx.windows.drop(file.video.id):
+                ctx.metrics.progress.end(file.video.id)
+                if not ctx.settings.keep_audio:
+                    file.path.unlink(missing_ok=True)
+                await ctx.fail(file.video, "embed", str(exc))
         return
-    counters.end(t0, audio_seconds=sum(t.audio_seconds for t in batch), items=len(batch))
-    log.info("embed_batch", rows=len(texts), videos=len(batch), ms=round(1000 * (time.monotonic() - t0)))
+    done: list[EmbeddedTranscript] = []
     offset = 0
-    for t in batch:
-        n = len(t.segments)
-        await outbox.put(EmbeddedTranscript(t, vectors[offset : offset + n]))
+    for w in batch:
+        n = len(w.result.segments)
+        whole = ctx.windows.add_embedded(w.file, w.result, vectors[offset : offset + n])
         offset += n
+        if whole is not None:
+            done.append(whole)
+    counters.end(t0, audio_seconds=sum(w.result.seconds for w in batch), items=len(done))
+    log.info("embed_batch", rows=len(texts), windows=len(batch), ms=round(1000 * (time.monotonic() - t0)))
+    for whole in done:
+        await _hand_on(ctx, whole, outbox)
+
+
+async def _hand_on(
+    ctx: RunContext,
+    item: EmbeddedTranscript,
+    outbox: asyncio.Queue[EmbeddedTranscript | None],
+) -> None:
+    """A whole video: out of the model's progress view, on to the store."""
+    transcript = item.transcript
+    video = transcript.video
+    ctx.metrics.progress.end(video.id)
+    if transcript.warning:
+        log.warning("stored_with_warning", video_id=video.id, warning=transcript.warning)
+    log.info(
+        "transcribe_done",
+        video_id=video.id,
+        segments=len(transcript.segments),
+        audio_seconds=round(transcript.audio_seconds, 2),
+        language=transcript.language,
+    )
+    await outbox.put(item)

@@ -1,5 +1,5 @@
-"""speakers: who spoke each transcribed window, SPEAKER_WORKERS at once in their own executor; then
-each video is put back together from its windows (``pipeline/assembly.py``) and handed on.
+"""speakers: who spoke each transcribed window, SPEAKER_WORKERS at once in their own executor; each
+window goes on to embedding with its segments on the video's timeline (``LabelledWindow``).
 
 Speaker ID is host work: mel frames, the speaker encoder (on the GPU where torch has CUDA, else
 the CPU), clustering and splitting at turns. Inside the model's thread it kept the accelerator
@@ -8,8 +8,7 @@ queue, busy time, verdict and advice: SPEAKER_WORKERS). With no tagger (SPEAKERS
 only have their segments moved onto the video's timeline here, in the loop thread.
 
 A tagger failing on a window stores the whole video without speaker labels and with a warning:
-labels are all or nothing per video. The video's audio file is deleted (unless KEEP_AUDIO) once
-its last window is through.
+labels are all or nothing per video (``pipeline/assembly.py``).
 """
 
 from __future__ import annotations
@@ -18,13 +17,16 @@ import asyncio
 from concurrent.futures import Executor
 from dataclasses import replace
 
-from ytingest.items import SAMPLE_RATE, AnonymousVoice, Segment, TranscribedWindow, Transcript
-from ytingest.logs import get_logger
+from ytingest.items import (
+    SAMPLE_RATE,
+    AnonymousVoice,
+    LabelledWindow,
+    Segment,
+    TranscribedWindow,
+    WindowResult,
+)
 from ytingest.models.speakers import SpeakerTagger
-from ytingest.pipeline.assembly import WindowResult
 from ytingest.pipeline.context import RunContext
-
-log = get_logger()
 
 
 def window_seconds(w: TranscribedWindow) -> float:
@@ -60,15 +62,13 @@ async def speakers_worker(
     tagger: SpeakerTagger | None,
     executor: Executor,
     inbox: asyncio.Queue[TranscribedWindow | None],
-    outbox: asyncio.Queue[Transcript | None],
+    outbox: asyncio.Queue[LabelledWindow | None],
 ) -> None:
-    """Take transcribed windows until the end marker; hand on each video's transcript once its last
-    window is labelled, then delete its audio (unless KEEP_AUDIO)."""
+    """Take transcribed windows until the end marker; hand each on once its speakers are labelled."""
     counters = ctx.metrics.stages["speakers"]
     loop = asyncio.get_running_loop()
     while (w := await inbox.get()) is not None:
-        video = w.file.video
-        if ctx.windows.failed(video.id):  # the model failed on another window of this video
+        if ctx.windows.failed(w.file.video.id):  # the model failed on another window of this video
             continue
         t0 = counters.begin()
         try:
@@ -79,27 +79,5 @@ async def speakers_worker(
         except BaseException:
             counters.end(t0, ok=False)
             raise
-        transcript = ctx.windows.add(w.file, result)
-        counters.end(t0, audio_seconds=w.seconds, items=0 if transcript is None else 1)
-        if transcript is not None:
-            await _hand_on(ctx, w, transcript, outbox)
-
-
-async def _hand_on(
-    ctx: RunContext, w: TranscribedWindow, transcript: Transcript, outbox: asyncio.Queue[Transcript | None]
-) -> None:
-    """A whole video: out of the model's progress view, its audio deleted, on to embedding."""
-    video = transcript.video
-    ctx.metrics.progress.end(video.id)
-    if not ctx.settings.keep_audio:
-        w.file.path.unlink(missing_ok=True)
-    if transcript.warning:
-        log.warning("stored_with_warning", video_id=video.id, warning=transcript.warning)
-    log.info(
-        "transcribe_done",
-        video_id=video.id,
-        segments=len(transcript.segments),
-        audio_seconds=round(transcript.audio_seconds, 2),
-        language=transcript.language,
-    )
-    await outbox.put(transcript)
+        counters.end(t0, audio_seconds=w.seconds, items=1 if w.last else 0)
+        await outbox.put(LabelledWindow(w.file, result))

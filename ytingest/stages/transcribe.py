@@ -269,6 +269,8 @@ async def _settle(
     progress.advance(video.id, end, d.prepared.total if d.prepared is not None else None)
     if outcome.index == 0:  # later windows of the video are transcribed in this language
         ctx.windows.note_language(d.file, outcome.language, outcome.probability)
+    if ctx.windows.transcribed(d.file, outcome.index, outcome.last) and not ctx.settings.keep_audio:
+        d.file.path.unlink(missing_ok=True)  # every window is through the model
     log.debug("window_transcribed", video_id=video.id, window=outcome.index, ms=ms, batch_files=files)
     if not ctx.settings.speakers:  # nobody will hear it: not held while it waits in the queue
         outcome = replace(outcome, audio=np.zeros(0, dtype=np.float32))
