@@ -82,6 +82,11 @@ def _started_by_this_session(config: pytest.Config) -> list[psutil.Process]:
     return [p for p in alive if not _under(p, servers)]
 
 
+def our_children() -> list[psutil.Process]:
+    """This process's children, less multiprocessing's resource tracker (see below)."""
+    return [p for p in psutil.Process().children() if not _is_resource_tracker(p)]
+
+
 def _is_resource_tracker(proc: psutil.Process) -> bool:
     """multiprocessing's resource tracker (the decode pool's spawned workers start it): it lives
     as long as this process, by design, and ends when it does."""

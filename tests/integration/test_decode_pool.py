@@ -21,14 +21,16 @@ def asr() -> WhisperTranscriber:
     return WhisperTranscriber(batching="cross", batch_size=8, window_s=60)
 
 
-async def test_windows_spread_over_two_workers_equal_one_process_in_order(
-    asr: WhisperTranscriber, tmp_path: Path
+@pytest.mark.parametrize("workers", [2, 1])
+async def test_windows_from_the_pool_equal_one_process_in_order(
+    asr: WhisperTranscriber, tmp_path: Path, workers: int
 ) -> None:
-    """A 4-minute episode in 60 s windows through a reader and 2 workers: the same windows, clips,
-    chunks and features as ``prepare_windows`` in one process, in order, and every worker used."""
+    """A 4-minute episode in 60 s windows through a reader and 2 workers (or, with 1, the reader
+    alone): the same windows, clips, chunks and features as ``prepare_windows`` in this process,
+    in order."""
     episode = long_episode(4, tmp_path)
     alone = list(asr.prepare_windows(episode.path))
-    pool = DecodePool(asr.prepare_options, workers=2)
+    pool = DecodePool(asr.prepare_options, workers=workers)
     try:
         pooled = [w async for w in pool.windows(episode.path)]
         again = [w.index async for w in pool.windows(episode.path)]  # the pool serves file after file
@@ -49,7 +51,7 @@ async def test_a_corrupt_file_is_a_transcribe_error_and_the_pool_goes_on(
     bad = tmp_path / "bad.m4a"
     bad.write_bytes(b"\x00not audio" * 1000)
     episode = long_episode(1, tmp_path)
-    pool = DecodePool(asr.prepare_options, workers=1)
+    pool = DecodePool(asr.prepare_options, workers=2)
     try:
         with pytest.raises(TranscribeError):
             _ = [w async for w in pool.windows(bad)]

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from tests.conftest import our_children
 from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
 from ytingest.stages.discover import YtDlpDiscoverer, entry_to_ref, is_short, last_error_line, safe_id
@@ -118,9 +118,9 @@ async def test_a_listing_closed_early_kills_its_child_at_once() -> None:
     async with contextlib.aclosing(discoverer.discover("http://h/feed.xml")) as refs:
         async for ref in refs:
             assert ref.id == "v0"
-            assert psutil.Process().children(), "the child runs while the listing is read"
+            assert our_children(), "the child runs while the listing is read"
             break
-    assert psutil.Process().children() == []
+    assert our_children() == []
 
 
 def _fake_ytdlp(body: str) -> tuple[str, ...]:
@@ -196,7 +196,7 @@ async def test_a_silent_yt_dlp_is_a_discover_error() -> None:
     discoverer = YtDlpDiscoverer(_fake_ytdlp("time.sleep(60)\n"), timeout_s=0.5, pick_extractor=False)
     with pytest.raises(DiscoverError, match="printed nothing"):
         [r async for r in discoverer.discover("http://h/feed.xml")]
-    assert psutil.Process().children() == []
+    assert our_children() == []
 
 
 def test_approximate_date_is_merged_into_the_users_youtubetab_arguments(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ what one GPU transcribes (large-v3-turbo batched on an RTX 4090: about 300x). So
   handed on in order.
 
 At most DECODE_WORKERS windows are in the pool at once, plus the one the reader has ready, so
-memory stays bounded by windows, not by the video's length.
+memory stays bounded by windows, not by the video's length. With DECODE_WORKERS=1 (a 2-core
+machine) there is no pool: the reader does VAD and features itself, as one process did before,
+which saves a process start (an import of faster-whisper) per run.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ def _ready() -> None:
 
 
 class DecodePool:
-    """The reader process and the VAD + features processes (none when ``batching`` is off)."""
+    """The reader process and the VAD + features processes (none when ``batching`` is off, or with
+    one worker: then the reader prepares its windows itself)."""
 
     def __init__(self, options: dict[str, Any], workers: int) -> None:
-        self._reader = DecoderProcess({**options, "batching": "off"})
+        self._batching = options["batching"] != "off" and workers > 1
+        self._reader = DecoderProcess({**options, "batching": "off"} if self._batching else options)
         self._features: dict[str, Any] = options["features"]
-        self._batching = options["batching"] != "off"
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
