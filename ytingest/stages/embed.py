@@ -45,7 +45,8 @@ async def run_batcher(
     outbox: asyncio.Queue[EmbeddedTranscript | None],
 ) -> None:
     """Flush when BATCH_SIZE rows are waiting (read live: autotune may change it), the oldest
-    waited BATCH_MAX_AGE_S, the window that finishes a video is in, or the input ends."""
+    waited BATCH_MAX_AGE_S, a video's last window came with nothing behind it (its video need
+    not wait for company), or the input ends."""
     max_age = ctx.settings.batch_max_age_s
     pending: list[LabelledWindow] = []
     rows = 0
