@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     io_queue_size: int = Field(64, ge=1)  # videos listed, waiting for a download slot
     decode_queue_size: int = Field(4, ge=1)  # downloaded files waiting for the decoder
     asr_queue_size: int = Field(2, ge=1)  # model batches of speech chunks decoded ahead of the model
-    speaker_queue_size: int = Field(8, ge=1)  # transcribed windows waiting for speaker ID
+    speaker_queue_size: int = Field(4, ge=1)  # transcribed windows (with their audio) awaiting speaker ID
     embed_queue_size: int = Field(8, ge=1)
     db_queue_size: int = Field(8, ge=1)
 
@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     asr_batching: Literal["off", "file", "cross"] = "cross"  # off: WhisperModel.transcribe per file
     asr_batch_size: int = Field(8, ge=1, le=256)  # speech chunks per model call (cross: files per call too)
     decode_process: bool = True  # decode in child processes (PyAV holds the GIL); False: a thread
-    # auto: ASR and embedding take turns only where both run on the CPU (they fight for its cores)
+    # auto: ASR, embedding and speaker ID take turns only where the ASR runs on the CPU (shared cores)
     model_turns: Literal["auto", "on", "off"] = "auto"
     decode_window_s: float = Field(300.0, ge=30.0, le=7200.0)  # a long video is decoded this much at a time
     model_stall_s: float = Field(900.0, gt=0)  # no model progress this long is reported (> a window's ASR)

@@ -94,7 +94,7 @@ async def test_throttled_source_is_a_download_bottleneck(
 
     families = {f.name: f for f in text_string_to_metric_families(seen["metrics"])}
     busy = {s.labels["stage"]: s.value for s in families["ytingest_stage_busy_ratio"].samples}
-    assert set(busy) == {"download", "decode", "asr", "embed", "store"}
+    assert set(busy) == {"download", "decode", "asr", "speakers", "embed", "store"}
     assert {"ytingest_queue_depth", "ytingest_stage_items", "ytingest_bottleneck"} <= set(families)
     depth = {s.labels["stage"]: s.value for s in families["ytingest_queue_depth"].samples}
     assert set(depth) == set(busy)  # ytingest_queue_depth{stage="decode"} among them

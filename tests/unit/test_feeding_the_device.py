@@ -128,12 +128,12 @@ def test_the_model_is_done_with_a_video_once_each_of_its_windows_is_through(tmp_
 async def test_model_turns_off_let_embed_and_asr_run_together() -> None:
     """Disabled turns (a GPU model) never make an embed call wait for ASR, nor ASR for embed."""
     turns = ModelTurns(enabled=False)
-    async with turns.asr(), turns.embed(), turns.asr():
+    async with turns.asr(), turns.alone(), turns.asr():
         pass  # would deadlock with turns on: the embed waits for the open ASR turn
     on = ModelTurns()
     async with on.asr():
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.05), on.embed():
+            async with asyncio.timeout(0.05), on.alone():
                 pass
 
 

@@ -15,7 +15,7 @@ async def test_asr_calls_overlap_and_embed_runs_alone() -> None:
 
     async def call(kind: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        async with turns.asr() if kind == "asr" else turns.embed():
+        async with turns.asr() if kind == "asr" else turns.alone():
             running.append(kind)
             order.append(kind)
             seen.append(tuple(sorted(running)))
@@ -34,12 +34,12 @@ async def test_asr_calls_overlap_and_embed_runs_alone() -> None:
 async def test_a_cancelled_waiter_does_not_block_the_others() -> None:
     turns = ModelTurns()
     async with turns.asr():
-        waiting = asyncio.create_task(turns.embed().__aenter__())
+        waiting = asyncio.create_task(turns.alone().__aenter__())
         await asyncio.sleep(0.01)
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
     async with asyncio.timeout(1):
         async with turns.asr():
             pass
-        async with turns.embed():
+        async with turns.alone():
             pass

@@ -26,6 +26,9 @@ N_FFT, HOP, N_MELS = 400, 160, 40
 PARTIAL_FRAMES = 160  # 1.6 s
 PARTIAL_STEP = 77  # frames between partials (Resemblyzer's rate of 1.3 partials per second)
 TARGET_DBFS = -30.0
+# partials per LSTM forward pass: the whole of a 300 s window (~700) at once held ~350 MB of
+# layer outputs, now beside a running ASR batch (speakers are a stage of their own); 128 holds ~60
+FORWARD_BATCH = 128
 WEIGHTS = Path(__file__).parent / "weights" / "ge2e.pt"  # Resemblyzer's pretrained.pt
 
 
@@ -161,12 +164,15 @@ class Ge2eEncoder:
         return _unit(out)
 
     def _forward(self, mels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Unit vectors of the partials, FORWARD_BATCH at a time (bounded memory)."""
         torch: Any = self._torch
+        out = []
         with self._lock, torch.inference_mode():
-            x = torch.from_numpy(mels).to(self._device)
-            _, (hidden, _) = self._lstm(x)
-            raw = torch.relu(self._linear(hidden[-1]))
-            return _unit(raw.cpu().numpy().astype(np.float32))
+            for k in range(0, len(mels), FORWARD_BATCH):
+                x = torch.from_numpy(mels[k : k + FORWARD_BATCH]).to(self._device)
+                _, (hidden, _) = self._lstm(x)
+                out.append(torch.relu(self._linear(hidden[-1])).cpu().numpy().astype(np.float32))
+        return _unit(np.concatenate(out))
 
 
 def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

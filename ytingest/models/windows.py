@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from faster_whisper.feature_extractor import FeatureExtractor
 
 SEARCH_S = 20.0  # a window is cut at the quietest point of its last this-many seconds
-# a file's first window is at most this long, so the model starts on a video soon after its
-# download: a 300 s first window took 1.1 s to decode and prepare before the first model call
-FIRST_WINDOW_S = 60.0
 FRAME_S, HOP_S = 0.1, 0.01  # the loudness of 100 ms frames, every 10 ms, picks that point
 GROUP = 500_000  # input samples per resampler call, as faster_whisper.decode_audio groups them
 
@@ -44,29 +41,23 @@ def iter_windows(
     is off. TranscribeError: the file cannot be decoded (possibly after some windows) or is empty.
     A truncated file (an interrupted download) ends early without an error, as in decode_file.
 
-    Cut rule: once W + S of audio is held (W = ``window_s``, or FIRST_WINDOW_S for the first
-    window if shorter; S = min(20 s, W / 2)), the window ends at the centre of the quietest 100 ms
-    frame in [W - S, W]. A pause between words or sentences nearly always falls in 20 s of
-    speech, so a cut rarely splits a word, and since S more seconds always follow a cut the final
-    window is never a stub: a file shorter than W + S is one window, as before windows. Held at
-    most: one window + S + a group.
+    Cut rule: once ``window_s`` + S of audio is held (S = min(20 s, window_s / 2)), the window
+    ends at the centre of the quietest 100 ms frame in [window_s - S, window_s]. A pause between
+    words or sentences nearly always falls in 20 s of speech, so a cut rarely splits a word, and
+    since S more seconds always follow a cut the final window is never a stub: a file shorter
+    than window_s + S is one window, as before windows. Held at most: one window + S + a group.
     """
     if window_s < 1:
         raise ValueError(f"window_s must be at least 1 s, not {window_s}")
-
-    def limits(index: int) -> tuple[int, int]:
-        w = window_s if index else min(window_s, FIRST_WINDOW_S)
-        return round(w * SAMPLE_RATE), round(min(SEARCH_S, w / 2) * SAMPLE_RATE)
-
-    size, search = limits(0)
-    most = sum(limits(1))
+    size = round(window_s * SAMPLE_RATE)
+    search = round(min(SEARCH_S, window_s / 2) * SAMPLE_RATE)
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
     except Exception as exc:  # PyAV raises many types for missing, corrupt or non-audio files
         raise _decode_error(exc) from None
     with container:
         total = container.duration / av.time_base if container.duration else None
-        buffer = np.empty(most + GROUP, dtype=np.float32)  # pages count once written
+        buffer = np.empty(size + search + GROUP, dtype=np.float32)  # pages count once written
         held = start = index = 0
         for piece in _samples(container):
             if held + len(piece) > len(buffer):  # a piece longer than GROUP samples (a low input rate)
@@ -80,7 +71,6 @@ def iter_windows(
                 yield _window(window, batching, extractor, start, index, False, total)
                 del window  # the consumer's now: not held while the next one fills
                 start, index = start + cut, index + 1
-                size, search = limits(index)
     if held == 0:
         raise TranscribeError("audio file holds no samples")
     yield _window(buffer[:held], batching, extractor, start, index, True, total)

@@ -1,4 +1,5 @@
-"""``ModelTurns``: who may call a model now (ASR and embedding fight for the same cores)."""
+"""``ModelTurns``: who may call a model now (on a CPU, ASR, embedding and speaker ID fight for the
+same cores)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,22 @@ from collections.abc import AsyncIterator
 
 
 class ModelTurns:
-    """Who may call a model now: ASR calls may overlap each other (ASR_WORKERS); an embed call
-    runs alone, and a waiting one goes before new ASR calls. On a CPU the two fight for the same
-    cores: an encode beside a running ASR batch took 5x as long as alone. Stages count their busy
-    time from inside their turn, so the wait is not busy time.
+    """Who may call a model now: ASR calls may overlap each other (ASR_WORKERS); an embed or
+    speaker-ID call runs ``alone``, and a waiting one goes before new ASR calls. On a CPU they
+    fight for the same cores: an encode beside a running ASR batch took 5x as long as alone, and
+    speaker ID's peak memory (the GE2E LSTM) added to the ASR batch's (an hour-long video's peak
+    RSS went from 1.9 to 2.5 GB). Stages count their busy time from inside their turn, so the
+    wait is not busy time.
 
     ``enabled`` False (MODEL_TURNS=off, or auto with the ASR on a GPU): every turn is granted at
-    once, since a device model does not take the embedder's cores and waiting would idle it."""
+    once, since a device model does not take the host's cores and waiting would idle it."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self._cond = asyncio.Condition()
         self._asr = 0
-        self._embedding = False
-        self._embed_waiting = 0
+        self._alone = False
+        self._alone_waiting = 0
 
     @contextlib.asynccontextmanager
     async def asr(self) -> AsyncIterator[None]:
@@ -29,7 +32,7 @@ class ModelTurns:
             yield
             return
         async with self._cond:
-            await self._cond.wait_for(lambda: not self._embedding and self._embed_waiting == 0)
+            await self._cond.wait_for(lambda: not self._alone and self._alone_waiting == 0)
             self._asr += 1
         try:
             yield
@@ -38,21 +41,21 @@ class ModelTurns:
             await self._wake()
 
     @contextlib.asynccontextmanager
-    async def embed(self) -> AsyncIterator[None]:
+    async def alone(self) -> AsyncIterator[None]:
         if not self.enabled:
             yield
             return
         async with self._cond:
-            self._embed_waiting += 1
+            self._alone_waiting += 1
             try:
-                await self._cond.wait_for(lambda: self._asr == 0 and not self._embedding)
+                await self._cond.wait_for(lambda: self._asr == 0 and not self._alone)
             finally:
-                self._embed_waiting -= 1
-            self._embedding = True
+                self._alone_waiting -= 1
+            self._alone = True
         try:
             yield
         finally:
-            self._embedding = False
+            self._alone = False
             await self._wake()
 
     async def _wake(self) -> None:

@@ -109,7 +109,7 @@ async def _flush(
     texts = [s.text for w in batch for s in w.result.segments]
     counters = ctx.metrics.stages["embed"]
     try:
-        async with ctx.turns.embed():
+        async with ctx.turns.alone():
             t0 = counters.begin()
             vectors = await _encode_halving_on_oom(ctx.tuning, embedder, executor, texts)
     except EmbedError as exc:

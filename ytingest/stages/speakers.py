@@ -70,14 +70,16 @@ async def speakers_worker(
     while (w := await inbox.get()) is not None:
         if ctx.windows.failed(w.file.video.id):  # the model failed on another window of this video
             continue
-        t0 = counters.begin()
-        try:
-            if tagger is not None and w.segments:
-                result = await loop.run_in_executor(executor, label_window, tagger, w)
-            else:
-                result = label_window(None, w)
-        except BaseException:
-            counters.end(t0, ok=False)
-            raise
+        if tagger is not None and w.segments:
+            async with ctx.turns.alone():  # on a CPU, not beside an ASR call (pipeline/turns.py)
+                t0 = counters.begin()
+                try:
+                    result = await loop.run_in_executor(executor, label_window, tagger, w)
+                except BaseException:
+                    counters.end(t0, ok=False)
+                    raise
+        else:
+            t0 = counters.begin()
+            result = label_window(None, w)
         counters.end(t0, audio_seconds=w.seconds, items=1 if w.last else 0)
         await outbox.put(LabelledWindow(w.file, result))
