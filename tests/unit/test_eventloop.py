@@ -53,3 +53,12 @@ def test_the_cli_uses_uvloop_where_installed() -> None:
 def test_loop_asyncio_setting_skips_uvloop() -> None:
     """LOOP=asyncio gives asyncio's own loop even where uvloop is installed."""
     assert loop_factory("asyncio") is None
+
+
+def test_the_cli_caps_malloc_arenas_on_glibc() -> None:
+    """limit_malloc_arenas takes effect on Linux (glibc) and says False elsewhere, never raising."""
+    import sys
+
+    from ytingest.eventloop import limit_malloc_arenas
+
+    assert limit_malloc_arenas() is sys.platform.startswith("linux")
