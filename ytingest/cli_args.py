@@ -237,7 +237,7 @@ def _cluster_commands(sub: Any, common: argparse.ArgumentParser, ytdlp: argparse
 
     p = sub.add_parser("worker", parents=[common, ytdlp], help="process queued videos; many per database")
     p.add_argument("--until-empty", action="store_true", help="exit once no job is left in the queue")
-    p.add_argument("--gpu", help="the GPU to use (its CUDA index; sets CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--gpu", help="the GPU (nvidia-smi's index or a UUID; sets CUDA_VISIBLE_DEVICES)")
     p.add_argument("--name", dest="worker_name", help="this worker's name (default: <host>-<pid>)")
     _speaker_flags(p)
     p.add_argument("--io-workers", type=int, help="concurrent downloads here (IO_WORKERS)")
