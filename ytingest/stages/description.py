@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ytingest.config import Settings
-from ytingest.items import AudioFile, DecodedAudio, EmbeddedTranscript, LabelledWindow, VideoRef
+from ytingest.items import (
+    AudioFile,
+    DecodedAudio,
+    EmbeddedTranscript,
+    LabelledWindow,
+    TranscribedWindow,
+    VideoRef,
+)
 from ytingest.models.speakers import SpeakerTagger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.counters import Metrics, StageCounters
@@ -23,7 +30,7 @@ from ytingest.stages.decode import Prepare, decode_worker
 from ytingest.stages.discover import Discoverer
 from ytingest.stages.download import Downloader, DownloadPolicy, run_downloads
 from ytingest.stages.embed import Embedder, run_batcher
-from ytingest.stages.speakers import speakers_worker, window_seconds
+from ytingest.stages.speakers import speakers_worker
 from ytingest.stages.store import store_worker
 from ytingest.stages.transcribe import Transcriber, transcribe_worker, window_weight
 
@@ -81,6 +88,10 @@ def _decoded_seconds(decoded: DecodedAudio) -> float:
     if decoded.prepared is not None:
         return decoded.prepared.seconds
     return decoded.file.video.duration or 0.0
+
+
+def _transcribed_seconds(window: TranscribedWindow) -> float:
+    return window.seconds
 
 
 def _labelled_seconds(window: LabelledWindow) -> float:
@@ -166,7 +177,7 @@ PIPELINE: tuple[Stage, ...] = (
         queue_size=lambda s: s.speaker_queue_size,  # in windows
         workers=lambda s: s.speaker_workers,
         work=_speakers,
-        worth=window_seconds,
+        worth=_transcribed_seconds,
         knob="SPEAKER_WORKERS",
     ),
     Stage(

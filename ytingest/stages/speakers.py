@@ -29,11 +29,6 @@ from ytingest.models.speakers import SpeakerTagger
 from ytingest.pipeline.context import RunContext
 
 
-def window_seconds(w: TranscribedWindow) -> float:
-    """Audio-seconds one transcribed window is worth (the pipeline description's ``worth``)."""
-    return w.seconds
-
-
 def label_window(tagger: SpeakerTagger | None, w: TranscribedWindow) -> WindowResult:
     """Tag the window's speakers on its own audio, then move its segments onto the video's
     timeline (without their words: nothing after this stage needs them). Executor only when
