@@ -34,10 +34,11 @@ from ytingest.config import Settings
 from ytingest.doctor import format_line, run_checks, summary_line
 from ytingest.engine import Engine, first_error
 from ytingest.errors import ConfigError, YtingestError
-from ytingest.eventloop import limit_malloc_arenas, run
+from ytingest.eventloop import run
 from ytingest.export import render
 from ytingest.items import RunSummary
 from ytingest.logs import configure_logging, redact
+from ytingest.malloc import limit_arenas
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
 from ytingest.search import group_by_video
@@ -47,7 +48,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    limit_malloc_arenas()
+    limit_arenas()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "stream" and args.dashboard is None:

@@ -1,5 +1,4 @@
-"""Event loop choice (uvloop where it exists), the one process-wide setting it needs, and the
-CLI's cap on glibc's malloc arenas."""
+"""Event loop choice (uvloop where it exists) and the one process-wide setting it needs."""
 
 from __future__ import annotations
 
@@ -11,30 +10,6 @@ from ytingest.logs import get_logger
 
 T = TypeVar("T")
 log = get_logger()
-
-
-MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX`` would): the CLI only, never the library.
-
-    Each thread that allocates while another holds the main arena gets an arena of its own, and
-    an arena keeps what it once held. The model, speaker-ID and embedding threads each built one:
-    an hour-long stream peaked at 2176 MiB (its e2e test's bound is 2200), and 2065 MiB capped at
-    two arenas. False where there is no glibc (macOS, Windows, musl) or it refused."""
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
 
 
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -55,10 +55,13 @@ def test_loop_asyncio_setting_skips_uvloop() -> None:
     assert loop_factory("asyncio") is None
 
 
-def test_the_cli_caps_malloc_arenas_on_glibc() -> None:
-    """limit_malloc_arenas takes effect on Linux (glibc) and says False elsewhere, never raising."""
+def test_malloc_settings_take_effect_on_glibc_only() -> None:
+    """Both malloc settings take effect on Linux (glibc) and say False elsewhere, never raising
+    (in a child: they would change this test process for the tests after it)."""
+    import subprocess
     import sys
 
-    from ytingest.eventloop import limit_malloc_arenas
-
-    assert limit_malloc_arenas() is sys.platform.startswith("linux")
+    code = "from ytingest.malloc import limit_arenas as a, map_large_blocks as m; print(a(), m())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    glibc = str(sys.platform.startswith("linux"))
+    assert out.split() == [glibc, glibc]
