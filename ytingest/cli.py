@@ -1,7 +1,8 @@
 """Command line: parse → Settings → logging → run the Engine. No pipeline logic lives here.
 
-Exit codes: 0 every selected video stored; 1 some failed; 2 usage or configuration
-error (one line on stderr); 130 stopped by a signal before the end.
+Exit codes: 0 every selected video stored; 1 some failed, or the run stopped itself (a bot
+check that persists: one line of advice on stderr); 2 usage or configuration error (one line on
+stderr); 130 stopped by a signal before the end.
 """
 
 from __future__ import annotations
@@ -131,11 +132,15 @@ async def cmd_stream(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _finish(summary: RunSummary, *, as_json: bool) -> int:
-    """Print the run's summary; its exit code: 130 stopped, 1 some failed, 0 all stored."""
+    """Print the run's summary; its exit code: 1 halted (its advice on stderr) or some failed,
+    130 stopped, 0 all stored."""
     if as_json:
         print(json.dumps(summary.to_dict()))
     else:
         _print_summary(summary)
+    if summary.halted:
+        print(f"ytingest: stopped: {summary.halted}", file=sys.stderr)
+        return EXIT_FAILED
     if summary.stopped_early:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if summary.failed else EXIT_OK

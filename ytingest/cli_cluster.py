@@ -87,7 +87,8 @@ async def cmd_enqueue(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(engine: Engine, args: argparse.Namespace) -> int:
-    """Exit 0 when every video it took was stored (also after a SIGTERM drain), 1 when some failed."""
+    """Exit 0 when every video it took was stored (also after a SIGTERM drain), 1 when some failed
+    or it stopped itself (a bot check that persists: its advice on stderr)."""
     summary = await run_worker(engine, until_empty=args.until_empty, gpu=args.gpu)
     if args.json:
         print(json.dumps(summary.to_dict()))
@@ -98,7 +99,9 @@ async def cmd_worker(engine: Engine, args: argparse.Namespace) -> int:
         )
         for f in summary.failures:
             print(f"  failed {f.video_id} ({f.stage}): {f.reason}")
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    if summary.halted:
+        print(f"ytingest: stopped: {summary.halted}", file=sys.stderr)
+    return EXIT_FAILED if summary.failed or summary.halted else EXIT_OK
 
 
 async def cmd_workers(engine: Engine, args: argparse.Namespace) -> int:

@@ -6,11 +6,11 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TABS = ("videos", "streams", "shorts")  # the channel tabs ``--tabs`` may name (yt-dlp's tab ids)
 
@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(60.0, gt=0)
     rate_limit_base_s: float = Field(5.0, gt=0)  # pause after a 429 without Retry-After (doubles)
-    rate_limit_max_s: float = Field(300.0, gt=0)
+    rate_limit_max_s: float = Field(3600.0, gt=0)  # yt-dlp: "rate-limited by YouTube for up to an hour"
+    bot_check_limit: int = Field(3, ge=1, le=100)  # bot checks/captchas in a row, pauses between: run stops
     max_audio_bytes: int = Field(2 * 2**30, ge=1)
     min_free_bytes: int = Field(512 * 2**20, ge=0)
     db_retry_s: float = Field(60.0, ge=0)  # keep retrying a lost database connection this long
@@ -132,6 +133,11 @@ class Settings(BaseSettings):
     cookies_from_browser: str | None = Field(None, repr=False)  # BROWSER[:PROFILE], as yt-dlp takes it
     ytdlp_args: str = Field("", repr=False)  # extra yt-dlp options, split like a shell would (no shell)
     js_runtime: str | None = None  # RUNTIME[:PATH] for yt-dlp; None: the deno installed with ytingest
+    # yt-dlp plugins (stages/ytdlp_plugins.py): folders of plugin packages, as yt-dlp's --plugin-dirs
+    # (os.pathsep-separated); the user's own yt-dlp plugin folders only when opted in
+    ytdlp_plugin_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
+    ytdlp_user_plugins: bool = False
+    po_token_remote_ok: bool = False  # a youtubepot-*:base_url may be another host (it gets the proxy)
     tabs: str = "videos,streams"  # which tabs of a bare channel URL are listed, in this order
     new_only_streak: int = Field(10, ge=1)  # --new-only: stop listing after this many stored in a row
 
@@ -141,13 +147,32 @@ class Settings(BaseSettings):
     worker_lease_s: float = Field(60.0, ge=2.0)  # a claim whose heartbeat is older goes to another worker
     worker_max_deaths: int = Field(3, ge=1, le=100)  # workers that may die holding a video before it fails
     download_concurrency_global: int = Field(0, ge=0)  # downloads at once across all workers (0: no cap)
-    download_rate_global: float = Field(0.0, ge=0.0)  # download starts per hour across all workers (0: none)
+    # download starts per hour (listings count too): across all workers of a cluster (unset: none), or
+    # of one `stream` (unset: 250 on YouTube, 1500 with cookies, none elsewhere; pipeline/budget.py); 0: none
+    download_rate_global: float | None = Field(None, ge=0.0)
 
     @field_validator("tabs", mode="after")
     @classmethod
     def _known_tabs(cls, value: str) -> str:
         """Checked when the settings are read, so a typo stops the run before any model loads."""
         return ",".join(tab_names(value))
+
+    @field_validator("ytdlp_plugin_dirs", mode="before")
+    @classmethod
+    def _split_plugin_dirs(cls, value: object) -> object:
+        """``YTDLP_PLUGIN_DIRS=/a:/b`` (``;`` on Windows), like PATH."""
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("ytdlp_plugin_dirs", mode="after")
+    @classmethod
+    def _existing_plugin_dirs(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        """Each folder must exist: yt-dlp stops with a traceback on a missing one."""
+        for folder in value:
+            if not folder.expanduser().is_dir():
+                raise ValueError(f"YTDLP_PLUGIN_DIRS: {folder} is not a folder")
+        return tuple(folder.expanduser().resolve() for folder in value)
 
     @field_validator("ytingest_home", mode="after")
     @classmethod

@@ -21,6 +21,7 @@ from ytingest.monitor.build import build_monitor
 from ytingest.monitor.gpu import GpuProbe
 from ytingest.monitor.http import MetricsServer
 from ytingest.monitor.monitor import Monitor
+from ytingest.pipeline.budget import download_budget
 from ytingest.pipeline.context import Feed, RunContext
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import turns_wanted
@@ -33,7 +34,7 @@ from ytingest.stages.discover import Discoverer, ListDiscoverer, Listing, YtDlpD
 from ytingest.stages.disk import DiskBudget, clean_leftovers
 from ytingest.stages.download import Downloader, DownloadPolicy, GlobalGate, YtDlpDownloader
 from ytingest.stages.embed import Embedder
-from ytingest.stages.retry import SharedBackoff
+from ytingest.stages.pause import SharedBackoff
 from ytingest.stages.transcribe import Transcriber, run_settings
 from ytingest.stages.ytdlp_options import ytdlp_invocation
 
@@ -254,7 +255,10 @@ class Engine:
         await asyncio.to_thread(clean_leftovers, s.audio_dir, keep_audio=s.keep_audio)
         disk = DiskBudget(s.audio_dir, s.max_audio_bytes, s.min_free_bytes)
         backoff = SharedBackoff(s.rate_limit_base_s, s.rate_limit_max_s)
-        policy = DownloadPolicy(ctx.tuning.downloads, backoff, disk, gate)
+        lister = listing[0] if listing else None  # one address, one budget; a cluster's gate has its own
+        urls = [r.webpage_url or r.url for r in lister.refs] if isinstance(lister, ListDiscoverer) else [url]
+        ctx.budget = None if gate else download_budget(s, urls)
+        policy = DownloadPolicy(ctx.tuning.downloads, backoff, disk, gate or ctx.budget)
         ctx.metrics.disk = disk
         monitor = self.monitor = build_monitor(s, ctx, backoff, self._gpu or GpuProbe())
         discoverer, downloader = self._ytdlp()

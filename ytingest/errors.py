@@ -57,19 +57,30 @@ class RateLimitedError(DownloadError):
     """The site answered 429 / throttled us. ``retry_after`` is its hint in seconds, if any.
 
     ``kind``: ``"429"`` (HTTP Too Many Requests), ``"bot_check"`` (YouTube's "Sign in to confirm
-    you're not a bot") or ``"try_later"`` (YouTube's "This content isn't available, try again
-    later"). All three mean the account or IP is past its request budget: every download pauses.
+    you're not a bot"), ``"captcha"`` (a captcha before playback) or ``"try_later"`` (YouTube's
+    "This content isn't available, try again later"). All mean the account or IP is past its
+    request budget: every download pauses. ``pause_s``: the least pause the message itself names
+    (yt-dlp's "rate-limited by YouTube for up to an hour": 3600), else 0.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None, *, kind: str = "429") -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, kind: str = "429", pause_s: float = 0.0
+    ) -> None:
         super().__init__(message, permanent=False)
         self.retry_after = retry_after
         self.kind = kind
+        self.pause_s = pause_s
+
+    @property
+    def bot_check(self) -> bool:
+        """YouTube doubts this is a person (bot check, captcha): a pause alone may not end it."""
+        return self.kind in ("bot_check", "captcha")
 
 
 class MediaForbiddenError(DownloadError):
-    """HTTP 403 on the media URL: often an expired or throttled URL that a fresh extraction (the
-    next yt-dlp run) replaces. The download stage retries it once; a second 403 in a row is final."""
+    """HTTP 403 on the media URL: an expired URL that a fresh extraction (the next yt-dlp run)
+    replaces, or (2025-26, mostly) a YouTube client change yt-dlp has not caught up with. Never
+    permanent: retried within DOWNLOAD_ATTEMPTS, its message says to upgrade yt-dlp."""
 
 
 class NotYetAvailableError(DownloadError):

@@ -42,6 +42,9 @@ class AudioFile:
     upload_date: str | None = None  # from the download's own metadata (ISO), when yt-dlp had it
     channel_name: str = ""  # the uploader's channel name and id, from the same metadata
     channel_id: str = ""
+    # the format yt-dlp took when it carries video ("18 (avc1.42001E)"): its audio-only formats
+    # needed a PO token (SABR) and ``bestaudio/best`` fell back to a muxed one; "" for audio-only
+    video_format: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,7 @@ class RunSummary:
     failures: tuple[Failure, ...] = ()
     stopped_early: bool = False
     asr_redecoded_chunks: int = 0  # speech chunks whose uncovered tails the model decoded again
+    halted: str = ""  # why the run stopped taking videos by itself (a bot check that persists), with advice
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -220,6 +224,7 @@ class RunSummary:
             ],
             "stopped_early": self.stopped_early,
             "asr_redecoded_chunks": self.asr_redecoded_chunks,
+            "halted": self.halted,
         }
 
 

@@ -60,8 +60,9 @@ def test_transient_errors_are_retried_with_backoff_and_counted(cli: Cli) -> None
 
 
 def test_permanent_errors_are_not_retried_and_the_run_goes_on(cli: Cli) -> None:
-    """403/404/410 fail at once with their reason; the rest is stored; a re-run skips them."""
-    fail = {"ep01-vectors": 403, "ep02-sleep": 404, "ep03-garden": 410}
+    """451/404/410 fail at once with their reason; the rest is stored; a re-run skips them (a 403
+    is not permanent: test_youtube_cli.py)."""
+    fail = {"ep01-vectors": 451, "ep02-sleep": 404, "ep03-garden": 410}
     with serve_in_thread(short_channel(fail=dict(fail))) as ch:
         r = cli("stream", ch.feed_url, "--json", extra_env=FAST_RETRIES)
         assert r.returncode == 1

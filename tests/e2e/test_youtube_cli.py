@@ -52,15 +52,21 @@ def test_without_cookies_the_run_exits_2_with_one_line_naming_cookies(cli: Cli) 
     assert "Traceback" not in r.stderr
 
 
-def test_a_media_403_is_retried_with_a_fresh_extraction_and_twice_is_permanent(cli: Cli) -> None:
-    """One expired media URL: the next yt-dlp run gets the file. Two in a row: failed, not retried again."""
+def test_a_media_403_is_retried_with_a_fresh_extraction_and_is_never_permanent(cli: Cli) -> None:
+    """One expired media URL: the next yt-dlp run gets the file. 403s in a row (YouTube's client
+    changes, yt-dlp #17458): DOWNLOAD_ATTEMPTS fresh extractions, then failed, not permanently,
+    with the upgrade advice; a plain re-run tries it again."""
     first, second = (ep.id for ep in sample_episodes()[:2])
-    with serve_in_thread(two_episodes(forbid_media={first: 1, second: 5})) as ch:
-        r = cli("stream", ch.feed_url, "--json", extra_env=FAST_RETRIES)
+    env = {**FAST_RETRIES, "DOWNLOAD_ATTEMPTS": "3"}
+    with serve_in_thread(two_episodes(forbid_media={first: 1, second: 3})) as ch:
+        r = cli("stream", ch.feed_url, "--json", extra_env=env)
         assert r.returncode == 1, r.stderr[-3000:]
         assert (r.json()["done"], r.json()["failed"]) == (1, 1)
-        assert ch.hits[first] == 4 and ch.hits[second] == 4  # two attempts each: probe + media
-    reasons = {f["video_id"]: f["reason"] for f in cli("status", "--json").json()["failures"]}
-    assert "403" in reasons[second] and "fresh extraction" in reasons[second]
+        assert ch.hits[first] == 4 and ch.hits[second] == 6  # 2 and 3 attempts: probe + media each
+        reasons = {f["video_id"]: f["reason"] for f in cli("status", "--json").json()["failures"]}
+        assert "403" in reasons[second] and 'pip install -U "yt-dlp[default]"' in reasons[second]
+        assert "permanent" not in reasons[second]
+        again = cli("stream", ch.feed_url, "--json", extra_env=env)  # not skipped: the 403s are over
+        assert again.returncode == 0 and again.json()["done"] == 1, again.stderr[-3000:]
     retried = [e for e in r.events() if e["event"] == "download_retry"]
     assert {e["video_id"] for e in retried} == {first, second}

@@ -30,7 +30,7 @@ from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.limiter import Limiter
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.download import DownloadPolicy, _download_with_retries
-from ytingest.stages.retry import SharedBackoff
+from ytingest.stages.pause import SharedBackoff
 
 
 @dataclass

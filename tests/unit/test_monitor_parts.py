@@ -19,7 +19,7 @@ from ytingest.pipeline.counters import Metrics
 from ytingest.pipeline.limiter import Limiter
 from ytingest.pipeline.tuning import Tuning
 from ytingest.stages.description import PIPELINE, metrics_for
-from ytingest.stages.retry import SharedBackoff
+from ytingest.stages.pause import SharedBackoff
 
 
 def pipeline_metrics(tmp_path: Path) -> Metrics:

@@ -23,7 +23,14 @@ LOGIN_HINT = (
 )
 # _video.py: a reason containing "sign in" gets "<reason>. <login hint>" (YouTube's curly apostrophe)
 BOT_CHECK = f"ERROR: [youtube] tpUr8xVxj-w: Sign in to confirm you’re not a bot. {LOGIN_HINT}"
-# _video.py: "This content isn't available, try again later" gets yt-dlp's rate-limit explanation
+# _video.py _real_extract: a playerCaptchaViewModel appends yt-dlp's sentence to YouTube's reason
+# ("Video unavailable"), PR #12939
+CAPTCHA = (
+    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. "
+    "YouTube is requiring a captcha challenge before playback"
+)
+# _video.py _real_extract: "This content isn't available, try again later" gets yt-dlp's rate-limit
+# explanation (PR #12958); "Your account" instead of "The current session" when signed in
 TRY_LATER = (
     "ERROR: [youtube] dQw4w9WgXcQ: This content isn't available, try again later. The current session "
     "has been rate-limited by YouTube for up to an hour. It is recommended to use `-t sleep` to add a "
@@ -32,7 +39,8 @@ TRY_LATER = (
 )
 # networking/exceptions.py HTTPError: "HTTP Error {status}: {reason}"
 TOO_MANY = "ERROR: [youtube] dQw4w9WgXcQ: Unable to download API page: HTTP Error 429: Too Many Requests"
-# YoutubeDL.py process_info: report_error(f'unable to download video data: {err}')
+# YoutubeDL.py process_info: report_error(f'unable to download video data: {err}') (issue #17458:
+# android_vr's media 403s from 2026-08-17, a client change)
 MEDIA_403 = "ERROR: unable to download video data: HTTP Error 403: Forbidden"
 # downloader/common.py: report_error(f'\r[download] Got error: {e}') (fatal retry)
 MEDIA_403_RETRY = "ERROR: \r[download] Got error: HTTP Error 403: Forbidden"
@@ -70,7 +78,8 @@ def reason(stderr: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("text", "kind"), [(BOT_CHECK, "bot_check"), (TRY_LATER, "try_later"), (TOO_MANY, "429")]
+    ("text", "kind"),
+    [(BOT_CHECK, "bot_check"), (CAPTCHA, "captcha"), (TRY_LATER, "try_later"), (TOO_MANY, "429")],
 )
 def test_bot_check_try_again_later_and_429_trip_the_shared_pause(text: str, kind: str) -> None:
     """Bot check, "try again later" and 429 are rate limits (the shared pause), never permanent."""
@@ -86,14 +95,41 @@ def test_bot_check_matches_every_apostrophe_and_names_the_fix() -> None:
         assert "--cookies FILE" in str(err) and "--sleep-requests" in str(err) and "IO_WORKERS" in str(err)
 
 
-def test_403_on_the_media_url_is_retryable_but_403_on_a_page_is_not() -> None:
-    """The media download's 403 is an expired URL (retried with a fresh extraction); a page's is final."""
+def test_a_403_is_never_permanent_and_says_to_upgrade_yt_dlp() -> None:
+    """The media download's 403 gets a fresh extraction (MediaForbiddenError); a page's or the API's
+    (extractor/common.py _request_webpage, youtube/_base.py _call_api) is transient; each names the
+    fix for YouTube's client changes: upgrade yt-dlp, or a PO-token provider."""
     assert reason(MEDIA_403_RETRY) == "[download] Got error: HTTP Error 403: Forbidden"  # the \r joined
     for text in (reason(MEDIA_403), reason(MEDIA_403_RETRY)):
         err = classify(text)
         assert isinstance(err, MediaForbiddenError) and not err.permanent, text
-    page = classify("[generic] x: Unable to download webpage: HTTP Error 403: Forbidden")
-    assert page.permanent and not isinstance(page, MediaForbiddenError)
+    pages = (
+        "[generic] x: Unable to download webpage: HTTP Error 403: Forbidden",
+        "[youtube] dQw4w9WgXcQ: Unable to download API page: HTTP Error 403: Forbidden",
+    )
+    for text in (reason(MEDIA_403), *pages):
+        err = classify(text)
+        assert not err.permanent and not isinstance(err, RateLimitedError), text
+        assert 'pip install -U "yt-dlp[default]"' in str(err) and "PO-token provider" in str(err)
+
+
+def test_a_captcha_is_a_bot_check_not_an_unavailable_video() -> None:
+    """yt-dlp appends the captcha sentence to "Video unavailable" (_video.py, PR #12939): a bot
+    check (the shared pause, the cookies advice), never the permanent "video unavailable"."""
+    err = classify(reason(CAPTCHA))
+    assert isinstance(err, RateLimitedError) and err.kind == "captcha" and err.bot_check
+    assert not err.permanent and "--cookies FILE" in str(err)
+    assert classify("[youtube] x: Video unavailable").permanent  # without the captcha: gone
+
+
+@pytest.mark.parametrize("who", ["The current session", "Your account"])
+def test_rate_limited_for_up_to_an_hour_asks_for_an_hours_pause(who: str) -> None:
+    """yt-dlp's "has been rate-limited by YouTube for up to an hour" (_video.py, PR #12958), signed
+    out or in: a rate limit whose pause is at least an hour; a bare "try again later" is not."""
+    err = classify(reason(TRY_LATER.replace("The current session", who)))
+    assert isinstance(err, RateLimitedError) and err.kind == "try_later" and err.pause_s == 3600
+    bare = classify("[youtube] x: This content isn't available, try again later.")
+    assert isinstance(bare, RateLimitedError) and bare.pause_s == 0
 
 
 @pytest.mark.parametrize(

@@ -112,12 +112,16 @@ def test_useful_options_pass_in_both_forms() -> None:
         ("--add-headers 'Proxy-Authorization: Basic SID=abc'", "Proxy-Authorization"),
         ("--add-headers=authorization:SID=abc", "Cookie, Authorization"),
         ("--remote-components ejs:github", "runs it"),
-        ("--plugin-dirs /tmp/p", "loads code"),
+        ("--plugin-dirs /tmp/p", "YTDLP_PLUGIN_DIRS"),
+        ("--no-plugin-dirs", "YTDLP_PLUGIN_DIRS"),
         ("--extractor-args 'youtube:innertube_host=evil.example;SID=abc'", "youtube:innertube_host"),
         ("--extractor-args YouTube:Innertube-Host=evil.example", "youtube:innertube_host"),
         ("--extractor-args 'youtube:player_client=web;innertube_key=SID=abc'", "youtube:innertube_key"),
-        ("--extractor-args generic:impersonate", "youtube and youtubetab only"),
-        ("--extractor-args youtube", "youtube and youtubetab only"),
+        ("--extractor-args generic:impersonate", "youtube-ejs and youtubepot-* only"),
+        ("--extractor-args youtube", "youtube-ejs and youtubepot-* only"),
+        ("--extractor-args youtubepot:base_url=http://127.0.0.1:1", "youtubepot-* only"),
+        ("--extractor-args 'youtube-ejs:repo=SID=abc/x'", "youtube-ejs:repo"),
+        ("--extractor-args 'youtube-ejs:dev=true'", "youtube-ejs:dev"),
         ("https://www.youtube.com/@x", "only options"),
         ("--sleep-requests", "needs a value"),
         ("--force-ipv4=yes", "takes no value"),
@@ -211,13 +215,18 @@ def test_youtube_extractor_arguments_with_known_keys_pass() -> None:
     )
 
 
-def test_user_plugin_folders_never_load_and_yt_dlp_takes_the_option() -> None:
-    """Every child gets --no-plugin-dirs (yt-dlp's own option): the plugin folders list is empty."""
+def test_user_plugin_folders_never_load_and_yt_dlp_takes_the_option(tmp_path: Path) -> None:
+    """Every child gets --no-plugin-dirs and then only the folders it should search: never yt-dlp's
+    ``default`` (its user folders) unless YTDLP_USER_PLUGINS=true; YTDLP_PLUGIN_DIRS as given."""
     import yt_dlp
 
     args = ytdlp_invocation(Settings())
     assert args[:3] == (sys.executable, "-m", "yt_dlp") and "--no-plugin-dirs" in args
-    assert yt_dlp.parse_options(list(args[3:])).options.plugin_dirs == []
+    assert "default" not in yt_dlp.parse_options(list(args[3:])).options.plugin_dirs
+    args = ytdlp_invocation(Settings(ytdlp_plugin_dirs=(tmp_path,)))
+    assert yt_dlp.parse_options(list(args[3:])).options.plugin_dirs[-1] == str(tmp_path.resolve())
+    args = ytdlp_invocation(Settings(ytdlp_user_plugins=True))
+    assert yt_dlp.parse_options(list(args[3:])).options.plugin_dirs == ["default"]
 
 
 def test_approximate_date_joins_the_users_extractor_argument() -> None:
@@ -256,3 +265,59 @@ def test_each_child_gets_a_private_copy_of_the_cookies(tmp_path: Path) -> None:
     assert copy.stat().st_mode & 0o777 == 0o600
     assert [a for a in child if a != str(copy)] == [a for a in args if a != str(mine)]
     assert private_cookies(["y", "-f", "ba"], scratch) == ["y", "-f", "ba"]
+
+
+def test_po_token_provider_arguments_pass_for_any_provider() -> None:
+    """``youtubepot-*`` takes any provider and key; youtube's formats, webpage_client, player_skip and
+    pot_trace and youtube-ejs's jitless pass too."""
+    raw = (
+        "--extractor-args youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416"
+        " --extractor-args 'YouTubePot-Other:base_url=http://[::1]:8080/x;Any-Key=1'"
+        " --extractor-args youtubepot-local:base_url=https://localhost"
+        " --extractor-args 'youtube:formats=missing_pot;webpage_client=web;player_skip=js;pot_trace=true'"
+        " --extractor-args youtube-ejs:jitless=true"
+    )
+    out = checked_ytdlp_args(raw)
+    assert out[1] == "youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416" and len(out) == 10
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://pot.example:4416",
+        "http://user:S3CRET@10.0.0.5:4416",
+        "http://127.0.0.1.evil.example",
+        "file:///tmp/x",
+        "127.0.0.1:4416",
+        "http://127.0.0.1:4416\\,http://S3CRET.example",
+    ],
+)
+def test_a_provider_base_url_must_be_loopback_and_is_never_echoed(url: str) -> None:
+    """The provider is sent the proxy URL (and its password): a base_url off this machine is refused,
+    naming the extractor and key only; PO_TOKEN_REMOTE_OK=true allows it."""
+    raw = f"--extractor-args 'youtubepot-bgutilhttp:base_url={url}'"
+    with pytest.raises(ConfigError) as caught:
+        checked_ytdlp_args(raw)
+    message = str(caught.value)
+    assert (
+        "youtubepot-bgutilhttp:base_url must be a loopback URL" in message and "PO_TOKEN_REMOTE_OK" in message
+    )
+    assert url not in message and "S3CRET" not in message and "\n" not in message
+    assert checked_ytdlp_args(raw, remote_pot_ok=True)[1] == f"youtubepot-bgutilhttp:base_url={url}"
+    with pytest.raises(ConfigError):
+        ytdlp_invocation(Settings(ytdlp_args=raw))
+    assert ytdlp_invocation(Settings(ytdlp_args=raw, po_token_remote_ok=True))[-1].endswith(url)
+
+
+def test_a_refused_extractor_key_never_echoes_a_value() -> None:
+    """A po_token is a value: the message names youtube and the key only."""
+    with pytest.raises(ConfigError) as caught:
+        checked_ytdlp_args("--extractor-args 'youtube:po_token=web.gvs+SECRETTOKEN;innertube_host=h'")
+    assert "youtube:innertube_host" in str(caught.value) and "SECRETTOKEN" not in str(caught.value)
+
+
+def test_a_value_typed_without_its_key_is_not_echoed() -> None:
+    """``youtube:web.gvs+TOKEN`` (no ``=``) reads as a key; one that is not a plain name is not shown."""
+    with pytest.raises(ConfigError) as caught:
+        checked_ytdlp_args("--extractor-args 'youtube:web.gvs+SECRETTOKEN'")
+    assert "SECRETTOKEN" not in str(caught.value) and "youtube:KEY is not allowed" in str(caught.value)

@@ -25,7 +25,7 @@ from ytingest.db.cluster import GATE_LOCKS
 from ytingest.db.pool import Store
 from ytingest.errors import StoreError
 from ytingest.logs import get_logger
-from ytingest.stages.retry import sleep_unless
+from ytingest.stages.pause import sleep_unless
 
 log = get_logger()
 POLL_S = 0.5  # how often a download waiting for a free slot (or the database) looks again

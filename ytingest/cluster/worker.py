@@ -52,7 +52,8 @@ async def run_worker(engine: Engine, *, until_empty: bool, gpu: str | None = Non
         download_rate_global=s.download_rate_global,
     )
     feed = ClaimFeed(db, name, until_empty)
-    gate = DownloadGate(db, concurrency=s.download_concurrency_global, per_hour=s.download_rate_global)
+    per_hour = s.download_rate_global or 0.0  # unset in a cluster: no pace (workers may have many addresses)
+    gate = DownloadGate(db, concurrency=s.download_concurrency_global, per_hour=per_hour)
     engine.cluster_view = lambda: feed.view
     await gate.open()
     try:

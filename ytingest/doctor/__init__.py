@@ -2,8 +2,8 @@
 
 Each check returns a ``Check`` (ok, warn, fail or info; what was found; the fix): the verdicts are
 pure functions in ``checks``, the reads of the real things (the yt-dlp child as a run starts it,
-the database, the models, the GPU, the disk) are in ``probes``. A report is ``ok`` when no check
-failed: a stream would work.
+the database, the models, the GPU, the disk) are in ``probes``; yt-dlp's plugins, PO token
+providers and yt-dlp-ejs in ``plugins``. A report is ``ok`` when no check failed: a stream would work.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ytingest.doctor.checks import (
     parse_ytdlp_version,
     ytdlp_version_check,
 )
+from ytingest.doctor.plugins import ejs_check, plugin_checks, wanted_ejs
 from ytingest.doctor.probes import (
     database_check,
     free_bytes,
@@ -37,11 +38,15 @@ __all__ = ["Check", "Report", "format_line", "run_checks", "summary_line"]
 
 async def run_checks(settings: Settings, *, today: date | None = None, now: float | None = None) -> Report:
     """Every check against the real yt-dlp child, database, models, GPU and disk."""
-    (code, header), db = await asyncio.gather(ytdlp_header(settings), database_check(settings))
+    (code, header), db, plugins = await asyncio.gather(
+        ytdlp_header(settings), database_check(settings), plugin_checks(settings)
+    )
     version = parse_ytdlp_version(header) or (None if settings.ytdlp_path else installed_version("yt-dlp"))
     checks: list[Check] = [
         ytdlp_version_check(version, today or date.today(), custom_path=settings.ytdlp_path is not None),
         js_runtime_check(header, code),
+        *([] if settings.ytdlp_path else [ejs_check(wanted_ejs(), installed_version("yt-dlp-ejs"))]),
+        *plugins,
         cookies_check(settings.cookies_file, settings.cookies_from_browser, now or time.time()),
         db,
         *await model_checks(settings),

@@ -8,8 +8,9 @@ from typing import Protocol
 
 from ytingest.logs import get_logger
 from ytingest.monitor.diagnose import Verdict
+from ytingest.pipeline.budget import HourlyBudget
 from ytingest.pipeline.counters import StageCounters
-from ytingest.pipeline.tuning import Tuning
+from ytingest.pipeline.tuning import Tuning, budget_io_cap
 
 log = get_logger()
 
@@ -30,6 +31,9 @@ class AutoTuner:
       after that, one more download per step (additive increase).
     - ``source`` verdict (429s): halve (multiplicative decrease). No climb while the shared pause
       is still running.
+    - A request budget (``budget``, DOWNLOAD_RATE_GLOBAL): never above ``budget_io_cap`` (Little's
+      law on the mean download time so far; no climb before one is measured); on a ``budget``
+      verdict, down to it: more downloads would only wait for their turn.
     - ``embed`` verdict on a GPU with VRAM to spare: double ENCODE_BATCH_SIZE (and BATCH_SIZE with
       it when the forward batch would outgrow the micro-batch).
 
@@ -44,6 +48,7 @@ class AutoTuner:
     io_max: int = 64
     cooldown: int = 3
     rate_limited: bool = False  # the site has pushed back in this run: additive increase from now on
+    budget: HourlyBudget | None = None  # the run's request budget: its rate caps IO_WORKERS
     _wait: int = 0
 
     async def step(self, verdict: Verdict) -> None:
@@ -57,12 +62,27 @@ class AutoTuner:
         elif verdict.stage == "download" and verdict.suggested:
             if self.pause is not None and self.pause.remaining > 0:
                 return  # the 429 pause is still on: downloads are not what limits us
-            bound = min(self.io_max, verdict.suggested)
+            bound = min(self.io_max, verdict.suggested, self._budget_cap(current))
             step = current + 1 if self.rate_limited else current * 2
             reason = "downloads starve ASR: " + ("+1 after a rate limit" if self.rate_limited else "double")
             await self._set(current, max(current, min(bound, step)), reason, verdict)
+        elif verdict.stage == "budget":
+            cap = self._budget_cap(current)
+            if cap < current:
+                await self._set(
+                    current, max(self.io_min, cap), "downloads wait on the budget: Little's law", verdict
+                )
         elif verdict.stage == "embed":
             self._grow_batch(verdict)
+
+    def _budget_cap(self, current: int) -> int:
+        """What the budget allows (``budget_io_cap``); ``current`` while the download time is unknown."""
+        if self.budget is None:
+            return self.io_max
+        latencies = list(self.counters.latencies) if self.counters is not None else []
+        mean_s = sum(latencies) / len(latencies) if latencies else 0.0
+        cap = budget_io_cap(self.budget.per_hour, mean_s)
+        return current if cap is None else cap
 
     def _grow_batch(self, verdict: Verdict) -> None:
         """Double ENCODE_BATCH_SIZE while embedding is the bottleneck and under half the VRAM is used.

@@ -9,7 +9,7 @@ from ytingest.monitor.gpu import GpuProbe
 from ytingest.monitor.monitor import Monitor
 from ytingest.monitor.sampler import Sampler
 from ytingest.pipeline.context import RunContext
-from ytingest.stages.retry import SharedBackoff
+from ytingest.stages.pause import SharedBackoff
 
 
 def build_monitor(s: Settings, ctx: RunContext, backoff: SharedBackoff, gpu: GpuProbe) -> Monitor:
@@ -17,7 +17,8 @@ def build_monitor(s: Settings, ctx: RunContext, backoff: SharedBackoff, gpu: Gpu
     tuner = None
     if s.autotune_enabled:
         io_max = max(s.io_workers, s.io_workers_max)
-        tuner = AutoTuner(ctx.tuning, backoff, ctx.metrics.stages["download"], io_max=io_max)
+        counters = ctx.metrics.stages["download"]
+        tuner = AutoTuner(ctx.tuning, backoff, counters, io_max=io_max, budget=ctx.budget)
     knobs = Knobs(
         s.io_workers,
         s.asr_workers,
@@ -27,7 +28,7 @@ def build_monitor(s: Settings, ctx: RunContext, backoff: SharedBackoff, gpu: Gpu
         s.asr_queue_size,
         s.decode_workers,
     )
-    sampler = Sampler(ctx.metrics, s.audio_dir, gpu)
+    sampler = Sampler(ctx.metrics, s.audio_dir, gpu, budget=ctx.budget)
     return Monitor(
         sampler,
         knobs,

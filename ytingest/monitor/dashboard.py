@@ -21,6 +21,7 @@ _COLOUR = {
     "embed": "cyan",
     "store": "blue",
     "disk": "red",
+    "budget": "bright_yellow",
     "stalled": "red",
 }
 _IDLE_SHOWN_S = 60.0  # a video this long without progress says so
@@ -162,9 +163,23 @@ def render(status: dict[str, Any]) -> RenderableType:
             style="dim",
         )
     )
+    if budget := snap.get("budget"):
+        lines.append(Text(budget_line(budget), style="dim"))
     if cluster := status.get("cluster"):
         lines.append(Text(cluster_line(cluster), style="dim"))
     return Group(*lines)
+
+
+def budget_line(b: dict[str, Any]) -> str:
+    """The run's request budget: its rate and source, its use in the last hour, the next turn."""
+    line = (
+        f"budget: {b['per_hour']:g}/h ({b.get('source', 'DOWNLOAD_RATE_GLOBAL')})"
+        f"  {b['downloads_last_hour']} downloads + {b['listing_last_hour']} listing in the last hour"
+    )
+    line += (
+        f"  next start in {b['next_start_in_s']:.0f} s" if b["next_start_in_s"] > 0 else "  next start now"
+    )
+    return line + (f"  {b['waiting']} waiting" if b.get("waiting") else "")
 
 
 def cluster_line(c: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 Pure functions over recent ``Snapshot``s, so every rule is testable without a pipeline. The
 stages are whatever the snapshot holds, in pipeline order: each is judged on the queue that
 feeds it. A stage with no advice of its own below gets the generic advice for its knob. A model
-that has stopped making progress comes before all of them (``stalled``).
+that has stopped making progress comes before all of them (``stalled``). Downloads waiting for the
+request budget's turn (``pipeline.budget``) name the ``budget``, not more IO_WORKERS.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ytingest.monitor.sampler import Snapshot, StageSample
+from ytingest.pipeline.budget import BudgetSample
+from ytingest.pipeline.tuning import budget_io_cap
 
 SATURATED = 0.85  # a stage busier than this is at its limit
 STARVED = 0.6  # a stage less busy than this is waiting for work
@@ -35,7 +38,7 @@ class Knobs:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    stage: str  # a stage's name, or stalled | source | disk | none
+    stage: str  # a stage's name, or stalled | source | disk | budget | none
     evidence: dict[str, Any] = field(default_factory=dict)
     advice: str = ""
     knob: str | None = None
@@ -85,13 +88,44 @@ def capacity(window: Sequence[Snapshot], stage: str) -> float | None:
 
 def downloads_needed(window: Sequence[Snapshot], knobs: Knobs) -> int:
     """Little's law: downloads in flight = what the slowest later stage can take (videos/s)
-    × mean download time, +25%; at least one more than now, at most IO_WORKERS_MAX."""
+    × mean download time, +25%; at least one more than now, at most IO_WORKERS_MAX, and never
+    more than the request budget keeps busy (``budget_cap``)."""
     names = list(window[-1].stages)
     download_time = window[-1].stages[names[0]].latency_s
     rates = [c for n in names[1:] if (c := capacity(window, n)) is not None]
     if not rates or download_time <= 0:
-        return min(knobs.io_max, knobs.io_workers * 2)
-    return max(knobs.io_workers + 1, min(knobs.io_max, math.ceil(1.25 * min(rates) * download_time)))
+        wanted = min(knobs.io_max, knobs.io_workers * 2)
+    else:
+        wanted = max(knobs.io_workers + 1, min(knobs.io_max, math.ceil(1.25 * min(rates) * download_time)))
+    cap = budget_cap(window)
+    return wanted if cap is None else min(wanted, cap)
+
+
+def budget_cap(window: Sequence[Snapshot]) -> int | None:
+    """The downloads the run's request budget keeps busy (``tuning.budget_io_cap``: its rate × the
+    mean download time, + 1); None without a budget or before a download time is measured."""
+    last = window[-1]
+    if last.budget is None or not last.stages:
+        return None
+    return budget_io_cap(last.budget.per_hour, next(iter(last.stages.values())).latency_s)
+
+
+def budget_bound(window: Sequence[Snapshot]) -> bool:
+    """Downloads (or a listing) waited for their turn in the budget in most of the window."""
+    return sum(w.budget is not None and w.budget.waiting > 0 for w in window) * 2 > len(window)
+
+
+def budget_verdict(b: BudgetSample, ev: dict[str, Any], cap: int | None) -> Verdict:
+    """The request budget paces downloads: name it; more IO_WORKERS would only wait for a turn."""
+    ev = {**ev, "budget_per_hour": b.per_hour, "budget_waiting": b.waiting, "budget_cap": cap}
+    why = "" if b.source == "DOWNLOAD_RATE_GLOBAL" else f", unset: {b.source}"
+    enough = f"{cap} are enough by Little's law" if cap is not None else "they would wait for a turn"
+    advice = (
+        f"download budget: {b.per_hour:g}/h (DOWNLOAD_RATE_GLOBAL{why}) is the limit, one start every "
+        f"{3600 / b.per_hour:.1f} s, {b.waiting} waiting: more IO_WORKERS would not help ({enough}); "
+        "raise DOWNLOAD_RATE_GLOBAL only as far as the address or account allows (cookies allow more)"
+    )
+    return Verdict("budget", ev, advice, "DOWNLOAD_RATE_GLOBAL", round(b.per_hour), None)
 
 
 Advice = Callable[[StageSample, dict[str, Any], Knobs], Verdict]
@@ -244,8 +278,12 @@ def diagnose(window: Sequence[Snapshot], knobs: Knobs, *, stall_s: float = STALL
     first, consumer = names[0], names[1]
     starved = max(busy[n] for n in names[1:]) < STARVED and _fill(window, consumer) < 0.25
     waiting = last.stages[first].depth > 0 or not last.discovery_done
+    if last.budget is not None and starved and budget_bound(window):
+        return budget_verdict(last.budget, ev, budget_cap(window))
     if busy[first] >= SATURATED and starved and waiting:
         n, m = knobs.io_workers, downloads_needed(window, knobs)
+        if last.budget is not None and m <= n:  # as many as the budget keeps busy: it is the limit
+            return budget_verdict(last.budget, ev, m)
         model = "asr" if "asr" in busy else consumer
         who = "ASR" if model == "asr" else last.stages[model].label
         advice = (

@@ -81,6 +81,31 @@ class SnapshotCollector(Collector):
         verdict.add_metric([snap["verdict"].get("stage", "none")], 1.0)
         yield verdict
         yield from _model_metrics(snap)
+        if budget := snap.get("budget"):
+            yield from _budget_metrics(budget)
+
+
+def _budget_metrics(b: dict[str, Any]) -> Iterator[Metric]:
+    """The run's request budget (DOWNLOAD_RATE_GLOBAL): its rate, its use, the next turn, waiters."""
+    yield GaugeMetricFamily(
+        "ytingest_budget_per_hour",
+        "request budget: download starts (and listing units) per hour",
+        value=b["per_hour"],
+    )
+    used = GaugeMetricFamily(
+        "ytingest_budget_used_last_hour", "budget units taken in the last hour", labels=["kind"]
+    )
+    used.add_metric(["download"], b["downloads_last_hour"])
+    used.add_metric(["listing"], b["listing_last_hour"])
+    yield used
+    yield GaugeMetricFamily(
+        "ytingest_budget_next_start_seconds",
+        "seconds until the budget allows the next start",
+        value=b["next_start_in_s"],
+    )
+    yield GaugeMetricFamily(
+        "ytingest_budget_waiting", "downloads and listings waiting for a turn", value=b["waiting"]
+    )
 
 
 def _model_metrics(snap: dict[str, Any]) -> Iterator[Metric]:

@@ -18,6 +18,7 @@ _COLOURS = {
     "store": "#3465a4",
     "source": "#cc0000",
     "disk": "#8b0000",
+    "budget": "#b8860b",
     "stalled": "#ef2929",
     "audio": "#a347ba",
     "eta": "#555753",

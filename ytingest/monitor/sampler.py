@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 
 from ytingest.monitor.gpu import GpuProbe, GpuSample
+from ytingest.pipeline.budget import BudgetSample, HourlyBudget
 from ytingest.pipeline.counters import Metrics, StageCounters
 from ytingest.stages.disk import folder_bytes
 
@@ -84,6 +85,7 @@ class Snapshot:
     model_audio_s_per_s: float | None = None  # the model's recent rate (None: not measured yet)
     model_quiet_s: float = 0.0  # seconds since the model stage last made progress
     asr_redecoded_chunks: int = 0  # chunks whose uncovered tails were decoded again, so far
+    budget: BudgetSample | None = None  # the run's request budget (None: unlimited, or a cluster's gate)
 
     @property
     def eta_s(self) -> float | None:
@@ -156,9 +158,16 @@ class Sampler:
     enough to span a few of its windows even on a CPU."""
 
     def __init__(
-        self, metrics: Metrics, audio_dir: Path, gpu: GpuProbe, *, rate_horizon_s: float = 600.0
+        self,
+        metrics: Metrics,
+        audio_dir: Path,
+        gpu: GpuProbe,
+        *,
+        rate_horizon_s: float = 600.0,
+        budget: HourlyBudget | None = None,
     ) -> None:
         self.metrics = metrics
+        self.budget = budget
         self.audio_dir = audio_dir
         self.gpu = gpu
         self.started = time.monotonic()
@@ -228,6 +237,7 @@ class Sampler:
             discovery_done=m.discovery_done,
             disk_blocked=bool(m.disk is not None and m.disk.blocked),
             asr_redecoded_chunks=m.asr_redecoded_chunks,
+            budget=self.budget.sample() if self.budget is not None else None,
             **self._model_fields(now.at),
         )
 

@@ -12,6 +12,7 @@ from ytingest.config import Settings
 from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.assembly import WindowAssembly
+from ytingest.pipeline.budget import HourlyBudget
 from ytingest.pipeline.counters import Metrics
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import ModelTurns
@@ -65,7 +66,9 @@ class RunContext:
     # videos a feed waits on (the cluster's claims): how each left the run (see ``settle``)
     outcomes: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     closed_with: str | None = None  # set by ``settle_all``: later videos leave with it at once
+    halted: str = ""  # set by ``halt``: why the run stopped taking videos by itself
     tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings
+    budget: HourlyBudget | None = None  # a plain run's request budget (downloads and listings); None: none
 
     def __post_init__(self) -> None:
         self.tuning = Tuning.from_settings(self.settings)
@@ -78,6 +81,14 @@ class RunContext:
         log.warning("video_failed", video_id=ref.id, stage=stage, reason=reason, permanent=permanent)
         await self.ledger.mark_failed(ref.id, stage, reason, permanent=permanent)
         self.settle(ref.id, "failed")
+
+    def halt(self, reason: str) -> None:
+        """Stop taking new videos because of ``reason`` (advice the CLI prints, exiting 1); the
+        videos not started stay pending for the next run, those in flight are finished."""
+        if not self.stopping.is_set():
+            self.halted = reason
+            log.error("run_halted", reason=reason)
+            self.stopping.set()
 
     def expect(self, video_id: str) -> asyncio.Future[str]:
         """A future told how ``video_id`` leaves this run: stored, failed, waiting or released."""
@@ -114,6 +125,7 @@ class RunContext:
             failures=tuple(self.failures),
             stopped_early=self.stopping.is_set(),
             asr_redecoded_chunks=self.metrics.asr_redecoded_chunks,
+            halted=self.halted,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,3 +50,12 @@ class Tuning:
             "encode_batch_size": self.encode_batch_size,
             "asr_batch_size": self.asr_batch_size,
         }
+
+
+def budget_io_cap(per_hour: float, download_s: float) -> int | None:
+    """The IO_WORKERS a budget of ``per_hour`` starts keeps busy, by Little's law: L = λ·W with λ
+    the budget's starts per second and W the mean download time, ``ceil(λ·W) + 1`` (one more waits
+    for its turn). More only wait on the gate. None while W is not measured (or no budget)."""
+    if per_hour <= 0 or download_s <= 0:
+        return None
+    return math.ceil(per_hour / 3600.0 * download_s) + 1

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ytingest.errors import DiscoverError
 from ytingest.items import WAITING, VideoRef
 from ytingest.logs import get_logger, redact
+from ytingest.pipeline.budget import LISTING_ENTRIES_PER_UNIT
 from ytingest.pipeline.context import RunContext
 from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.listing import (
@@ -305,9 +306,14 @@ class _Picker:
 
     async def take_from(self, discoverer: Discoverer, source: str) -> None:
         """Take entries from one listing until it ends, the run is full, or it stops early."""
-        sorted_by_date, streak = newest_first(source), 0
+        sorted_by_date, streak, read = newest_first(source), 0, 0
+        if not await self._spend(discoverer):
+            return
         async with contextlib.aclosing(discoverer.discover(source)) as refs:  # closing kills the child
             async for found in refs:
+                read += 1
+                if read % LISTING_ENTRIES_PER_UNIT == 0 and not await self._spend(discoverer):
+                    return
                 if self.ctx.stopping.is_set() or self.full:
                     return
                 ref = found if source == self.channel else replace(found, channel=self.channel)
@@ -326,6 +332,15 @@ class _Picker:
                     return
                 if self.full:  # now, not when the listing gets round to one more entry
                     return
+
+    async def _spend(self, discoverer: Discoverer) -> bool:
+        """A unit of the run's request budget for a listing: one as it starts, one per
+        ``LISTING_ENTRIES_PER_UNIT`` entries read (``pipeline.budget``); False when the run stops
+        first. Videos already known (``retry``) are not listed, so they take none."""
+        budget = self.ctx.budget
+        if budget is None or isinstance(discoverer, ListDiscoverer):
+            return True
+        return await budget.take(self.ctx.stopping, "listing")
 
     async def _pick(self, ref: VideoRef) -> bool | None:
         """Queue ``ref`` (False), skip it as stored already (True), or filter it out (None)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ytingest.logs import get_logger
-from ytingest.stages.retry import sleep_unless
+from ytingest.stages.pause import sleep_unless
 
 log = get_logger()
 

@@ -21,14 +21,8 @@ from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget, take_kept
 from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.listing import upload_day_of
-from ytingest.stages.retry import (
-    LIVE_FILTER,
-    SharedBackoff,
-    backoff_delay,
-    classify,
-    parse_retry_after,
-    sleep_unless,
-)
+from ytingest.stages.pause import SharedBackoff, Ticket, backoff_delay, sleep_unless
+from ytingest.stages.retry import BOT_CHECK_ADVICE, LIVE_FILTER, PO_TOKEN_ADVICE, classify, parse_retry_after
 from ytingest.stages.ytdlp_options import format_given, private_cookies
 
 log = get_logger()
@@ -41,8 +35,13 @@ class Downloader(Protocol):
 ProgressCallback = Callable[[str, int], None]
 _PROGRESS = "ytingest-progress "
 _RETRY_AFTER = "header: retry-after:"
-# the video's own metadata, printed as JSON after the move (keys yt-dlp does not know are left out)
-_METADATA = "after_move:%(.{upload_date,channel,channel_id,uploader,uploader_id})j"
+# the video's own metadata, printed as JSON after the move (keys yt-dlp does not know are left out);
+# format_id and vcodec tell a muxed fallback (format 18) from an audio-only format
+_METADATA = "after_move:%(.{upload_date,channel,channel_id,uploader,uploader_id,format_id,vcodec})j"
+FALLBACK_ADVICE = (
+    "YouTube's audio-only formats need a PO token (SABR streaming), so yt-dlp fell back to a format "
+    "with video (18: 360p, larger downloads, same audio track); the fix: " + PO_TOKEN_ADVICE
+)
 
 
 @dataclass
@@ -163,7 +162,8 @@ def _checked_file(printed: str, dest: Path, ref: VideoRef) -> AudioFile:
 
 
 def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
-    """``audio`` with the upload date (ISO) and channel from yt-dlp's printed JSON, where known."""
+    """``audio`` with the upload date (ISO), channel and, when it carries video, the format, from
+    yt-dlp's printed JSON, where known."""
     info: dict[str, Any] = {}
     for line in reversed(printed.splitlines()):
         try:
@@ -176,11 +176,13 @@ def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
     day = upload_day_of(info.get("upload_date"), info.get("timestamp"))
     name = info.get("channel") or info.get("uploader") or ""
     channel_id = info.get("channel_id") or info.get("uploader_id") or ""
+    vcodec = str(info.get("vcodec") or "none")
     return replace(
         audio,
         upload_date=day or audio.upload_date,
         channel_name=" ".join(str(name).split())[:300] or audio.channel_name,
         channel_id=str(channel_id)[:100] or audio.channel_id,
+        video_format="" if vcodec == "none" else f"{info.get('format_id') or '?'} ({vcodec})"[:100],
     )
 
 
@@ -195,12 +197,14 @@ class GlobalGate(Protocol):
 @dataclass
 class DownloadPolicy:
     """Shared by every download of a run: the slots, the 429 pause, the disk budget and, in a
-    cluster, the global gate (a slot there too, the global pace, and a 429 pauses every worker)."""
+    cluster, the global gate (a slot there too, the global pace, and a 429 pauses every worker).
+    ``fallback_told``: the format fallback was logged (once per run)."""
 
     slots: Limiter
     backoff: SharedBackoff
     disk: DiskBudget | None = None
     gate: GlobalGate | None = None
+    fallback_told: bool = False
 
 
 async def run_downloads(
@@ -258,48 +262,44 @@ async def _kept_audio(ctx: RunContext, ref: VideoRef) -> AudioFile | None:
 async def _download_with_retries(
     ctx: RunContext, downloader: Downloader, ref: VideoRef, policy: DownloadPolicy
 ) -> AudioFile | None:
-    """Transient errors: exponential backoff with jitter, DOWNLOAD_ATTEMPTS in all. 429, bot
-    check, "try again later": the shared pause, then again. A 403 on the media URL: once more
-    (a new yt-dlp run extracts a fresh URL), permanent if the next attempt gets one too.
-    Upcoming/live-now: recorded as upcoming/live for a later run. Permanent errors: no retry. None when the
+    """Transient errors: exponential backoff with jitter, DOWNLOAD_ATTEMPTS in all. A 403 (media or
+    page) is transient too: the next attempt is a fresh extraction. 429, bot check, captcha, "try
+    again later": the shared pause, then again, and the try is not an attempt (the video waits
+    through the pause); BOT_CHECK_LIMIT bot checks in a row stop the run (``halt``). Upcoming/live
+    now: recorded as upcoming/live for a later run. Permanent errors: no retry. None when the
     video failed, was left for later, or the run is stopping (it stays pending)."""
     s, counters, vlog = ctx.settings, ctx.metrics.stages["download"], log.bind(video_id=ref.id)
     attempt = 0
-    forbidden = False  # the previous attempt got a 403 on the media URL
+    limited = False  # the previous try was rate-limited: this one is not a new attempt
     while True:
         if policy.disk is not None:
             await policy.disk.wait_for_room(ctx.stopping)
-        await policy.backoff.wait(ctx.stopping)
-        passed = await policy.gate.enter(ctx.stopping) if policy.gate is not None else True
-        if ctx.stopping.is_set() or passed is None:
+        ticket = await policy.backoff.enter(ctx.stopping)
+        passed = await policy.gate.enter(ctx.stopping) if policy.gate is not None and ticket else None
+        while ticket is not None and passed is not None and ticket.epoch != policy.backoff.epoch:
+            policy.backoff.leave(ticket)  # a pause began while the gate held us: it comes first
+            ticket = await policy.backoff.enter(ctx.stopping)
+        if ctx.stopping.is_set() or ticket is None or (policy.gate is not None and passed is None):
+            if ticket is not None:
+                policy.backoff.leave(ticket)
             if passed is not None and policy.gate is not None:
                 await policy.gate.leave(passed)
             ctx.settle(ref.id, "released")
             return None
-        attempt += 1
-        if attempt > 1:
-            await ctx.ledger.count_attempt(ref.id)
+        if not limited:
+            attempt += 1
+            if attempt > 1:
+                await ctx.ledger.count_attempt(ref.id)
+        limited = False
         vlog.info("download_start", url=ref.webpage_url or ref.url, attempt=attempt)
+        policy.backoff.begin(ticket)
         started = counters.begin()
         try:
             audio = await downloader.download(ref, s.audio_dir)
         except RateLimitedError as exc:
             counters.end(started, ok=False)
-            ctx.metrics.download.rate_limited += 1
-            pause = policy.backoff.trip(exc.retry_after)
-            vlog.warning(
-                "rate_limited",
-                kind=exc.kind,
-                reason=str(exc),
-                pause_s=round(pause, 1),
-                retry_after=exc.retry_after,
-                attempt=attempt,
-            )
-            if policy.gate is not None:
-                await policy.gate.pause(pause, exc.kind)
-            if attempt >= s.download_attempts * 3:
-                await ctx.fail(ref, "download", f"{exc} (rate-limited {attempt} times)")
-                return None
+            limited = True
+            await _rate_limited(ctx, policy, ticket, exc, vlog.bind(attempt=attempt))
             continue
         except NotYetAvailableError as exc:
             counters.end(started, ok=False)
@@ -312,28 +312,32 @@ async def _download_with_retries(
             return None
         except DownloadError as exc:
             counters.end(started, ok=False)
-            permanent = exc.permanent or (isinstance(exc, MediaForbiddenError) and forbidden)
-            forbidden = isinstance(exc, MediaForbiddenError)
-            if permanent or attempt >= s.download_attempts:
+            if exc.permanent or attempt >= s.download_attempts:
                 why = "permanent" if exc.permanent else f"gave up after {attempt} attempts"
-                if permanent and not exc.permanent:
-                    why = "permanent: a fresh extraction got a 403 too"
-                await ctx.fail(ref, "download", f"{exc} ({why})", permanent=permanent)
+                await ctx.fail(ref, "download", f"{exc} ({why})", permanent=exc.permanent)
                 return None
-            delay = backoff_delay(attempt, s.retry_base_s, s.retry_max_s)
+            # a 403 on the media URL: the next yt-dlp run extracts a fresh one, at once
+            fresh = isinstance(exc, MediaForbiddenError)
+            delay = 0.0 if fresh else backoff_delay(attempt, s.retry_base_s, s.retry_max_s)
             vlog.warning("download_retry", reason=str(exc), attempt=attempt, wait_s=round(delay, 2))
             if policy.gate is not None:  # the global slot is not held while waiting to retry
                 await policy.gate.leave(passed)
                 passed = None
+            policy.backoff.leave(ticket)  # nor a slow-start place
             await sleep_unless(ctx.stopping, delay)
             continue
+        else:
+            policy.backoff.success(ticket)
         finally:
             ctx.metrics.download.finished(ref.id)
+            policy.backoff.leave(ticket)
             if policy.gate is not None and passed is not None:
                 await policy.gate.leave(passed)
-        policy.backoff.success()
         counters.end(started)
         vlog.info("download_done", bytes=audio.size, ms=round(1000 * (time.monotonic() - started)))
+        if audio.video_format and not policy.fallback_told:
+            policy.fallback_told = True
+            vlog.warning("format_fallback", format=audio.video_format, advice=FALLBACK_ADVICE)
         if audio.upload_date or audio.channel_name or audio.channel_id:
             await ctx.ledger.record_metadata(
                 ref.id,
@@ -342,3 +346,27 @@ async def _download_with_retries(
                 channel_id=audio.channel_id,
             )
         return audio
+
+
+async def _rate_limited(
+    ctx: RunContext, policy: DownloadPolicy, ticket: Ticket, exc: RateLimitedError, vlog: Any
+) -> None:
+    """The shared pause (an echo of the current one, from a download that began before it, adds
+    nothing); a bot check that persists through BOT_CHECK_LIMIT pauses stops the run."""
+    ctx.metrics.download.rate_limited += 1
+    backoff = policy.backoff
+    echo = ticket.epoch != backoff.epoch
+    pause = backoff.trip(exc.retry_after, ticket=ticket, bot_check=exc.bot_check, pause_s=exc.pause_s)
+    vlog.warning(
+        "rate_limited",
+        kind=exc.kind,
+        reason=str(exc),
+        pause_s=round(pause, 1),
+        retry_after=exc.retry_after,
+        echo=echo,
+        bot_checks=backoff.bot_checks,
+    )
+    if policy.gate is not None and not echo:
+        await policy.gate.pause(pause, exc.kind)
+    if exc.bot_check and backoff.bot_checks >= ctx.settings.bot_check_limit:
+        ctx.halt(f"{BOT_CHECK_ADVICE} ({backoff.bot_checks} bot checks in a row, a pause between each)")

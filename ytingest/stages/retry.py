@@ -1,9 +1,7 @@
-"""What yt-dlp's failures mean and when to try again: classification, per-video backoff, the shared pause."""
+"""What yt-dlp's failures mean: each text classified, with where yt-dlp has it (the pause: pause.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from email.utils import parsedate_to_datetime
 
@@ -12,10 +10,43 @@ from ytingest.logs import redact
 
 COOKIES_ADVICE = "pass cookies with --cookies FILE or --cookies-from-browser BROWSER"
 SLOWER_ADVICE = "a slower rate (--ytdlp-arg=--sleep-requests --ytdlp-arg=1)"
+PO_TOKEN_ADVICE = "a PO-token provider plugin (README: Plugins and PO tokens)"
+UPGRADE_ADVICE = (
+    'YouTube changes its clients often: upgrade yt-dlp (pip install -U "yt-dlp[default]") or add '
+    + PO_TOKEN_ADVICE
+)
+BOT_CHECK_ADVICE = (
+    "YouTube keeps asking to confirm this is not a bot: export cookies from a private browser window "
+    "that you then close for good (--cookies FILE), run from a residential address, or add " + PO_TOKEN_ADVICE
+)
+HOUR_S = 3600.0  # "rate-limited by YouTube for up to an hour"
 
-# The texts below are yt-dlp's (extractor/youtube/_video.py passes YouTube's playability reason
-# through, and adds its own hints from extractor/common.py _login_hint); tests quote them whole.
+# yt-dlp's texts, matched lower-cased; tests/unit/test_youtube_messages.py quotes each one whole.
+# Read in yt-dlp 2026.08.19 (and 2026.11.23, installed). _video.py is extractor/youtube/_video.py,
+# whose _real_extract passes YouTube's playability reason through raise_no_formats(reason).
+# text | where in yt-dlp (or its issue) | what ytingest does
+# - "Sign in to confirm you’re not a bot" + the login hint | YouTube's reason via _video.py
+#   _real_extract, _base.py _youtube_login_hint (#10128, #16870) | the pause; BOT_CHECK_LIMIT in a row stop
+# - "Video unavailable. YouTube is requiring a captcha challenge before playback" | _video.py
+#   _real_extract (PR #12939) | a bot check, not the permanent "video unavailable"
+# - "This content isn't available, try again later. The current session [Your account] has been
+#   rate-limited by YouTube for up to an hour. ..." | _video.py _real_extract (PR #12958) | the pause,
+#   an hour (RATE_LIMIT_MAX_S caps it)
+# - "HTTP Error 429: Too Many Requests" | networking/exceptions.py HTTPError | the pause
+# - "unable to download video data: HTTP Error 403" | YoutubeDL.py process_info; "[download] Got
+#   error: HTTP Error 403" | downloader/common.py download | a fresh extraction, then transient with
+#   the upgrade advice (403s follow YouTube's client changes: #17458)
+# - "Unable to download webpage / API page: HTTP Error 403" | extractor/common.py _request_webpage,
+#   _base.py _call_api | transient, the upgrade advice: a 403 is never permanent
+# - "Did not get any data blocks" | downloader/http.py real_download | permanent (an empty body)
+# - "does not pass filter (!is_live)" | utils/_utils.py match_filter_func | live now: waiting
+# - "This live event will begin in", "Premieres in" | YouTube's reason via _video.py | waiting
+# - "Sign in to confirm your age", "inappropriate" | _video.py _is_agegated | permanent, cookies
+# - "Private video", "Join this channel", "has been removed", "account ... terminated",
+#   "Video unavailable" | YouTube's reasons via _video.py | permanent, each with its own reason
 _BOT_CHECK = ("confirm you're not a bot", "confirm you’re not a bot", "confirm you are not a bot")
+_CAPTCHA = ("requiring a captcha challenge",)
+_HOUR = ("rate-limited by youtube for up to an hour",)
 _TRY_LATER = (
     "this content isn't available, try again later",
     "this content isn’t available, try again later",
@@ -54,8 +85,8 @@ _PERMANENT_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("drm protected",), "DRM-protected"),
     (("unsupported url", "is not a valid url"), "not a video URL yt-dlp supports"),
     (
-        ("http error 401", "http error 403", "http error 404", "http error 410", "http error 451"),
-        "",  # the HTTP status says it
+        ("http error 401", "http error 404", "http error 410", "http error 451"),
+        "",  # the HTTP status says it (a 403 is not here: it follows YouTube's client changes)
     ),
 )
 # yt-dlp's words when the media download itself (not the extraction) got a 403
@@ -66,10 +97,12 @@ _SIGN_IN = ("http error 401", "http error 403", "sign in", "login required", "co
 def classify(reason: str, retry_after: float | None = None) -> DownloadError:
     """The error for yt-dlp's failure ``reason`` (redacted: it may echo a proxy's password).
 
-    - bot check, "try again later", 429: ``RateLimitedError`` (every download pauses);
+    - bot check, captcha, "try again later", 429: ``RateLimitedError`` (every download pauses;
+      yt-dlp's "for up to an hour" pauses an hour, or RATE_LIMIT_MAX_S);
     - upcoming premieres, live events, live-now streams: ``NotYetAvailableError`` (left pending);
-    - a 403 on the media URL: ``MediaForbiddenError`` (retried once with a fresh extraction);
-    - private, removed, members-only, age-restricted, 4xx: permanent, with a reason of its own;
+    - a 403 on the media URL: ``MediaForbiddenError`` (a fresh extraction, then transient);
+      any other 403: transient; both say to upgrade yt-dlp or add a PO-token provider;
+    - private, removed, members-only, age-restricted, 401/404/410/451: permanent, with a reason;
     - anything else: transient.
     """
     reason = redact(reason)
@@ -78,12 +111,20 @@ def classify(reason: str, retry_after: float | None = None) -> DownloadError:
         return RateLimitedError(
             _advised(f"YouTube asks to confirm this is not a bot ({reason})"), retry_after, kind="bot_check"
         )
-    if any(mark in low for mark in _TRY_LATER):
+    if any(mark in low for mark in _CAPTCHA):  # before "video unavailable", which it is appended to
         return RateLimitedError(
-            _advised(f"YouTube is rate-limiting this session ({reason})"), retry_after, kind="try_later"
+            _advised(f"YouTube asks for a captcha before playback ({reason})"), retry_after, kind="captcha"
+        )
+    if any(mark in low for mark in _TRY_LATER):
+        hour = HOUR_S if any(mark in low for mark in _HOUR) else 0.0
+        return RateLimitedError(
+            _advised(f"YouTube is rate-limiting this session ({reason})"),
+            retry_after,
+            kind="try_later",
+            pause_s=hour,
         )
     if any(mark in low for mark in _RATE_LIMITED):
-        return RateLimitedError(reason, retry_after)
+        return RateLimitedError(reason, retry_after, pause_s=HOUR_S if any(m in low for m in _HOUR) else 0.0)
     if any(mark in low for mark in _UPCOMING):
         return NotYetAvailableError(f"not yet available: {reason}", live_status="is_upcoming")
     if any(mark in low for mark in _LIVE_NOW):
@@ -91,10 +132,12 @@ def classify(reason: str, retry_after: float | None = None) -> DownloadError:
     if "did not get any data blocks" in low:  # yt-dlp's words for an empty body
         return DownloadError(f"the server sent an empty file ({reason})", permanent=True)
     if any(mark in low for mark in _MEDIA_403):
-        return MediaForbiddenError(f"media URL refused (HTTP 403) ({reason})")
+        return MediaForbiddenError(f"media URL refused (HTTP 403) ({reason}); {UPGRADE_ADVICE}")
     for marks, why in _PERMANENT_REASONS:
         if any(mark in low for mark in marks):
             return DownloadError(f"{why} ({reason})" if why else reason, permanent=True)
+    if "http error 403" in low:
+        return DownloadError(f"refused (HTTP 403) ({reason}); {UPGRADE_ADVICE}")
     return DownloadError(reason)
 
 
@@ -120,53 +163,3 @@ def parse_retry_after(value: str) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds`` unless ``stop`` is set first; True when it was (the run is stopping)."""
-    try:
-        async with asyncio.timeout(max(0.0, seconds)):
-            await stop.wait()
-    except TimeoutError:
-        return stop.is_set()
-    return True
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter in its upper half: base·2^(n-1), at most ``cap``."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-class SharedBackoff:
-    """One pause for every new download after the site rate-limits us (not N workers hammering it).
-
-    ``trip`` extends the pause: Retry-After when the site sent one, else exponential in the
-    number of 429s in a row; ``success`` resets that count.
-    """
-
-    def __init__(self, base_s: float = 5.0, cap_s: float = 300.0) -> None:
-        self.base_s, self.cap_s = base_s, cap_s
-        self.strikes = 0
-        self._until = 0.0
-
-    def trip(self, retry_after: float | None) -> float:
-        self.strikes += 1
-        delay = (
-            retry_after if retry_after is not None else backoff_delay(self.strikes, self.base_s, self.cap_s)
-        )
-        delay = min(delay, self.cap_s)
-        self._until = max(self._until, time.monotonic() + delay)
-        return delay
-
-    def success(self) -> None:
-        self.strikes = 0
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self._until - time.monotonic())
-
-    async def wait(self, stop: asyncio.Event) -> None:
-        """Until the pause is over (another 429 may extend it) or the run is stopping."""
-        while (left := self.remaining) > 0 and not stop.is_set():
-            await sleep_unless(stop, left)

@@ -11,9 +11,15 @@ to follow every release to stay safe; an allow-list only misses a useful option 
 adds it. What is allowed is what a run against YouTube needs: network (proxy, source address,
 impersonation, headers), pacing (sleep intervals, rate limits), YouTube's extractor arguments
 (``EXTRACTOR_ARGS``: ``innertube_host`` would send the cookie-derived Authorization header to any
-host), and an audio-only format selection. Cookies and the JS runtime have settings of their own.
-Not allowed: ``--remote-components`` (it fetches JavaScript from the network and runs it); every
-child gets ``--no-plugin-dirs``, so plugins in the user's yt-dlp folders do not load.
+host; any PO token provider's ``youtubepot-*`` arguments, whose ``base_url`` must be a loopback URL
+unless PO_TOKEN_REMOTE_OK=true, since the provider sends it the proxy URL), and an audio-only
+format selection. Cookies, the JS runtime and plugins have settings of their own. Not allowed:
+``--remote-components`` (it fetches JavaScript from the network and runs it), ``--plugin-dirs``.
+
+Plugins (``ytdlp_plugins``): a child loads the ones installed for the Python that runs yt-dlp
+(pip-installed, e.g. a PO token provider) and those in YTDLP_PLUGIN_DIRS; plugins in the user's
+own yt-dlp folders (``~/.config/yt-dlp/plugins``, ...) only with YTDLP_USER_PLUGINS=true, as yt-dlp's
+config files there stay ignored (``--ignore-config``).
 
 Cookies: yt-dlp rewrites its ``--cookies`` file when it exits (``open(path, 'w')``, truncating it
 first), so IO_WORKERS children sharing one file race on it, and a read-only file makes the save
@@ -23,6 +29,7 @@ fail. The invocation names the user's file; ``private_cookies`` gives each child
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
@@ -30,9 +37,11 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ytingest.config import Settings
 from ytingest.errors import ConfigError
+from ytingest.stages.ytdlp_plugins import plugin_args
 
 JS_RUNTIMES = ("deno", "node", "quickjs", "bun")  # yt-dlp's supported runtimes (--js-runtimes)
 
@@ -81,15 +90,21 @@ ALLOWED: dict[str, int] = {
 }
 _FORMAT = ("-f", "--format")
 # the options of ytdlp_invocation's own that take a value (for reading an invocation back)
-_OWN: dict[str, int] = {"--js-runtimes": 1, "--cookies": 1, "--cookies-from-browser": 1}
+_OWN: dict[str, int] = {"--js-runtimes": 1, "--cookies": 1, "--cookies-from-browser": 1, "--plugin-dirs": 1}
 # extractor → the keys YTDLP_ARGS may set (yt-dlp's README "EXTRACTOR ARGUMENTS"; the names as
 # extractor/youtube/*.py reads them). Not innertube_host/innertube_key: a host of the user's choice
-# would get the Authorization header that yt-dlp derives from the cookies.
+# would get the Authorization header that yt-dlp derives from the cookies. Not youtube-ejs's repo and
+# dev (jsc/_builtin/ejs.py): where the challenge JavaScript comes from, and its version check.
+# A ``youtubepot-PROVIDER`` namespace (pot/_director.py's EXTRACTOR_ARG_PREFIX plus the provider's
+# key) takes any key: each provider defines its own (checked in _check_extractor_args).
 EXTRACTOR_ARGS: dict[str, frozenset[str]] = {
     "youtube": frozenset(
         {
             "player_client",
             "player_skip",
+            "webpage_client",
+            "formats",
+            "pot_trace",
             "webpage_skip",
             "skip",
             "lang",
@@ -102,7 +117,9 @@ EXTRACTOR_ARGS: dict[str, frozenset[str]] = {
         }
     ),
     "youtubetab": frozenset({"skip", "approximate_date"}),
+    "youtube-ejs": frozenset({"jitless", "script_version"}),
 }
+_POT_PROVIDER = re.compile(r"youtubepot-[a-z0-9_]+")  # any provider's namespace (lower-cased)
 # why the most likely refusals are refused (anything else not allowed gets the generic line)
 _WHY = {
     **dict.fromkeys(
@@ -125,7 +142,9 @@ _WHY = {
         ("-v", "--verbose", "--print-traffic", "--dump-pages"), "it would echo cookies into the logs"
     ),
     **dict.fromkeys(("--remote-components",), "it fetches JavaScript from the network and runs it"),
-    **dict.fromkeys(("--plugin-dirs",), "it loads code from a folder"),
+    **dict.fromkeys(
+        ("--plugin-dirs", "--no-plugin-dirs"), "use YTDLP_PLUGIN_DIRS (and YTDLP_USER_PLUGINS=true)"
+    ),
 }
 # ``ba*``/``bestaudio*`` are "the best format that contains audio": it may carry video too
 _AUDIO_ONLY = re.compile(r"(?:bestaudio|ba|worstaudio|wa)(?:\[[^\]]*\])*")
@@ -142,7 +161,7 @@ def ytdlp_invocation(settings: Settings) -> tuple[str, ...]:
     args = [
         *settings.ytdlp_command,
         "--ignore-config",
-        "--no-plugin-dirs",
+        *plugin_args(settings),
         *js_runtime_args(settings.js_runtime),
     ]
     if settings.cookies_file is not None:
@@ -151,7 +170,7 @@ def ytdlp_invocation(settings: Settings) -> tuple[str, ...]:
         args += ["--cookies", str(settings.cookies_file)]
     if settings.cookies_from_browser:
         args += ["--cookies-from-browser", settings.cookies_from_browser]
-    args += checked_ytdlp_args(settings.ytdlp_args)
+    args += checked_ytdlp_args(settings.ytdlp_args, remote_pot_ok=settings.po_token_remote_ok)
     return tuple(args)
 
 
@@ -189,11 +208,12 @@ def js_runtime_args(choice: str | None) -> list[str]:
     return ["--no-js-runtimes", "--js-runtimes", f"{name.lower()}:{path}" if path else name.lower()]
 
 
-def checked_ytdlp_args(raw: str) -> list[str]:
+def checked_ytdlp_args(raw: str, *, remote_pot_ok: bool = False) -> list[str]:
     """``YTDLP_ARGS`` split like a shell would (no shell), each option checked against ALLOWED.
 
     Both ``--opt value`` and ``--opt=value`` (and ``-r50K``) are read. Raises ConfigError naming
-    the option (never its value: it may be a proxy URL with a password).
+    the option (never its value: it may be a proxy URL with a password). ``remote_pot_ok``: a PO
+    token provider's ``base_url`` may be another host than this one.
     """
     try:
         tokens = shlex.split(raw, posix=True)
@@ -215,7 +235,7 @@ def checked_ytdlp_args(raw: str) -> list[str]:
             continue
         if value is None:
             raise ConfigError(f"YTDLP_ARGS: {name} needs a value")
-        _check_value(name, value)
+        _check_value(name, value, remote_pot_ok)
         out += [name, value]
     return out
 
@@ -258,7 +278,7 @@ def _split_option(token: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _check_value(name: str, value: str) -> None:
+def _check_value(name: str, value: str, remote_pot_ok: bool = False) -> None:
     if name in _FORMAT and not is_audio_only(value):
         raise ConfigError(
             f"YTDLP_ARGS: {name} {value!r} is not an audio-only selection (e.g. bestaudio[ext=m4a]/bestaudio)"
@@ -271,27 +291,58 @@ def _check_value(name: str, value: str) -> None:
             " use --cookies FILE (a proxy's password goes in --proxy's URL)"
         )
     if name == "--extractor-args":
-        _check_extractor_args(value)
+        _check_extractor_args(value, remote_pot_ok)
 
 
-def _check_extractor_args(value: str) -> None:
+def _check_extractor_args(value: str, remote_pot_ok: bool = False) -> None:
     """``IE_KEY:KEY=V,V;KEY2=V`` read as yt-dlp reads it (keys lower-cased, ``-`` as ``_``): only
-    EXTRACTOR_ARGS. The message names the extractor and key, never a value (a po_token)."""
+    EXTRACTOR_ARGS, or any key of a ``youtubepot-*`` provider, whose ``base_url`` values must be
+    loopback URLs unless ``remote_pot_ok``. The message names the extractor and key, never a value
+    (a po_token, a URL with a password)."""
     extractor, colon, args = value.partition(":")
     extractor = extractor.strip().lower()
-    if not colon or extractor not in EXTRACTOR_ARGS:
+    provider = _POT_PROVIDER.fullmatch(extractor) is not None
+    if not colon or not (provider or extractor in EXTRACTOR_ARGS):
         raise ConfigError(
-            f"YTDLP_ARGS: --extractor-args is allowed for {' and '.join(EXTRACTOR_ARGS)} only"
-            " (youtube:KEY=VALUE;KEY=VALUE)"
+            f"YTDLP_ARGS: --extractor-args is allowed for {', '.join(EXTRACTOR_ARGS)} and youtubepot-*"
+            " only (youtube:KEY=VALUE;KEY=VALUE)"
         )
-    allowed = EXTRACTOR_ARGS[extractor]
+    allowed = EXTRACTOR_ARGS.get(extractor, frozenset())
     for arg in args.split(";"):
-        key = arg.split("=", 1)[0].strip().lower().replace("-", "_")
-        if key and key not in allowed:
+        key, _, values = arg.partition("=")
+        key = key.strip().lower().replace("-", "_")
+        if key and not provider and key not in allowed:
+            shown = key if re.fullmatch(r"[a-z0-9_]{1,40}", key) else "KEY"  # "KEY" may be a value (no "=")
             raise ConfigError(
-                f"YTDLP_ARGS: --extractor-args {extractor}:{key[:40]} is not allowed"
+                f"YTDLP_ARGS: --extractor-args {extractor}:{shown} is not allowed"
                 f" (allowed keys: {', '.join(sorted(allowed))})"
             )
+        if provider and key == "base_url" and not remote_pot_ok:
+            for url in re.split(r"(?<!\\),", values):
+                if not is_loopback_url(url.replace(r"\,", ",").strip()):
+                    raise ConfigError(
+                        f"YTDLP_ARGS: --extractor-args {extractor}:base_url must be a loopback URL"
+                        " (http://127.0.0.1:PORT, [::1] or localhost): the provider is sent the proxy"
+                        " URL; PO_TOKEN_REMOTE_OK=true allows another host"
+                    )
+
+
+def is_loopback_url(url: str) -> bool:
+    """An http(s) URL whose host is this machine: 127.0.0.0/8, ::1 or ``localhost``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (a bad port raises ValueError)
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def is_audio_only(selection: str) -> bool:

@@ -86,6 +86,8 @@ class ChannelServer:
     - ``flaky``: episode id → how many of its next requests answer 503;
     - ``cut``: episode id → how many of its next requests stop halfway through the body;
     - ``throttle``: how many of the next audio requests (any episode) answer 429;
+      ``throttle_until``: every audio request answers 429 until this ``time.monotonic()``
+      deadline (``throttle_for(seconds)`` sets it: a burst of that length);
       ``retry_after``: the Retry-After header sent with them (None: no header);
     - ``garbage``: episode ids served as bytes that are not audio; ``empty``: served as 0 bytes;
     - ``bad_feed``: the feed is broken XML;
@@ -108,6 +110,7 @@ class ChannelServer:
     flaky: dict[str, int] = field(default_factory=dict)
     cut: dict[str, int] = field(default_factory=dict)
     throttle: int = 0
+    throttle_until: float = 0.0
     retry_after: float | None = None
     garbage: set[str] = field(default_factory=set)
     empty: set[str] = field(default_factory=set)
@@ -124,6 +127,10 @@ class ChannelServer:
     @property
     def feed_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/feed.xml"
+
+    def throttle_for(self, seconds: float) -> None:
+        """Answer 429 to every audio request for the next ``seconds``."""
+        self.throttle_until = time.monotonic() + seconds
 
     def episode(self, episode_id: str) -> Episode:
         return next(e for e in self.episodes if e.id == episode_id)
@@ -197,8 +204,8 @@ class ChannelServer:
         if episode_id in self.fail:
             code = self.fail[episode_id]
             return web.Response(status=code, text=f"fault injected: HTTP {code}")
-        if self.throttle > 0:
-            self.throttle -= 1
+        if self.throttle > 0 or time.monotonic() < self.throttle_until:
+            self.throttle = max(0, self.throttle - 1)
             headers = {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
             return web.Response(status=429, headers=headers, text="fault injected: slow down")
         if self.flaky.get(episode_id, 0) > 0:

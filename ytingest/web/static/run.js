@@ -100,6 +100,16 @@
     set(totals, ".system", system);
     set(totals, ".io-workers", (knobs.io_workers === undefined ? "?" : knobs.io_workers) +
         (knobs.autotune ? " (autotune)" : ""));
+    set(totals, ".budget", budget(snap.budget));
+  }
+
+  // the run's request budget (DOWNLOAD_RATE_GLOBAL): rate, use in the last hour, the next turn
+  function budget(b) {
+    if (!b) return "none";
+    const next = num(b.next_start_in_s) > 0 ? "next start in " + fixed(b.next_start_in_s, 0) + " s" : "next start now";
+    return fixed(b.per_hour, 0) + "/h (" + (b.source || "DOWNLOAD_RATE_GLOBAL") + "), " +
+      num(b.downloads_last_hour) + " downloads + " + num(b.listing_last_hour) + " listing in the last hour, " + next +
+      (num(b.waiting) ? ", " + num(b.waiting) + " waiting" : "");
   }
 
   function drawVerdict(verdict) {
