@@ -31,6 +31,15 @@ from ytingest.cli_cluster import (
     prepare_worker,
     top_database,
 )
+from ytingest.cli_output import (
+    print_channels,
+    print_hits,
+    print_json,
+    print_speakers,
+    print_status,
+    print_summary,
+    say,
+)
 from ytingest.config import Settings
 from ytingest.doctor import format_line, run_checks, summary_line
 from ytingest.engine import Engine, first_error
@@ -42,8 +51,10 @@ from ytingest.logs import configure_logging, redact
 from ytingest.malloc import limit_arenas
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
-from ytingest.search import group_by_video
+from ytingest.preflight import preflight
+from ytingest.sourcetext import public_url
 from ytingest.speakers.naming import merge_voices, name_voice
+from ytingest.termtext import safe
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -64,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         if args.command not in ("db", "doctor"):
             settings = default_database(settings)
+        preflight(args, settings)  # one line, before any database, model or yt-dlp
         if getattr(args, "limit", None) is not None and args.limit < 1:
             raise ConfigError("--limit must be at least 1")
         if args.command == "speakers":
@@ -75,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command: Callable[[Engine, argparse.Namespace], Awaitable[int]] = COMMANDS[args.command]
         return run(_with_engine(settings, args, command), loop=settings.loop)
     except YtingestError as exc:
-        print(f"ytingest: error: {redact(str(exc))}", file=sys.stderr)
+        say(f"ytingest: error: {redact(str(exc))}", err=True)
         return EXIT_USAGE
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("ytingest: interrupted", file=sys.stderr)
@@ -125,10 +137,14 @@ async def cmd_stream(engine: Engine, args: argparse.Namespace) -> int:
                 tg.create_task(_live(lambda: render_dashboard(engine.status_document()), until=run))
     except* YtingestError as group:
         raise first_error(group) from None
-    summary = run.result()
+    code = _finish(run.result(), as_json=args.json)  # the summary first: a failed report never loses it
     if args.report is not None and engine.monitor is not None:
-        write_report(list(engine.monitor.history), args.report, title=f"ytingest: {args.url}")
-    return _finish(summary, as_json=args.json)
+        try:
+            write_report(list(engine.monitor.history), args.report, title=f"ytingest: {public_url(args.url)}")
+        except OSError as exc:
+            say(f"ytingest: error: --report {args.report}: {exc.strerror or exc}", err=True)
+            return code if code == EXIT_INTERRUPTED else EXIT_USAGE
+    return code
 
 
 def _finish(summary: RunSummary, *, as_json: bool) -> int:
@@ -137,9 +153,9 @@ def _finish(summary: RunSummary, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(summary.to_dict()))
     else:
-        _print_summary(summary)
+        print_summary(summary)
     if summary.halted:
-        print(f"ytingest: stopped: {summary.halted}", file=sys.stderr)
+        say(f"ytingest: stopped: {summary.halted}", err=True)
         return EXIT_FAILED
     if summary.stopped_early:
         return EXIT_INTERRUPTED
@@ -185,16 +201,6 @@ async def top(args: argparse.Namespace) -> int:
                     return EXIT_OK
 
 
-def _print_summary(summary: RunSummary) -> None:
-    print(
-        f"done {summary.done}, failed {summary.failed}, skipped {summary.skipped}; "
-        f"{summary.segments} segments from {summary.audio_seconds:.1f} s of audio "
-        f"in {summary.wall_seconds:.1f} s"
-    )
-    for f in summary.failures:
-        print(f"  failed {f.video_id} ({f.stage}): {f.reason}")
-
-
 async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
     summary = await engine.retry(include_pending=args.pending)
     return _finish(summary, as_json=args.json)
@@ -204,16 +210,9 @@ async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
     options = ("limit", "speaker", "channel", "video", "since", "until", "min_score")
     hits = await engine.search(args.query, mode=args.search_mode, **{k: getattr(args, k) for k in options})
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        print_json([h.to_dict() for h in hits])
         return EXIT_OK
-    for group in group_by_video(hits) if args.group else [None]:
-        if group is not None:
-            print(f"{group.title} ({group.video_id})")
-        for h in group.hits if group is not None else hits:
-            who = f" [{h.speaker}]" if h.speaker else ""
-            print(f"{h.score:.3f}  {h.title} @ {int(h.start)}s{who}\n       {h.text}\n       {h.url}")
-    if not hits:
-        print("no matches")
+    print_hits(hits, group=args.group)
     return EXIT_OK
 
 
@@ -238,40 +237,18 @@ async def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
 async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
     report = await engine.database.status(channel=args.channel)
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print_json(report)
         return EXIT_OK
-    v = report["videos"]
-    warned = f" ({report['warned']} with a warning)" if report.get("warned") else ""
-    print(
-        f"{'videos' if args.channel is None else f'videos of {args.channel}'}:"
-        f" {v['done']} done{warned}, {v['failed']} failed, {v['pending']} pending;"
-        f" {report['segments']} segments"
-    )
-    for f in report["failures"]:
-        print(f"  failed {f['video_id']} ({f['stage']}, {f['attempts']} attempts): {f['reason']}")
-    for w in report.get("warnings", []):
-        print(f"  warning {w['video_id']}: {w['warning']}")
-    for w in report.get("waiting", []):
-        print(f"  waiting {w['video_id']} ({w['status']}): {w['title']}")
-    if args.channel is not None and not any(v.values()) and not report.get("waiting"):
-        print("  no videos of that channel URL: `ytingest channels` lists the URLs as they were given")
+    print_status(report, args.channel)
     return EXIT_OK
 
 
 async def cmd_channels(engine: Engine, args: argparse.Namespace) -> int:
     channels = await engine.channels()
     if args.json:
-        print(json.dumps(channels, ensure_ascii=False))
+        print_json(channels)
         return EXIT_OK
-    for c in channels:
-        name = f" ({c['name']})" if c.get("name") else ""
-        print(
-            f"{c['url']}{name}: {c['done']} done, {c['failed']} failed, {c['pending']} pending;"
-            f" {c['audio_hours']:.2f} h of audio; newest upload {c.get('latest_upload') or 'unknown'};"
-            f" last run {c['last_run'] or 'never'}"
-        )
-    if not channels:
-        print("no channels yet (ytingest stream URL)")
+    print_channels(channels)
     return EXIT_OK
 
 
@@ -279,11 +256,9 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     """One line per check (or one JSON object); 0 when a stream would work, else 1."""
     report = await run_checks(settings)
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        print_json(report.to_dict())
     else:
-        for check in report.checks:
-            print(format_line(check))
-        print(summary_line(report))
+        say(*(format_line(check) for check in report.checks), summary_line(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -293,36 +268,29 @@ async def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
         raise ConfigError(f"video {args.video_id!r} is not stored")
     text = render(found[1], args.format, video=found[0])
     if args.output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(safe(text, newlines=True) if sys.stdout.isatty() else text)
     else:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--output {args.output}: {exc.strerror or exc}") from None
     return EXIT_OK
-
-
-def _count(voice: dict[str, Any]) -> str:
-    """``3 segments in 1 video``."""
-    n, v = voice["segments"], voice["videos"]
-    return f"{n} segment{'s' * (n != 1)} in {v} video{'s' * (v != 1)}"
 
 
 async def cmd_speakers(engine: Engine, args: argparse.Namespace) -> int:
     if args.action != "list":
         edit = name_voice if args.action == "name" else merge_voices
         done = await edit(engine.database, *args.voices, channel=args.channel)
-        print(json.dumps(asdict(done), ensure_ascii=False) if args.json else done.line())
+        if args.json:
+            print_json(asdict(done))
+        else:
+            say(done.line())
         return EXIT_OK
     report = await engine.speakers()
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print_json(report)
         return EXIT_OK
-    for p in report["enrolled"]:
-        origin = f"{len(p['clips'])} clips" if p.get("source", "folder") == "folder" else "named"
-        print(f"{p['name']}: {_count(p)} ({origin}, {p['model']})")
-    for u in report["unknown"]:
-        where = u.get("channel") or "videos with no channel"
-        print(f"{u['label']} (not enrolled) of {where}: {_count(u)}")
-    if not report["enrolled"] and not report["unknown"]:
-        print("no speakers yet (ytingest stream URL labels the voices it hears)")
+    print_speakers(report)
     return EXIT_OK
 
 

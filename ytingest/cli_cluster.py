@@ -30,6 +30,7 @@ from ytingest.engine import Engine
 from ytingest.errors import ConfigError
 from ytingest.monitor.dashboard import cluster_line
 from ytingest.stages.discover import Listing
+from ytingest.termtext import safe, text
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -98,9 +99,9 @@ async def cmd_worker(engine: Engine, args: argparse.Namespace) -> int:
             f" skipped {summary.skipped}; {summary.segments} segments in {summary.wall_seconds:.1f} s"
         )
         for f in summary.failures:
-            print(f"  failed {f.video_id} ({f.stage}): {f.reason}")
+            print(safe(f"  failed {f.video_id} ({f.stage}): {f.reason}"))
     if summary.halted:
-        print(f"ytingest: stopped: {summary.halted}", file=sys.stderr)
+        print(safe(f"ytingest: stopped: {summary.halted}"), file=sys.stderr)
     return EXIT_FAILED if summary.failed or summary.halted else EXIT_OK
 
 
@@ -143,19 +144,20 @@ def render_cluster(rows: list[dict[str, Any]], totals: dict[str, Any]) -> Group:
     table = Table("name", "host", "pid", "gpu", "state", "in flight", "done", "failed", "videos/h", "seen")
     for r in rows:
         state = r["state"] if r["live"] or r["state"] == "stopped" else "lost"
-        table.add_row(
+        cells = (
             r["name"],
             r["host"],
-            str(r["pid"]),
+            r["pid"],
             r["gpu"] or "-",
             state,
-            str(r["in_flight"]),
-            str(r["done"]),
-            str(r["failed"]),
-            f"{r['videos_per_hour']:.1f}",
-            f"{r['seen_s_ago']:.0f} s ago",
+            r["in_flight"],
+            r["done"],
+            r["failed"],
         )
-    return Group(Text(line), table)
+        table.add_row(
+            *map(text, cells), Text(f"{r['videos_per_hour']:.1f}"), Text(f"{r['seen_s_ago']:.0f} s ago")
+        )
+    return Group(text(line), table)
 
 
 def default_database(settings: Settings) -> Settings:

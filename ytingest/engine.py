@@ -20,12 +20,14 @@ from ytingest.models.speakers import SpeakerTagger
 from ytingest.monitor.build import build_monitor
 from ytingest.monitor.gpu import GpuProbe
 from ytingest.monitor.http import MetricsServer
+from ytingest.monitor.last_run import publish
 from ytingest.monitor.monitor import Monitor
 from ytingest.pipeline.budget import download_budget
 from ytingest.pipeline.context import Feed, RunContext
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import turns_wanted
 from ytingest.search import SearchQuery
+from ytingest.sourcetext import public_url
 from ytingest.speakers.setup import build_tagger
 from ytingest.stages.bulk import run_bulk
 from ytingest.stages.decode_pool import DecodePool, decode_with
@@ -80,6 +82,7 @@ class Engine:
         self._gpu: GpuProbe | None = None
         self._http: MetricsServer | None = None
         self.monitor: Monitor | None = None  # the current (or last) run's monitor
+        self._finished: dict[str, Any] | None = None  # the last run's final /status (last-run.json)
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -266,7 +269,7 @@ class Engine:
             downloader.on_progress = ctx.metrics.download.progress
         log.info(
             "run_started",
-            channel=url,
+            channel=public_url(url),  # the credential in a channel URL goes to yt-dlp only
             **(listing[1].to_log() if listing else {}),
             mode=s.mode,
             stages=[st.name for st in self.pipeline],
@@ -298,11 +301,14 @@ class Engine:
                     tg.create_task(feed(ctx, first), name="feed")
                     wire(tg, parts, self.pipeline, first, finished=ctx.finished)
         except* YtingestError as group:
+            error = str(first_error(group))
+            self._finished = publish(s.ytingest_home, url, monitor, self._knobs(), error=error)
             raise first_error(group) from None
         finally:
             self._run_ctx = None
         await self._build_search_index(stopping=ctx.stopping.is_set())
         summary = ctx.summary()
+        self._finished = publish(s.ytingest_home, url, monitor, self._knobs(), summary.to_dict())
         log.info("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "failures"})
         return summary
 
@@ -322,7 +328,10 @@ class Engine:
         return f"http://{self._http.host}:{self._http.port}" if self._http is not None else None
 
     def status_document(self) -> dict[str, Any]:
-        """What ``/status`` serves and the dashboard draws: the latest snapshot and the knobs."""
+        """What ``/status`` serves and the dashboard draws: the latest snapshot and the knobs; once a
+        run has ended and none runs, that run's final document (state ``finished`` or ``failed``)."""
+        if self._run_ctx is None and self._finished is not None:
+            return self._finished
         m = self.monitor
         snap = m.latest.to_dict() if m is not None and m.latest is not None else None
         return {

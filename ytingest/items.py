@@ -30,6 +30,14 @@ class VideoRef:
     live_status: str | None = None  # yt-dlp's: is_upcoming, is_live, was_live, not_live, post_live
     channel_name: str = ""  # the uploader's channel name and id, when the listing gives them
     channel_id: str = ""
+    # the URL to download when it holds a credential (``user:pass@``) that ``url`` (stored, logged,
+    # shown: ``sourcetext.public_url``) leaves out; known only to the run that listed it
+    fetch_url: str = field(default="", repr=False, compare=False)
+
+    @property
+    def download_url(self) -> str:
+        """What yt-dlp is given: ``fetch_url`` when the listing had a credential, else ``url``."""
+        return self.fetch_url or self.url
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,10 @@ def _read_run_page(d: WebDriver) -> dict[str, Any]:
                 verdict: document.querySelector('#verdict .stage').textContent,
                 advice: document.querySelector('#verdict .advice').textContent,
                 done: document.querySelector('#totals .done').textContent, inked: inked,
+                inModel: document.querySelector('#totals .in-model').textContent,
+                eta: document.querySelector('#totals .eta').textContent,
+                headline: document.getElementById('headline').textContent,
+                live: !document.getElementById('live').hidden,
                 xss: typeof window.__xss};
         """
     )
@@ -267,10 +271,10 @@ def _read_run_page(d: WebDriver) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def live_run(site: Site) -> Iterator[subprocess.Popen[str]]:
-    """A throttled `stream --metrics-port` of four episodes, one titled with HTML; started on first use."""
+    """A throttled `stream --metrics-port` of three episodes, one titled with HTML; started on first use."""
     volcano = sample_episodes()[4]
     hostile = Episode(XSS_ID, XSS_TITLE, volcano.text, volcano.path, volcano.duration)
-    episodes = [*sample_episodes()[:3], hostile]
+    episodes = [*sample_episodes()[:2], hostile]
     with serve_in_thread(ChannelServer(episodes, bandwidth=16_000)) as channel:
         args = ["stream", channel.feed_url, "--metrics-port", str(site.run_port), "--io-workers", "1"]
         proc = subprocess.Popen(
@@ -284,7 +288,7 @@ def live_run(site: Site) -> Iterator[subprocess.Popen[str]]:
             yield proc
             out, err = proc.communicate(timeout=240)
             assert proc.returncode == 0, err[-3000:]
-            assert json.loads(out)["done"] == 4
+            assert json.loads(out)["done"] == 3
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -292,7 +296,8 @@ def live_run(site: Site) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_run_page_follows_a_live_run(site: Site, live_run: subprocess.Popen[str], tmp_path: Path) -> None:
-    """The run page, open during a throttled run, shows the queues moving, the verdict and the chart."""
+    """The run page, open during a throttled run, shows the queues moving, the verdict and the chart,
+    the stored count rising video by video, and after the run its summary, not a connection error."""
     d = site.driver
     d.get(site.url + "/run")
     seen: list[dict[str, Any]] = []
@@ -302,10 +307,10 @@ def test_run_page_follows_a_live_run(site: Site, live_run: subprocess.Popen[str]
         view = _read_run_page(d)
         seen.append(view)
         done = {s: r["done"] for s, r in view["rows"].items()}
-        if shot is None and view["state"] == "running" and 0 < done.get("store", 0) < 4 and view["inked"]:
+        if shot is None and view["state"] == "running" and 0 < done.get("store", 0) < 3 and view["inked"]:
             shot = save(d, tmp_path, "run-page")
         time.sleep(0.5)
-    running = [v for v in seen if v["state"] == "running" and v["rows"]]
+    running = [v for v in seen if v["state"] == "running" and v["rows"] and v["live"]]
     assert len(running) >= 3, [v["state"] for v in seen]
     queues = {tuple((s, r["depth"], r["done"]) for s, r in sorted(v["rows"].items())) for v in running}
     assert len(queues) >= 3, queues  # the numbers changed while we watched
@@ -318,6 +323,16 @@ def test_run_page_follows_a_live_run(site: Site, live_run: subprocess.Popen[str]
     assert running[-1]["inked"] > 1000  # the timeline was drawn
     assert all(v["xss"] == "undefined" for v in seen)
     assert shot is not None, "no moment mid-run with some videos stored and others not"
+    stored = [int(v["done"]) for v in running]
+    assert stored == sorted(stored) and {1, 2} <= set(stored), stored  # rising as each video lands
+    assert any(v["eta"] not in ("?", "-", "–") for v in running), [v["eta"] for v in running]
+    assert any(int(v["inModel"]) > 0 for v in running)
+    # the stream has exited: the page shows the run's end from YTINGEST_HOME/last-run.json
+    WebDriverWait(d, 15).until(lambda drv: "3 stored" in _read_run_page(drv)["headline"])
+    end = _read_run_page(d)
+    assert end["state"] == "finished" and end["headline"].startswith("finished: 3 stored, 0 failed")
+    assert end["live"] and end["done"] == "3" and end["eta"] == "-"
+    save(d, tmp_path, "run-finished")
     assert console_errors(d) == []
     site.notes["run_seen"] = len(running)
 

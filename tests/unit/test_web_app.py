@@ -8,20 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from aiohttp import ClientConnectionError, ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.unit.fakes import FakeDatabase
+from ytingest.config import Settings
 from ytingest.errors import ConfigError, StoreError
-from ytingest.items import SearchHit
+from ytingest.items import AudioFile, PreparedAudio, SearchHit, VideoRef
+from ytingest.monitor.gpu import GpuProbe
 from ytingest.monitor.http import MetricsServer
+from ytingest.monitor.last_run import finished_document, read_last_run, write_last_run
+from ytingest.monitor.sampler import Sampler
+from ytingest.pipeline.context import RunContext
 from ytingest.search import SearchQuery
+from ytingest.stages.decode import decode_worker
+from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.web import make_app, serve
 from ytingest.web.app import host_name
 from ytingest.web.render import clock, highlight, is_youtube, safe_url
@@ -58,6 +70,13 @@ class FakeEngine:
     hits: list[SearchHit] = field(default_factory=lambda: [hit("v1", 3), hit("v2", 0), hit("v1", 7)])
     queries: list[SearchQuery] = field(default_factory=list)
     fail: Exception | None = None
+    channel_rows: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"url": "http://127.0.0.1:9/feed.xml", "done": 2, "failed": 0, "pending": 0}]
+    )
+    unknown: list[dict[str, Any]] = field(default_factory=lambda: [{"label": "unknown-1"}])
+    settings: Any = field(
+        default_factory=lambda: SimpleNamespace(ytingest_home=Path("/nonexistent/ytingest"))
+    )
 
     async def search(self, query: SearchQuery) -> list[SearchHit]:
         self.queries.append(query)
@@ -73,13 +92,10 @@ class FakeEngine:
         return [r for r in rows if channel is None or r["channel"] == channel]
 
     async def channels(self) -> list[dict[str, Any]]:
-        return [{"url": "http://127.0.0.1:9/feed.xml", "done": 2, "failed": 0, "pending": 0}]
+        return self.channel_rows
 
     async def speakers(self) -> dict[str, Any]:
-        return {
-            "enrolled": [{"name": "Ada Lovelace"}, {"name": "Chen Wei"}],
-            "unknown": [{"label": "unknown-1"}],
-        }
+        return {"enrolled": [{"name": "Ada Lovelace"}, {"name": "Chen Wei"}], "unknown": self.unknown}
 
 
 class Elements(HTMLParser):
@@ -241,7 +257,7 @@ async def test_filter_choices_come_from_speakers_and_channels(client: TestClient
     assert ["", "Ada Lovelace", "Chen Wei", "unknown-1"] == values[
         values.index("") : values.index("unknown-1") + 1
     ]
-    assert "http://127.0.0.1:9/feed.xml" in values
+    assert "127.0.0.1:9/feed.xml" in values  # no name in the ledger: its host and path
     selected = [o["value"] for o in options if "selected" in o]
     assert selected == ["semantic", "Chen Wei"]
 
@@ -480,3 +496,163 @@ async def test_nul_and_overflowing_dates_are_400s(client: TestClient[Any, Any]) 
         resp = await client.get(f"/api/search?{query}")
         assert resp.status == 400, query
         assert "error" in await resp.json()
+
+
+# ---- the live run page tells the truth (issue 27) ----------------------------------------------
+
+FINISHED_SNAPSHOT = {
+    "t": 42.0,
+    "done": 5,
+    "failed": 1,
+    "queued": 6,
+    "stages": {},
+    "in_model": [],
+    "eta_s": 0.0,
+}
+
+
+async def test_after_the_run_the_page_shows_its_last_snapshot_and_summary(
+    engine: FakeEngine, tmp_path: Path
+) -> None:
+    """The stream is gone: /api/status answers the run's last document from YTINGEST_HOME
+    (finished, its summary and final numbers), not a connection error."""
+    summary = {"done": 5, "failed": 1, "skipped": 0, "wall_seconds": 42.0, "failures": [{"video_id": "x"}]}
+    write_last_run(tmp_path, finished_document("http://c/feed.xml", FINISHED_SNAPSHOT, {}, summary))
+    engine.settings.ytingest_home = tmp_path
+    url = f"http://127.0.0.1:{free_port()}"
+    async with TestClient(TestServer(make_app(engine, run_url=url))) as c:  # type: ignore[arg-type]
+        body = await (await c.get("/api/status")).json()
+    assert body["state"] == "finished" and body["live"] == "unreachable"
+    assert (
+        body["summary"]["done"] == 5 and body["summary"]["failed"] == 1 and "failures" not in body["summary"]
+    )
+    assert body["snapshot"]["done"] == 5 and body["channel"] == "http://c/feed.xml" and body["finished_at"]
+    assert body["message"] == ""
+
+
+async def test_a_stream_that_just_finished_serves_its_summary(engine: FakeEngine) -> None:
+    """Still answering after its run, the engine's finished document reaches the page whole."""
+    doc = finished_document(
+        "http://c/feed.xml", FINISHED_SNAPSHOT, {"io_workers": 2}, {"done": 5, "failed": 1}
+    )
+    metrics = MetricsServer(lambda: doc)
+    await metrics.start()
+    try:
+        app = make_app(engine, run_url=f"http://127.0.0.1:{metrics.port}")  # type: ignore[arg-type]
+        async with TestClient(TestServer(app)) as c:
+            body = await (await c.get("/api/status")).json()
+    finally:
+        await metrics.stop()
+    assert (body["state"], body["summary"], body["knobs"]) == (
+        "finished",
+        {"done": 5, "failed": 1},
+        {"io_workers": 2},
+    )
+
+
+def test_a_half_written_or_foreign_last_run_file_is_no_run(tmp_path: Path) -> None:
+    """Only a finished/failed document counts; garbage, other JSON or no file: None."""
+    assert read_last_run(tmp_path) is None
+    (tmp_path / "last-run.json").write_text('{"state": "running"')
+    assert read_last_run(tmp_path) is None
+    (tmp_path / "last-run.json").write_text('["finished"]')
+    assert read_last_run(tmp_path) is None
+    write_last_run(tmp_path, finished_document("c", None, {}, None, error="database gone"))
+    assert read_last_run(tmp_path)["state"] == "failed"  # type: ignore[index]
+
+
+async def test_with_no_run_going_the_page_is_a_calm_empty_state(engine: FakeEngine) -> None:
+    """Nothing answers and no run has ended here: the document says how to start one, and the page
+    has the hint and hides the (empty) live view until a snapshot comes."""
+    port = free_port()
+    async with TestClient(TestServer(make_app(engine, run_url=f"http://127.0.0.1:{port}"))) as c:  # type: ignore[arg-type]
+        body = await (await c.get("/api/status")).json()
+        page = Elements(await (await c.get("/run")).text())
+    assert body["state"] == "unreachable" and body["snapshot"] is None
+    assert body["start"] == f"ytingest stream <channel URL> --metrics-port {port}"
+    assert [a.get("id") for a in page.find("p", "start")] == ["start"]
+    assert [a.get("id") for t, a in page.tags if a.get("id") == "live"] == ["live"]
+    script = (Path(__file__).parents[2] / "ytingest/web/static/run.js").read_text()
+    assert '"no run"' in script and "No run is going." in script and "snap.eta_s" in script
+
+
+async def test_channels_are_shown_by_name_and_searched_by_url(engine: FakeEngine) -> None:
+    """The ledger's channel name where known, else host and path without the password; picking a
+    name searches that channel's URL."""
+    engine.channel_rows = [
+        {"url": "https://www.youtube.com/@chana", "name": "Channel A"},
+        {"url": "http://me:secret@127.0.0.1:9/b.xml", "name": None},
+    ]
+    async with TestClient(TestServer(make_app(engine))) as c:  # type: ignore[arg-type]
+        page = Elements(await (await c.get("/", params={"q": "x", "channel": "Channel A"})).text())
+    options = {a["value"] for t, a in page.tags if t == "option"}
+    assert {"Channel A", "127.0.0.1:9/b.xml"} <= options
+    assert not any("secret" in o or "youtube.com" in o for o in options)
+    assert engine.queries[-1].channel == "https://www.youtube.com/@chana"
+
+
+async def test_the_speaker_filter_is_per_channel(engine: FakeEngine) -> None:
+    """Three channels' `unknown-1` are three voices: each offered with its channel, and picking one
+    searches that label in that channel only; with another channel chosen it is a 400."""
+    engine.channel_rows = [
+        {"url": "http://a/feed.xml", "name": "Channel A"},
+        {"url": "http://b/feed.xml", "name": "Channel B"},
+        {"url": "http://c/feed.xml", "name": None},
+    ]
+    engine.unknown = [
+        {"label": "unknown-1", "channel": u}
+        for u in ("http://a/feed.xml", "http://b/feed.xml", "http://c/feed.xml")
+    ]
+    async with TestClient(TestServer(make_app(engine))) as c:  # type: ignore[arg-type]
+        page = Elements(
+            await (await c.get("/", params={"q": "x", "speaker": "unknown-1 (Channel B)"})).text()
+        )
+        clash = await c.get(
+            "/", params={"q": "x", "speaker": "unknown-1 (Channel B)", "channel": "Channel A"}
+        )
+        clash_text = await clash.text()
+    voices = [a["value"] for t, a in page.tags if t == "option" and a["value"].startswith("unknown-")]
+    assert voices == ["unknown-1 (Channel A)", "unknown-1 (Channel B)", "unknown-1 (c/feed.xml)"]
+    selected = [o["value"] for t, o in page.tags if t == "option" and "selected" in o]
+    assert selected[-1] == "unknown-1 (Channel B)"
+    assert (engine.queries[-1].speaker, engine.queries[-1].channel) == ("unknown-1", "http://b/feed.xml")
+    assert clash.status == 400 and "another channel" in clash_text
+
+
+async def test_the_eta_uses_the_files_length_when_the_listing_gave_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: FakeEngine
+) -> None:
+    """An RSS item without a duration: the decoder's first window gives the file's length, so the
+    video has a fraction and the run an ETA (audio left over the model's rate) on /api/status."""
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    settings = Settings(ytingest_home=tmp_path)
+    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))  # type: ignore[arg-type]
+    ctx.metrics.queued, ctx.metrics.discovery_done = 1, True
+    sampler = Sampler(ctx.metrics, tmp_path, GpuProbe())
+    ref = VideoRef("v1", "http://127.0.0.1:9/audio/v1.mp3", "No length listed")
+    assert ref.duration is None
+
+    async def prepare(_path: Path) -> AsyncIterator[PreparedAudio]:
+        yield PreparedAudio(np.zeros(16000 * 30, np.float32), index=0, last=False, total=120.0)
+
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+    for item in (AudioFile(ref, tmp_path / "v1.mp3", 1), None):
+        inbox.put_nowait(item)
+    await decode_worker(ctx, prepare, inbox, asyncio.Queue())
+    sampler.sample(((), 0.0, 0, 0))
+    now[0] += 10.0
+    ctx.metrics.progress.advance("v1", 30.0)  # the model: 30 s of audio in 10 s
+    snap = sampler.sample(((), 0.0, 0, 0))
+    doc = {"state": "running", "snapshot": snap.to_dict(), "knobs": {}}
+    metrics = MetricsServer(lambda: doc)
+    await metrics.start()
+    try:
+        app = make_app(engine, run_url=f"http://127.0.0.1:{metrics.port}")  # type: ignore[arg-type]
+        async with TestClient(TestServer(app)) as c:
+            body = await (await c.get("/api/status")).json()
+    finally:
+        await metrics.stop()
+    video = body["snapshot"]["in_model"][0]
+    assert (video["duration_s"], video["fraction"]) == (120.0, 0.25)
+    assert body["snapshot"]["eta_s"] == pytest.approx(90.0 / 3.0)

@@ -17,6 +17,7 @@ from ytingest.engine import Engine
 from ytingest.items import VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import Ledger, RunContext
+from ytingest.sourcetext import public_url
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.discover import Listing, run_discovery
 
@@ -70,5 +71,5 @@ async def enqueue_channel(engine: Engine, url: str, listing: Listing) -> Enqueue
     finally:
         await conn.close()
     result = Enqueued(queued, ctx.metrics.skipped + ctx.metrics.queued - queued)
-    log.info("enqueued", channel=url, **result.to_dict())
+    log.info("enqueued", channel=public_url(url), **result.to_dict())
     return result

@@ -7,6 +7,7 @@ from typing import Any
 
 from ytingest.db.pool import Store, retried
 from ytingest.items import WAITING, VideoRef
+from ytingest.sourcetext import CHANNEL_MAX, clean_line, clean_text, pg_text, public_url
 
 
 class Ledger(Store):
@@ -14,6 +15,8 @@ class Ledger(Store):
 
     @retried
     async def register_channel(self, url: str) -> None:
+        """Record a run of the channel ``url`` (stored without its userinfo: ``public_url``)."""
+        url = pg_text(public_url(url))
         async with self._conn("register channel") as conn:
             await conn.execute(
                 "INSERT INTO channels (url, last_run) VALUES ($1, now())"
@@ -41,15 +44,15 @@ class Ledger(Store):
                      channel_id = COALESCE(EXCLUDED.channel_id, videos.channel_id),
                      status = CASE WHEN videos.status = 'done' THEN 'done' ELSE EXCLUDED.status END,
                      updated_at = now()""",
-                ref.id,
-                ref.channel,
-                ref.title,
-                ref.url,
-                ref.webpage_url,
+                pg_text(ref.id),
+                pg_text(public_url(ref.channel)),
+                clean_line(ref.title),  # cleaned where it entered; again here for any other caller
+                pg_text(public_url(ref.url)),
+                pg_text(public_url(ref.webpage_url)),
                 ref.duration,
                 date.fromisoformat(ref.upload_date) if ref.upload_date else None,
-                ref.channel_name,
-                ref.channel_id,
+                clean_line(ref.channel_name, CHANNEL_MAX),
+                clean_line(ref.channel_id, 100),
                 status,
             )
 
@@ -67,8 +70,8 @@ class Ledger(Store):
                    WHERE id = $1""",
                 video_id,
                 date.fromisoformat(upload_date) if upload_date else None,
-                channel_name,
-                channel_id,
+                clean_line(channel_name, CHANNEL_MAX),
+                clean_line(channel_id, 100),
             )
 
     @retried
@@ -79,7 +82,7 @@ class Ledger(Store):
                 "UPDATE videos SET status = 'failed', error = $2, error_stage = $3, permanent = $4,"
                 " updated_at = now() WHERE id = $1 AND status <> 'done'",
                 video_id,
-                reason,
+                clean_text(reason, 2000),  # yt-dlp's stderr may hold anything
                 stage,
                 permanent,
             )
@@ -105,7 +108,8 @@ class Ledger(Store):
 
     @retried
     async def failed_refs(self, *, include_pending: bool = False) -> list[VideoRef]:
-        """Videos to try again (failed, and optionally pending), oldest first, as VideoRefs."""
+        """Videos to try again (failed, and optionally pending), oldest first, as VideoRefs. Their
+        URLs are the stored, public ones: a credential the listing had is not among them."""
         states = ["failed", "pending"] if include_pending else ["failed"]
         async with self._conn("read failures") as conn:
             rows = await conn.fetch(
@@ -125,6 +129,7 @@ class Ledger(Store):
         to be ordinary ones (``waiting``: upcoming premieres, live-now streams); all of them only for
         ``channel`` (the URL a run was given) when one is named."""
         mine = "($1::text IS NULL OR channel = $1)"
+        channel = None if channel is None else pg_text(public_url(channel))
         async with self._conn("status") as conn:
             counts = {
                 r["status"]: r["n"]

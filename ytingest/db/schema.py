@@ -7,6 +7,9 @@ import asyncpg
 from ytingest.errors import ConfigError
 
 _LOCK_KEY = 0x79746967  # "ytig"
+# a URL with userinfo, and the same URL without it (as ``sourcetext.public_url`` cuts it)
+_USERINFO = "^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@"
+_PUBLIC = "regexp_replace({}, '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\\1')"
 
 # Each entry runs once, in order, inside one transaction. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -174,6 +177,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO download_gate DEFAULT VALUES;
     """,
+    # 11: a URL's userinfo (``user:password@``) is a secret: the stored URLs lose it, as new ones do
+    # (``sourcetext.public_url``); a channel stored with and without one becomes one channel
+    f"""
+    INSERT INTO channels (url, first_seen, last_run)
+        SELECT {_PUBLIC.format("url")}, min(first_seen), max(last_run) FROM channels
+        WHERE url ~ '{_USERINFO}' GROUP BY 1
+        ON CONFLICT (url) DO UPDATE SET first_seen = least(channels.first_seen, EXCLUDED.first_seen),
+            last_run = greatest(channels.last_run, EXCLUDED.last_run);
+    UPDATE videos SET channel = {_PUBLIC.format("channel")} WHERE channel ~ '{_USERINFO}';
+    UPDATE videos SET url = {_PUBLIC.format("url")} WHERE url ~ '{_USERINFO}';
+    UPDATE videos SET webpage_url = {_PUBLIC.format("webpage_url")} WHERE webpage_url ~ '{_USERINFO}';
+    DELETE FROM channels WHERE url ~ '{_USERINFO}';
+    INSERT INTO unknown_numbers (channel, last)
+        SELECT {_PUBLIC.format("channel")}, max(last) FROM unknown_numbers
+        WHERE channel ~ '{_USERINFO}' GROUP BY 1
+        ON CONFLICT (channel) DO UPDATE SET last = greatest(unknown_numbers.last, EXCLUDED.last);
+    DELETE FROM unknown_numbers WHERE channel ~ '{_USERINFO}';
+    INSERT INTO unknown_speakers (label, embedding, model, weight, updated_at, channel)
+        SELECT DISTINCT ON (model, pub, label) label, embedding, model, weight, updated_at, pub
+        FROM (SELECT *, {_PUBLIC.format("channel")} AS pub FROM unknown_speakers
+              WHERE channel ~ '{_USERINFO}') AS u
+        ORDER BY model, pub, label, weight DESC
+        ON CONFLICT (model, channel, label) DO NOTHING;
+    DELETE FROM unknown_speakers WHERE channel ~ '{_USERINFO}';
+    """.replace("{", "{{").replace("}", "}}"),
 )
 
 

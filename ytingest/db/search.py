@@ -20,6 +20,7 @@ import numpy.typing as npt
 from ytingest.db.pool import Store, retried
 from ytingest.items import SearchHit
 from ytingest.search import SearchQuery, fuse, phrase_pattern, timestamp_url
+from ytingest.sourcetext import pg_text, public_url
 
 _TSV = "to_tsvector('english', s.text)"
 _INDEX_LOCK = 0x79746978  # "ytix": one index build at a time across processes
@@ -94,9 +95,9 @@ class SearchStore(Store):
         """The best ``query.limit`` segments in ``query.mode`` (``vector``: the query's embedding,
         needed by the semantic and hybrid modes), each with its neighbours for context."""
         parts = query.parts
-        filters = (
-            query.speaker,
-            query.channel,
+        filters = (  # a user's text: no NUL (PostgreSQL refuses it); a channel named with its password
+            None if query.speaker is None else pg_text(query.speaker),
+            None if query.channel is None else pg_text(public_url(query.channel)),
             query.video,
             query.since,
             query.until,
@@ -112,7 +113,9 @@ class SearchStore(Store):
                 rows = await conn.fetch(_SEMANTIC, vector, query.candidates, *filters)
                 rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
             if query.mode != "semantic":
-                rows = await conn.fetch(_KEYWORD, query.text, query.candidates, *filters, parts.any_words())
+                rows = await conn.fetch(
+                    _KEYWORD, pg_text(query.text), query.candidates, *filters, parts.any_words()
+                )
                 if query.mode == "hybrid":  # only segments with every word: see the module docstring
                     rows = [r for r in rows if r["every"]]
                 rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
@@ -137,7 +140,7 @@ class SearchStore(Store):
                           warning
                    FROM videos WHERE ($1::text IS NULL OR channel = $1)
                    ORDER BY upload_date DESC NULLS LAST, id""",
-                channel,
+                None if channel is None else pg_text(public_url(channel)),
             )
         return [
             {**dict(r), "upload_date": r["upload_date"].isoformat() if r["upload_date"] else None}

@@ -22,6 +22,7 @@ from ytingest.db.voiceprints import (
 )
 from ytingest.errors import StoreError
 from ytingest.items import AnonymousVoice, EmbeddedTranscript, Unknown
+from ytingest.sourcetext import clean_text, pg_text
 
 # ``speakers.cluster.name_voices`` (passed in: ``db`` sits below ``speakers``): (known voices of
 # the channel, a video's anonymous voices, threshold, next number) -> (key -> label, voices to save)
@@ -57,7 +58,7 @@ def segment_records(
             s.idx,
             s.start,
             s.end,
-            s.text,
+            pg_text(s.text),  # the ASR's own text, but a NUL in it must not stop the store
             _label(labels.get(it.transcript.video.id, {}), s.speaker),
             s.speaker_score,
             s.avg_logprob,
@@ -74,7 +75,7 @@ def _label(labels: Mapping[str, str], speaker: str | None) -> str | None:
     """The stored speaker: an anonymous voice's key becomes its label (a key that its transcript
     does not list cannot be named, so the row is stored without a speaker rather than a key)."""
     if speaker is None or not speaker.startswith("?"):
-        return speaker
+        return None if speaker is None else pg_text(speaker)
     return labels.get(speaker)
 
 
@@ -207,7 +208,7 @@ class SegmentStore(Store):
                 embed_model,
                 [it.transcript.language for it in items],
                 [it.transcript.language_probability for it in items],
-                [it.transcript.warning for it in items],
+                [clean_text(it.transcript.warning or "", 2000) for it in items],
             )
             if status != f"UPDATE {len(set(ids))}":
                 raise StoreError(f"{_videos(ids)}: not every video is registered")

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import psutil
 from pydantic import SecretStr
 
+from ytingest.childenv import child_env
 from ytingest.db.embedded import USERS_FILE
 from ytingest.errors import ConfigError
 
@@ -173,7 +174,7 @@ def _set_password(server: Any, data_dir: Path, password: str) -> None:
     subprocess.run(
         [postgres, "--single", "-D", str(data_dir), "postgres"],
         input=sql, capture_output=True, text=True, check=True, timeout=60,
-        user=server.system_user, cwd=data_dir,
+        user=server.system_user, cwd=data_dir, env=child_env(),
     )  # fmt: skip
 
 

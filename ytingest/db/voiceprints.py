@@ -20,7 +20,9 @@ import numpy.typing as npt
 
 from ytingest.db.pool import Store
 from ytingest.items import Unknown, Voiceprint
+from ytingest.sourcetext import clean_line, pg_text, public_url
 
+SPEAKER_MAX = 200  # a speaker's name, as a user gives it (cleaned: ``sourcetext.clean_line``)
 UNKNOWN_LABEL = re.compile(r"^unknown-([0-9]+)$")
 
 
@@ -135,7 +137,7 @@ class VoiceEdit:
             """INSERT INTO voiceprints (name, embedding, model, files, source)
                VALUES ($1, $2, $3, '{}'::jsonb, 'named')
                ON CONFLICT (name) DO UPDATE SET embedding = EXCLUDED.embedding, updated_at = now()""",
-            name,
+            clean_line(name, SPEAKER_MAX),  # a user's text
             vector,
             model,
         )
@@ -164,7 +166,10 @@ class VoiceEdit:
         row = await self._c.fetchrow(
             f"""WITH u AS (UPDATE segments SET speaker = $2 WHERE speaker = $1 {where} RETURNING video_id)
                 SELECT count(*) AS segments, count(DISTINCT video_id) AS videos FROM u""",
-            *([old, new] if channel is None else [old, new, channel]),
+            *(
+                [pg_text(old), clean_line(new, SPEAKER_MAX)]
+                + ([] if channel is None else [public_url(channel)])
+            ),
         )
         assert row is not None
         return int(row["segments"]), int(row["videos"])
@@ -186,14 +191,23 @@ class VoiceprintStore(Store):
         name is not in ``keep`` (gone from voices/). Voices made by `speakers name` stay."""
         async with self._conn("save voiceprints") as conn, conn.transaction():
             await conn.execute(
-                "DELETE FROM voiceprints WHERE source = 'folder' AND NOT (name = ANY($1::text[]))", list(keep)
+                "DELETE FROM voiceprints WHERE source = 'folder' AND NOT (name = ANY($1::text[]))",
+                [clean_line(k, SPEAKER_MAX) for k in keep],
             )
             await conn.executemany(
                 """INSERT INTO voiceprints (name, embedding, model, files, source)
                    VALUES ($1, $2, $3, $4::jsonb, 'folder')
                    ON CONFLICT (name) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
                      files = EXCLUDED.files, source = 'folder', updated_at = now()""",
-                [(p.name, p.vector, p.model, json.dumps(dict(p.files), sort_keys=True)) for p in prints],
+                [
+                    (
+                        clean_line(p.name, SPEAKER_MAX),
+                        p.vector,
+                        p.model,
+                        json.dumps(dict(p.files), sort_keys=True),
+                    )
+                    for p in prints
+                ],
             )
 
     async def unknown_channels(self, label: str) -> list[str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, requires
 from urllib.parse import urlsplit
 
+from ytingest.childenv import child_env
 from ytingest.config import Settings
 from ytingest.doctor.checks import Check
 from ytingest.errors import ConfigError
@@ -139,6 +140,7 @@ async def probe_plugins(settings: Settings, timeout_s: float = 60.0) -> tuple[Pl
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                env=child_env(),
             )
         except OSError as exc:
             return None, f"cannot start yt-dlp: {exc.strerror or type(exc).__name__}"

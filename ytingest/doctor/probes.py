@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
+from ytingest.childenv import child_env
 from ytingest.config import Settings
 from ytingest.doctor.checks import Check, GpuFacts
 from ytingest.errors import ConfigError
@@ -42,6 +43,7 @@ async def _header(command: list[str], timeout_s: float) -> tuple[int | None, str
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            env=child_env(),
         )
     except OSError as exc:
         return None, f"ERROR: {exc.strerror or exc}"

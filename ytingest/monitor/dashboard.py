@@ -1,4 +1,7 @@
-"""The live terminal view (rich), drawn from the same document ``/status`` serves."""
+"""The live terminal view (rich), drawn from the same document ``/status`` serves.
+
+Every cell is a ``Text``, never a markup string: a title such as ``[link=…]`` or ``[/]`` is shown
+as it is, and its control characters are escaped (``termtext``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ytingest.monitor.sampler import eta_seconds
+from ytingest.termtext import text
 
 _COLOUR = {
     "none": "green",
@@ -65,11 +69,11 @@ def _in_model(videos: list[dict[str, Any]]) -> Table:
         fraction, duration = v.get("fraction"), v.get("duration_s")
         idle = v.get("idle_s") or 0.0
         grid.add_row(
-            v.get("title") or v["video_id"],
+            text(v.get("title") or v["video_id"]),
             _bar(fraction or 0.0, width=24),
-            f"{_clock(v['done_s'])} / {_clock(duration) if duration else '?'}",
-            f"{fraction:.0%}" if fraction is not None else "?",
-            Text(f"no progress for {_span(idle)}", style="yellow") if idle >= _IDLE_SHOWN_S else "",
+            Text(f"{_clock(v['done_s'])} / {_clock(duration) if duration else '?'}"),
+            Text(f"{fraction:.0%}" if fraction is not None else "?"),
+            Text(f"no progress for {_span(idle)}", style="yellow") if idle >= _IDLE_SHOWN_S else Text(),
         )
     return grid
 
@@ -87,7 +91,7 @@ def render(status: dict[str, Any]) -> RenderableType:
     (progress bars), the verdict, totals."""
     snap = status.get("snapshot")
     if not snap:
-        return Text(f"ytingest: {status.get('state', 'idle')}, no samples yet", style="dim")
+        return text(f"ytingest: {status.get('state', 'idle')}, no samples yet", style="dim")
     table = Table(title="ytingest", title_justify="left", expand=False, show_edge=False)
     for col in (
         "stage",
@@ -106,38 +110,38 @@ def render(status: dict[str, Any]) -> RenderableType:
     for name, st in snap["stages"].items():
         cap = st["capacity"] or 1
         table.add_row(
-            st.get("label") or name,
-            f"{st['queue']}={st['depth']}",
+            text(st.get("label") or name),
+            text(f"{st['queue']}={st['depth']}"),
             _bar(st["depth"] / cap),
-            f"{st['busy']:.0%}",
+            Text(f"{st['busy']:.0%}"),
             _bar(st["busy"]),
-            str(st["workers"]),
-            f"{st['items_per_s']:.2f}",
-            f"{st['audio_s_per_s']:.1f}",
-            f"{st['latency_s']:.2f}",
-            str(st["done"]),
-            str(st["errors"]),
+            text(st["workers"]),
+            Text(f"{st['items_per_s']:.2f}"),
+            Text(f"{st['audio_s_per_s']:.1f}"),
+            Text(f"{st['latency_s']:.2f}"),
+            text(st["done"]),
+            text(st["errors"]),
         )
     lines: list[RenderableType] = [table]
     for gpu in snap["gpus"]:
         vram = gpu["vram_used"] / gpu["vram_total"] if gpu["vram_total"] else 0.0
         row = Table.grid(padding=(0, 1))
         row.add_row(
-            f"GPU{gpu['index']} SM",
+            text(f"GPU{gpu['index']} SM"),
             _bar(gpu["sm"]),
-            f"{gpu['sm']:.0%}",
-            " VRAM",
+            Text(f"{gpu['sm']:.0%}"),
+            Text(" VRAM"),
             _bar(vram),
-            f"{gpu['vram_used'] / 2**30:.1f}/{gpu['vram_total'] / 2**30:.1f} GiB",
+            Text(f"{gpu['vram_used'] / 2**30:.1f}/{gpu['vram_total'] / 2**30:.1f} GiB"),
         )
         lines.append(row)
     if not snap["gpus"]:
         row = Table.grid(padding=(0, 1))
         row.add_row(
-            "CPU",
+            Text("CPU"),
             _bar(snap["cpu_percent"] / 100),
-            f"{snap['cpu_percent']:.0f}%",
-            f" RSS {snap['rss_bytes'] / 2**20:.0f} MiB",
+            Text(f"{snap['cpu_percent']:.0f}%"),
+            Text(f" RSS {snap['rss_bytes'] / 2**20:.0f} MiB"),
         )
         lines.append(row)
     if snap.get("in_model"):
@@ -148,13 +152,13 @@ def render(status: dict[str, Any]) -> RenderableType:
     lines.append(
         Text.assemble(
             ("model: " if stage == "stalled" else "bottleneck: ", "bold"),
-            (stage, f"bold {_COLOUR.get(stage, 'white')}"),
-            ("  " + verdict.get("advice", ""), ""),
+            text(stage, f"bold {_COLOUR.get(stage, 'white')}"),
+            text("  " + verdict.get("advice", "")),
         )
     )
     knobs = status.get("knobs", {})
     lines.append(
-        Text(
+        text(
             f"done {snap['done']}  failed {snap['failed']}  skipped {snap['skipped']}"
             f"  queued {snap['queued']}"
             f"  ETA {_eta(snap)}{_audio(snap)}  {snap['download_bytes_per_s'] / 1024:.0f} KiB/s down"
@@ -164,9 +168,9 @@ def render(status: dict[str, Any]) -> RenderableType:
         )
     )
     if budget := snap.get("budget"):
-        lines.append(Text(budget_line(budget), style="dim"))
+        lines.append(text(budget_line(budget), style="dim"))
     if cluster := status.get("cluster"):
-        lines.append(Text(cluster_line(cluster), style="dim"))
+        lines.append(text(cluster_line(cluster), style="dim"))
     return Group(*lines)
 
 

@@ -1,17 +1,30 @@
-"""``/metrics`` (Prometheus text) and ``/status`` (JSON) on 127.0.0.1:METRICS_PORT, opt-in."""
+"""``/metrics`` (Prometheus text) and ``/status`` (JSON) on 127.0.0.1:METRICS_PORT, opt-in; and what
+every server of ours shares: ``serve_app`` and the Host check (``host_guard``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ytingest.errors import ConfigError
+from ytingest.logs import get_logger
+
+log = get_logger()
+
 StatusSource = Callable[[], dict[str, Any]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+WILDCARD = frozenset({"", "0.0.0.0", "::"})  # bound to every address: no one name to expect
 
 
 class SnapshotCollector(Collector):
@@ -138,11 +151,58 @@ def _model_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
         yield GaugeMetricFamily("ytingest_eta_seconds", "seconds until the run is done, estimated", value=eta)
 
 
+def host_name(header: str) -> str | None:
+    """The name in a Host header (``name``, ``name:port``, ``[v6]``, ``[v6]:port``), lower-cased;
+    None for anything else (a user part, a bad port, stray brackets)."""
+    if header.startswith("["):
+        name, bracket, rest = header[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        name, colon, port = header.partition(":")
+        rest = colon + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        return None
+    if not name or any(c in name for c in "@/[]\\ "):
+        return None
+    return name.lower()
+
+
+def host_guard(allowed: frozenset[str]) -> Middleware:
+    """A middleware that answers 421 to a request whose Host names none of ``allowed``, before any
+    handler runs: a web page elsewhere that rebinds its own name to 127.0.0.1 reads nothing."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if host_name(request.headers.get("Host", "")) not in allowed:
+            names = ", ".join(sorted(allowed))
+            return web.Response(status=421, text=f"this server answers only for {names}\n")
+        return await handler(request)
+
+    return guard
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, except that a malformed or oversized request (a line or header too
+    long: the client's fault, answered 400) is one warning line, not a traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            log.warning("http_bad_request", status=exc.code, reason=str(exc.message)[:200])
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
 async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on host:port (0: any free port); return the runner and the bound port."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=_ServerLog(logging.getLogger("aiohttp.server")))
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner, int(runner.addresses[0][1])
 
 
@@ -157,10 +217,16 @@ class MetricsServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application()
+        guard = [] if self.host in WILDCARD else [host_guard(LOOPBACK | {self.host.lower().strip("[]")})]
+        app = web.Application(middlewares=guard)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/status", self._status_json)
-        self._runner, self.port = await serve_app(app, self.host, self.port)
+        try:
+            self._runner, self.port = await serve_app(app, self.host, self.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"--metrics-port: cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
 
     async def stop(self) -> None:
         if self._runner is not None:

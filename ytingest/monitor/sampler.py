@@ -89,7 +89,9 @@ class Snapshot:
 
     @property
     def eta_s(self) -> float | None:
-        """``eta_seconds`` for this snapshot."""
+        """``eta_seconds`` for this snapshot; None while discovery has found nothing yet."""
+        if not self.discovery_done and self.queued == 0:
+            return None
         videos_rate = (self.done + self.failed) / self.t if self.t > 0 else 0.0
         left = self.queued - self.done - self.failed
         return eta_seconds(self.audio_left_s, self.model_audio_s_per_s, left, videos_rate)

@@ -100,6 +100,8 @@ async def decode_worker(
             async for window in windows:
                 counters.end(t0, audio_seconds=window.seconds, items=1 if window.last else 0)
                 busy = False
+                if window.index == 0 and window.total:  # the file's length, when the listing had none
+                    ctx.metrics.progress.advance(audio.video.id, 0.0, window.total)
                 log.debug(
                     "decoded",
                     video_id=audio.video.id,

@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ytingest.childenv import scrubbed_environ
 from ytingest.config import Settings
 from ytingest.errors import TranscribeError
 from ytingest.items import PreparedAudio
@@ -55,14 +56,18 @@ class DecodePool:
         """Start the reader and the workers now, so their imports overlap the first downloads."""
         await self._reader.start()
         if self._batching and self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("spawn"),  # never fork a process with threads
-                initializer=load_extractor,
-                initargs=(self._features,),
-            )
             loop = asyncio.get_running_loop()
-            await asyncio.gather(*(loop.run_in_executor(self._pool, _ready) for _ in range(self.workers)))
+            # spawn copies os.environ (it takes no env): the workers, and multiprocessing's resource
+            # tracker, all start here, without DATABASE_URL (``childenv.scrubbed_environ``)
+            with scrubbed_environ():
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),  # never fork a process with threads
+                    initializer=load_extractor,
+                    initargs=(self._features,),
+                )
+                ready = [loop.run_in_executor(self._pool, _ready) for _ in range(self.workers)]
+            await asyncio.gather(*ready)
 
     async def windows(self, path: Path) -> AsyncGenerator[PreparedAudio, None]:
         """``path``'s windows in order, each with its VAD clips, chunks and features. TranscribeError:

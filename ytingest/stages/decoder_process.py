@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ytingest.childenv import child_env
 from ytingest.errors import TranscribeError
 from ytingest.items import PreparedAudio
 
@@ -60,6 +61,7 @@ class DecoderProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=self._stderr,
                 limit=HEADER_LIMIT,
+                env=child_env(),  # no DATABASE_URL: ``ytingest.childenv``
             )
             assert self._proc.stdin is not None
             self._proc.stdin.write(self._options)

@@ -14,11 +14,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from ytingest.childenv import child_env
 from ytingest.errors import DiscoverError
 from ytingest.items import WAITING, VideoRef
 from ytingest.logs import get_logger, redact
 from ytingest.pipeline.budget import LISTING_ENTRIES_PER_UNIT
 from ytingest.pipeline.context import RunContext
+from ytingest.sourcetext import CHANNEL_MAX, clean_line, public_url, with_userinfo_of
 from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.listing import (
     listing_urls,
@@ -99,7 +101,9 @@ def safe_id(raw: str | None, url: str) -> str:
 
 
 def entry_to_ref(entry: dict[str, Any], channel: str) -> VideoRef | None:
-    """Map one flat-playlist JSON entry to a VideoRef (None if it has no URL)."""
+    """Map one flat-playlist JSON entry to a VideoRef (None if it has no URL): its text cleaned
+    (``sourcetext``), its URLs and ``channel`` without userinfo; a credential in the entry's URL,
+    or in ``channel``'s for a URL on the same host, stays only in ``fetch_url``."""
     url = entry.get("url") or entry.get("webpage_url")
     if not isinstance(url, str) or not url:
         return None
@@ -116,17 +120,19 @@ def entry_to_ref(entry: dict[str, Any], channel: str) -> VideoRef | None:
         webpage = webpage.split("#", 1)[0]
     duration = entry.get("duration")
     live = entry.get("live_status")
+    fetch = with_userinfo_of(url, channel)
     return VideoRef(
-        id=safe_id(str(raw_id) if raw_id else None, url),
-        url=url,
-        title=" ".join(str(entry.get("title") or "").split())[:500],
+        id=safe_id(str(raw_id) if raw_id else None, public_url(url)),
+        url=public_url(url),
+        title=clean_line(entry.get("title")),
         duration=float(duration) if isinstance(duration, int | float) else None,
-        channel=channel,
-        webpage_url=str(webpage),
+        channel=public_url(channel),
+        webpage_url=public_url(str(webpage)),
         upload_date=upload_day(entry),
         live_status=live if isinstance(live, str) else None,
         channel_name=_first_text(entry, "channel", "uploader", "playlist_channel", "playlist_uploader"),
         channel_id=_first_text(entry, "channel_id", "playlist_channel_id"),
+        fetch_url=fetch if fetch != public_url(url) else "",
     )
 
 
@@ -135,8 +141,8 @@ def _first_text(entry: dict[str, Any], *keys: str) -> str:
     those yt-dlp copies from the playlist onto each entry); else ``""``."""
     for key in keys:
         value = entry.get(key)
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())[:500]
+        if isinstance(value, str) and (text := clean_line(value, CHANNEL_MAX)):
+            return text
     return ""
 
 
@@ -197,7 +203,7 @@ class YtDlpDiscoverer:
         try:
             args = await asyncio.to_thread(self.command, url, hint, scratch)
             proc = await asyncio.create_subprocess_exec(
-                *args, stdout=asyncio.subprocess.PIPE, stderr=errfile, limit=16 * 1024 * 1024
+                *args, stdout=asyncio.subprocess.PIPE, stderr=errfile, limit=16 * 1024 * 1024, env=child_env()
             )
         except OSError as exc:
             raise DiscoverError(f"cannot run {self.ytdlp[0]}: {exc.strerror or exc}") from None
@@ -214,21 +220,25 @@ class YtDlpDiscoverer:
             async with asyncio.timeout(self.timeout_s):
                 rc = await proc.wait()
         except TimeoutError:
-            raise DiscoverError(f"listing {url}: yt-dlp did not exit within {self.timeout_s:.0f}s") from None
+            raise DiscoverError(
+                f"listing {public_url(url)}: yt-dlp did not exit within {self.timeout_s:.0f}s"
+            ) from None
         finally:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
         if rc != 0:  # the caller decides whether a partial listing is enough
             reason = redact(last_error_line(read_all(errfile)))
-            raise DiscoverError(f"cannot list {url}: {reason}{listing_hint(reason)}")
+            raise DiscoverError(f"cannot list {public_url(url)}: {reason}{listing_hint(reason)}")
 
     async def _next_line(self, stdout: asyncio.StreamReader, url: str) -> bytes:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await stdout.readline()
         except TimeoutError:
-            raise DiscoverError(f"listing {url}: yt-dlp printed nothing for {self.timeout_s:.0f}s") from None
+            raise DiscoverError(
+                f"listing {public_url(url)}: yt-dlp printed nothing for {self.timeout_s:.0f}s"
+            ) from None
 
 
 def last_error_line(stderr: str) -> str:
@@ -258,7 +268,7 @@ async def run_discovery(
     entries arrive (the steps are in ``Listing``'s docstring); then the end marker."""
     listing = listing or Listing()
     tabs = listing.tabs if listing.tabs is not None else parse_tabs(ctx.settings.tabs)
-    pick = _Picker(ctx, listing, url, outbox)
+    pick = _Picker(ctx, listing, public_url(url), outbox)
     failed = 0
     for source in listing_urls(url, tabs):
         if pick.full or ctx.stopping.is_set():
@@ -267,18 +277,22 @@ async def run_discovery(
             await pick.take_from(discoverer, source)
         except DiscoverError as exc:
             if source != url and (tab := missing_tab(str(exc))) is not None:
-                log.info("tab_missing", channel=url, tab=tab)  # e.g. a channel that never streamed
+                log.info("tab_missing", channel=pick.channel, tab=tab)  # e.g. a channel that never streamed
                 continue
             if not pick.seen:  # nothing listed at all: the run cannot start
                 raise
             failed += 1  # what was listed goes on; a later run lists the rest
             log.warning(
-                "tab_failed", channel=url, source=source, reason=redact(str(exc)), listed=len(pick.seen)
+                "tab_failed",
+                channel=pick.channel,
+                source=public_url(source),
+                reason=redact(str(exc)),
+                listed=len(pick.seen),
             )
     ctx.metrics.discovery_done = True
     log.info(
         "discovery_done",
-        channel=url,
+        channel=pick.channel,
         listed=len(pick.seen),
         queued=pick.queued,
         skipped=pick.skipped,
@@ -293,7 +307,9 @@ class _Picker:
 
     ctx: RunContext
     listing: Listing
-    channel: str  # the URL the user gave: the channel's key in the database
+    channel: (
+        str  # the URL the user gave, without userinfo (``public_url``): the channel's key in the database
+    )
     outbox: asyncio.Queue[VideoRef | None]
     seen: set[str] = field(default_factory=set)
     taken: int = 0
@@ -316,7 +332,7 @@ class _Picker:
                     return
                 if self.ctx.stopping.is_set() or self.full:
                     return
-                ref = found if source == self.channel else replace(found, channel=self.channel)
+                ref = found if public_url(source) == self.channel else replace(found, channel=self.channel)
                 if ref.id in self.seen:
                     continue
                 self.seen.add(ref.id)
@@ -372,4 +388,10 @@ class _Picker:
         log.info("video_skipped", video_id=ref.id, reason=reason, **extra)
 
     def _stop(self, source: str, why: str) -> None:
-        log.info("listing_stopped", channel=self.channel, source=source, reason=why, listed=len(self.seen))
+        log.info(
+            "listing_stopped",
+            channel=self.channel,
+            source=public_url(source),
+            reason=why,
+            listed=len(self.seen),
+        )

@@ -12,17 +12,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from ytingest.childenv import child_env
 from ytingest.errors import DownloadError, MediaForbiddenError, NotYetAvailableError, RateLimitedError
 from ytingest.items import AudioFile, VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.limiter import Limiter
+from ytingest.sourcetext import CHANNEL_MAX, clean_line
 from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget, take_kept
 from ytingest.stages.extractors import extractor_hint
 from ytingest.stages.listing import upload_day_of
 from ytingest.stages.pause import SharedBackoff, Ticket, backoff_delay, sleep_unless
-from ytingest.stages.retry import BOT_CHECK_ADVICE, LIVE_FILTER, PO_TOKEN_ADVICE, classify, parse_retry_after
+from ytingest.stages.retry import (
+    BOT_CHECK_ADVICE,
+    LIVE_FILTER,
+    PO_TOKEN_ADVICE,
+    classify,
+    media_url_refusal,
+    parse_retry_after,
+)
 from ytingest.stages.ytdlp_options import format_given, private_cookies
 
 log = get_logger()
@@ -65,7 +74,9 @@ class YtDlpDownloader:
     pick_extractor: bool = True  # pass the extractor found here (stages/extractors.py)
 
     async def download(self, ref: VideoRef, dest: Path) -> AudioFile:
-        hint = await asyncio.to_thread(extractor_hint, ref.url) if self.pick_extractor else []
+        if (refused := media_url_refusal(ref.download_url)) is not None:  # file:, data: … never reach yt-dlp
+            raise refused
+        hint = await asyncio.to_thread(extractor_hint, ref.download_url) if self.pick_extractor else []
         with tempfile.TemporaryFile() as errfile, tempfile.TemporaryDirectory() as scratch:
             where, meta = Path(scratch) / "path", Path(scratch) / "meta"
             args = [
@@ -98,11 +109,11 @@ class YtDlpDownloader:
                 "--progress-template",
                 f"download:{_PROGRESS}%(progress.downloaded_bytes)s",
                 "--",
-                ref.url,
+                ref.download_url,  # with the listing's credential, if any: never logged
             ]
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *args, stdout=asyncio.subprocess.PIPE, stderr=errfile
+                    *args, stdout=asyncio.subprocess.PIPE, stderr=errfile, env=child_env()
                 )
             except OSError as exc:
                 raise DownloadError(f"cannot run {self.ytdlp[0]}: {exc.strerror or exc}") from None
@@ -163,7 +174,7 @@ def _checked_file(printed: str, dest: Path, ref: VideoRef) -> AudioFile:
 
 def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
     """``audio`` with the upload date (ISO), channel and, when it carries video, the format, from
-    yt-dlp's printed JSON, where known."""
+    yt-dlp's printed JSON, where known (the text cleaned: ``sourcetext.clean_line``)."""
     info: dict[str, Any] = {}
     for line in reversed(printed.splitlines()):
         try:
@@ -180,9 +191,11 @@ def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
     return replace(
         audio,
         upload_date=day or audio.upload_date,
-        channel_name=" ".join(str(name).split())[:300] or audio.channel_name,
-        channel_id=str(channel_id)[:100] or audio.channel_id,
-        video_format="" if vcodec == "none" else f"{info.get('format_id') or '?'} ({vcodec})"[:100],
+        channel_name=clean_line(name, CHANNEL_MAX) or audio.channel_name,
+        channel_id=clean_line(channel_id, 100) or audio.channel_id,
+        video_format=""
+        if vcodec == "none"
+        else clean_line(f"{info.get('format_id') or '?'} ({vcodec})", 100),
     )
 
 

@@ -83,6 +83,10 @@ _PERMANENT_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     (("video unavailable", "this video is not available", "this video does not exist"), "video unavailable"),
     (("drm protected",), "DRM-protected"),
+    (  # yt-dlp's words for file://, javascript: and the like (YoutubeDL.urlopen, networking/common.py)
+        ("file:// urls are disabled", "unsupported url scheme"),
+        "not a network URL: only http(s) media is downloaded",
+    ),
     (("unsupported url", "is not a valid url"), "not a video URL yt-dlp supports"),
     (
         ("http error 401", "http error 404", "http error 410", "http error 451"),
@@ -139,6 +143,23 @@ def classify(reason: str, retry_after: float | None = None) -> DownloadError:
     if "http error 403" in low:
         return DownloadError(f"refused (HTTP 403) ({reason}); {UPGRADE_ADVICE}")
     return DownloadError(reason)
+
+
+LOCAL_SCHEMES = frozenset({"file", "data", "javascript", "vbscript", "about", "blob", "filesystem"})
+
+
+def media_url_refusal(url: str) -> DownloadError | None:
+    """A permanent ``DownloadError`` for a media URL that names no network resource (``file:``,
+    ``data:``, ``javascript:`` …: a feed can point anywhere, and yt-dlp would read a local file or
+    decode a data URL), before any attempt; None otherwise (http(s), rtmp, a bare id: yt-dlp's
+    call). Only the scheme is quoted, never the URL."""
+    scheme, sep, _ = url.partition(":")
+    scheme = scheme.strip().lower()
+    if not sep or scheme not in LOCAL_SCHEMES:
+        return None
+    return DownloadError(
+        f"not a network URL (a {scheme}: URL): only http(s) media is downloaded", permanent=True
+    )
 
 
 def _advised(message: str) -> str:

@@ -7,6 +7,7 @@ enclosure, so tests, the demo and the benchmarks get a channel without internet.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -93,6 +94,8 @@ class ChannelServer:
     - ``bad_feed``: the feed is broken XML;
     - ``require_cookie``: ``(name, value)`` the feed and the audio require, else they answer 403
       (as a site that wants a signed-in session does);
+    - ``require_basic_auth``: ``(user, password)`` the feed and the audio require (HTTP basic
+      auth, as ``http://user:password@host/feed.xml`` sends it), else they answer 401;
     - ``forbid_media``: episode id → how many of its next media downloads answer 403 while its
       extraction succeeds (a YouTube media URL that expired). yt-dlp's generic extractor GETs
       the head of the file (extraction), then downloads it (media): each attempt is two requests,
@@ -116,6 +119,7 @@ class ChannelServer:
     empty: set[str] = field(default_factory=set)
     bad_feed: bool = False
     require_cookie: tuple[str, str] | None = None
+    require_basic_auth: tuple[str, str] | None = None
     forbid_media: dict[str, int] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
     log: list[tuple[float, str, int]] = field(default_factory=list)
@@ -180,7 +184,13 @@ class ChannelServer:
         )
 
     def _refused(self, request: web.Request) -> web.Response | None:
-        """403 when ``require_cookie`` is set and the request does not carry that cookie."""
+        """403 when ``require_cookie`` is set and the request does not carry that cookie; 401
+        when ``require_basic_auth`` is set and the request does not carry those credentials."""
+        if self.require_basic_auth is not None:
+            user, password = self.require_basic_auth
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            if request.headers.get("Authorization") != f"Basic {token}":
+                return web.Response(status=401, text="fault injected: basic auth required")
         if self.require_cookie is None:
             return None
         name, value = self.require_cookie

@@ -3,15 +3,18 @@
 Pages: ``/`` (search, grouped by video, with a player that opens at the hit's second) and ``/run``
 (what ``ytingest top`` shows, redrawn by ``static/run.js`` from ``/api/status``). JSON under ``/api/``:
 ``search`` (exactly ``ytingest search --json``), ``videos``, ``channels``, ``status`` (the running
-engine's ``/status``, fetched server-side from ``run_url``). Only GET routes; every response carries
-a Content-Security-Policy that allows scripts and styles from this origin only.
+engine's ``/status``, fetched server-side from ``run_url``; with no run answering, the last run's
+final document from ``YTINGEST_HOME/last-run.json``, or an empty state saying how to start one).
+Only GET routes; every response carries a Content-Security-Policy that allows scripts and styles
+from this origin only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,11 +23,12 @@ from jinja2 import Environment
 
 from ytingest.errors import ConfigError, YtingestError
 from ytingest.logs import get_logger
-from ytingest.monitor.http import serve_app
+from ytingest.monitor.http import LOOPBACK, host_name, serve_app
+from ytingest.monitor.last_run import last_run_path, read_last_run
 from ytingest.search import MODES, group_by_video, terms
 from ytingest.web.params import SEARCH_PARAMS, search_query, text
 from ytingest.web.render import STATIC, environment, render
-from ytingest.web.status import fetch_status
+from ytingest.web.status import fetch_status, reduced
 
 if TYPE_CHECKING:
     from ytingest.engine import Engine
@@ -57,7 +61,6 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 STATUS_TIMEOUT = ClientTimeout(total=2.0)
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -134,23 +137,6 @@ async def _secure(_request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault(name, value)
 
 
-def host_name(header: str) -> str | None:
-    """The name in a Host header (``name``, ``name:port``, ``[v6]``, ``[v6]:port``), lower-cased;
-    None for anything else (a user part, a bad port, stray brackets)."""
-    if header.startswith("["):
-        name, bracket, rest = header[1:].partition("]")
-        if not bracket:
-            return None
-    else:
-        name, colon, port = header.partition(":")
-        rest = colon + port
-    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
-        return None
-    if not name or any(c in name for c in "@/[]\\ "):
-        return None
-    return name.lower()
-
-
 @web.middleware
 async def _loopback_host(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a request whose Host is not a loopback name (421), before any handler runs."""
@@ -185,25 +171,71 @@ def _engine(request: web.Request) -> Engine:
 # ---- pages ------------------------------------------------------------------------------------
 
 
-async def _choices(engine: Engine) -> tuple[list[str], list[str], list[str]]:
-    """The filter choices: enrolled speakers, anonymous voices, channel URLs."""
-    speakers, channels = await asyncio.gather(engine.speakers(), engine.channels())
+def channel_name(url: str, name: object = None) -> str:
+    """What a channel is called on the page: the uploader's name where the ledger has one, else
+    its URL's host (and port) and path, never a user or password."""
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    parts = urlsplit(url)
+    try:
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    except ValueError:  # a port that is not a number
+        host = parts.hostname or ""
+    return (host + parts.path) or url.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """The search filters' choices, keyed by what the page shows (and the form sends back)."""
+
+    enrolled: list[str]
+    voices: dict[str, tuple[str, str | None]]  # "unknown-1 (Channel A)" → (label, channel URL)
+    channels: dict[str, str]  # channel name → URL
+
+    def query(self, params: Mapping[str, str]) -> dict[str, str]:
+        """The form's values with a shown channel name as its URL and a channel's voice as its label
+        and channel (a voice of another channel than the one chosen: ConfigError)."""
+        out = {k: params.get(k, "") for k in SEARCH_PARAMS}
+        channel = out["channel"].strip()
+        out["channel"] = self.channels.get(channel, channel)
+        label, voice_channel = self.voices.get(out["speaker"].strip(), (None, None))
+        if label is not None:
+            out["speaker"] = label
+            if voice_channel and out["channel"] and out["channel"] != voice_channel:
+                raise ConfigError(f"{params.get('speaker')} is a voice of another channel: pick its channel")
+            out["channel"] = voice_channel or out["channel"]
+        return out
+
+
+async def _choices(engine: Engine) -> Choices:
+    """The filter choices: enrolled speakers, each channel's anonymous voices, channels by name."""
+    speakers, rows = await asyncio.gather(engine.speakers(), engine.channels())
     enrolled = [str(p["name"]) for p in speakers.get("enrolled", [])]
-    unknown = sorted({str(p["label"]) for p in speakers.get("unknown", [])})  # one per channel
-    return enrolled, unknown, [str(c["url"]) for c in channels]
+    named = [(channel_name(str(c["url"]), c.get("name")), str(c["url"])) for c in rows]
+    shown = [n for n, _ in named]
+    channels: dict[str, str] = {}
+    for name, url in named:  # two channels of one name: each with its host and path
+        channels[name if shown.count(name) == 1 else f"{name} · {channel_name(url)}"] = url
+    by_url = {url: name for name, url in channels.items()}
+    voices: dict[str, tuple[str, str | None]] = {}
+    for p in speakers.get("unknown", []):  # "unknown-1" is per channel: each is another voice
+        label, url = str(p["label"]), str(p.get("channel") or "")
+        shown_as = f"{label} ({by_url.get(url) or channel_name(url)})" if url else label
+        voices[shown_as] = (label, url or None)
+    return Choices(enrolled, voices, channels)
 
 
 async def search_page(request: web.Request) -> web.Response:
     """The search form; with ``q``, the results grouped by video (400 and the form on bad input)."""
     engine = _engine(request)
     params = request.query
-    enrolled, unknown, channels = await _choices(engine)
+    choices = await _choices(engine)
     form = {name: params.get(name, "")[:500] for name in SEARCH_PARAMS}
     groups, error, status = [], None, 200
     searched = bool(params.get("q", "").strip())
     if searched:
         try:
-            hits = await engine.search(search_query(params))
+            hits = await engine.search(search_query(choices.query(params)))
             groups = group_by_video(hits)
         except ConfigError as exc:
             error, status = str(exc), 400
@@ -212,9 +244,9 @@ async def search_page(request: web.Request) -> web.Response:
         "search.html",
         form=form,
         modes=MODES,
-        enrolled=enrolled,
-        unknown=unknown,
-        channels=channels,
+        enrolled=choices.enrolled,
+        unknown=list(choices.voices),
+        channels=list(choices.channels),
         searched=searched,
         groups=groups,
         hits=sum(len(g.hits) for g in groups),
@@ -249,8 +281,22 @@ async def api_channels(request: web.Request) -> web.Response:
 
 
 async def api_status(request: web.Request) -> web.Response:
-    """The running engine's ``/status`` document, or ``{"state": "unreachable", "message"}``."""
-    return web.json_response(await fetch_status(request.app[CLIENT], request.app[RUN_URL]))
+    """The running engine's ``/status`` document; when none answers, the last run's final document
+    (``finished``/``failed``, with ``live`` saying why no engine answered), else
+    ``{"state": "unreachable" | "unconfigured", "message"}``. Each carries ``start``: the command
+    that starts a run this page can watch."""
+    run_url = request.app[RUN_URL]
+    doc = await fetch_status(request.app[CLIENT], run_url)
+    if doc["state"] in ("unreachable", "unconfigured"):
+        home = _engine(request).settings.ytingest_home
+        last = await asyncio.to_thread(read_last_run, home)
+        if last is not None:
+            doc = {**reduced(last, str(last_run_path(home))), "live": doc["state"]}
+    port = urlsplit(run_url).port if run_url else None
+    doc["start"] = f"ytingest stream <channel URL> --metrics-port {port or 9464}" + (
+        "" if run_url else " and `ytingest serve --run-url http://127.0.0.1:9464`"
+    )
+    return web.json_response(doc)
 
 
 def _dumps(value: Any) -> str:

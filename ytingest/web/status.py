@@ -3,6 +3,7 @@
 The browser only ever talks to this app (CSP ``connect-src 'self'``); this module asks the engine at
 ``run_url`` and always answers a document: the engine's own ``state``/``snapshot``/``knobs``, or
 ``{"state": "unreachable" | "unconfigured", "snapshot": null, "message": ...}`` — never an error.
+A run that ended is ``finished`` (or ``failed``) with its ``summary``.
 """
 
 from __future__ import annotations
@@ -46,12 +47,23 @@ async def fetch_status(client: aiohttp.ClientSession, run_url: str | None) -> di
         return _absent("unreachable", f"no ytingest engine answers at {url} ({reason})", url)
     if not isinstance(doc, dict):
         return _absent("unreachable", f"{url} did not answer a ytingest status document", url)
-    snapshot = doc.get("snapshot")
-    knobs = doc.get("knobs")
-    return {
+    return reduced(doc, url)
+
+
+def reduced(doc: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """A status document (an engine's, or a finished run's from ``last-run.json``) reduced to the
+    fields the page draws; a finished run keeps its summary, channel and end time."""
+    snapshot, knobs, summary = doc.get("snapshot"), doc.get("knobs"), doc.get("summary")
+    out = {
         "state": str(doc.get("state", "unknown")),
         "snapshot": snapshot if isinstance(snapshot, dict) else None,
         "knobs": knobs if isinstance(knobs, dict) else {},
-        "source": url,
-        "message": "",
+        "source": source,
+        "message": str(doc.get("message") or "") if doc.get("state") == "failed" else "",
     }
+    if isinstance(summary, dict):
+        out["summary"] = summary
+    for key in ("channel", "finished_at"):
+        if isinstance(doc.get(key), str):
+            out[key] = doc[key]
+    return out

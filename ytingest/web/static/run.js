@@ -1,6 +1,9 @@
 // The live run page: polls /api/status (this app's proxy of the engine's /status) once a second,
 // fills the stage table, the verdict and the totals, and draws a timeline of queue depths and busy
 // fractions on a <canvas>. Every value goes in through textContent: nothing is parsed as HTML.
+// States: running (live numbers), finished/failed (the run's last snapshot and its summary, from the
+// engine or YTINGEST_HOME/last-run.json), idle (the stream is starting), and no run at all
+// (unreachable/unconfigured: a calm empty state with the command that starts one).
 "use strict";
 (function () {
   const POLL_MS = 1000;
@@ -73,22 +76,28 @@
     });
   }
 
-  function eta(snap) {
-    const remaining = num(snap.queued) - num(snap.done) - num(snap.failed);
-    const rate = snap.t > 0 ? (num(snap.done) + num(snap.failed)) / snap.t : 0;
-    if (remaining <= 0) return "-";
-    if (rate <= 0) return "?";
-    const secs = Math.floor(remaining / rate);
-    return Math.floor(secs / 60) + "m" + String(secs % 60).padStart(2, "0") + "s";
+  function duration(secs) {
+    secs = Math.max(0, Math.round(secs));
+    const h = Math.floor(secs / 3600), m = Math.floor((secs % 3600) / 60), s = secs % 60;
+    return (h ? h + "h" + String(m).padStart(2, "0") + "m" : m ? m + "m" : "") +
+      (h ? "" : (m ? String(s).padStart(2, "0") : s) + "s");
   }
 
-  function drawTotals(snap, knobs) {
+  // the engine's estimate: the audio left over the model's rate (or the videos left over the
+  // run's video rate); "?" while neither is known, "-" once the run has ended
+  function eta(snap, running) {
+    if (!running) return "-";
+    return typeof snap.eta_s === "number" && isFinite(snap.eta_s) ? duration(snap.eta_s) : "?";
+  }
+
+  function drawTotals(snap, knobs, running) {
     const totals = document.getElementById("totals");
     set(totals, ".done", num(snap.done));
     set(totals, ".failed", num(snap.failed));
+    set(totals, ".in-model", Array.isArray(snap.in_model) ? snap.in_model.length : 0);
     set(totals, ".skipped", num(snap.skipped));
     set(totals, ".queued", num(snap.queued));
-    set(totals, ".eta", eta(snap));
+    set(totals, ".eta", eta(snap, running));
     set(totals, ".down", fixed(num(snap.download_bytes_per_s) / 1024, 0));
     const gpus = Array.isArray(snap.gpus) ? snap.gpus : [];
     const system = gpus.length
@@ -202,16 +211,45 @@
     }
   }
 
-  function show(doc) {
+  function ended(doc) {
+    const sum = doc.summary || (doc.snapshot ? { done: doc.snapshot.done, failed: doc.snapshot.failed } : {});
+    let text = doc.state + ": " + num(sum.done) + " stored, " + num(sum.failed) + " failed";
+    if (num(sum.skipped)) text += ", " + num(sum.skipped) + " skipped";
+    if (typeof sum.wall_seconds === "number") text += " in " + duration(sum.wall_seconds);
+    const at = doc.finished_at ? new Date(doc.finished_at) : null;
+    if (at && !isNaN(at)) text += " (ended " + at.toLocaleString() + ")";
+    return text;
+  }
+
+  // the badge, the headline and the hint for a document's state
+  function headline(doc) {
+    const none = doc.state === "unreachable" || doc.state === "unconfigured";
     const state = document.getElementById("state");
-    state.textContent = doc.state;
-    state.dataset.state = doc.state;
+    const badge = none ? "none" : doc.state;
+    state.textContent = none ? "no run" : doc.state === "idle" ? "starting" : doc.state;
+    state.dataset.state = badge;
+    let text = "";
+    if (none) text = "No run is going.";
+    else if (doc.state === "idle") text = "The stream is starting: its run begins once the models are loaded.";
+    else if (doc.state === "finished" || doc.state === "failed") text = ended(doc);
+    set(document, "#headline", text);
+    const start = document.getElementById("start");
+    start.hidden = doc.state === "running" || doc.state === "idle";
+    if (doc.start) set(start, ".command", doc.start);
     const message = document.getElementById("message");
     message.textContent = doc.message || "";
     message.hidden = !doc.message;
+  }
+
+  function show(doc) {
+    headline(doc);
     const snap = doc.snapshot;
-    if (!snap) {
+    document.getElementById("live").hidden = !snap;
+    if (!snap) { // no numbers to show: none of an earlier run's stay behind
       set(document, "#clock", "");
+      document.querySelector("#stages tbody").replaceChildren();
+      for (const b of document.querySelectorAll("#totals b")) b.textContent = "–";
+      history.length = 0;
       return;
     }
     set(document, "#clock", "t=" + fixed(snap.t, 0) + " s");
@@ -219,7 +257,7 @@
     for (const [name, st] of Object.entries(snap.stages || {})) labels[name] = st.label || name;
     drawTable(snap.stages || {});
     drawVerdict(snap.verdict);
-    drawTotals(snap, doc.knobs || {});
+    drawTotals(snap, doc.knobs || {}, doc.state === "running");
     remember(snap);
     drawChart();
   }
