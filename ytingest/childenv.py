@@ -1,9 +1,9 @@
 """The environment a child process gets: ours without the database's secrets.
 
 yt-dlp, the decoder and its workers never speak to PostgreSQL, so they do not see ``DATABASE_URL``
-(it may hold a password), libpq's ``PG*`` variables (``PGPASSWORD``, ``PGPASSFILE``, …) or any
-setting of ours that is a secret. Everything else stays: PATH, HOME, the locale, TMPDIR, the
-proxy variables yt-dlp reads, PYTHONPATH (yt-dlp plugins), SSL_CERT_FILE, XDG_*, ...
+(it may hold a password), libpq's ``PG*`` variables (``PGPASSWORD``, ``PGPASSFILE``, …) or the
+settings of ours that are secrets (cookies, YTDLP_ARGS). Everything else stays: PATH, HOME, the
+locale, TMPDIR, the proxy variables yt-dlp reads, PYTHONPATH (yt-dlp plugins), SSL_CERT_FILE, XDG_*.
 
 ``child_env()`` is for ``create_subprocess_exec(..., env=child_env())``. A ``multiprocessing``
 spawn cannot be given an environment (its children, and its resource tracker, copy the process's
@@ -18,7 +18,9 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-_SECRETS = frozenset({"DATABASE_URL"})
+# our settings that hold a secret, or a path to one (YTDLP_ARGS may carry a proxy's password);
+# yt-dlp is given what it needs as arguments, never through these
+_SECRETS = frozenset({"DATABASE_URL", "COOKIES_FILE", "COOKIES_FROM_BROWSER", "YTDLP_ARGS"})
 _lock = threading.Lock()
 
 

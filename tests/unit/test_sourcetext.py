@@ -134,11 +134,17 @@ def test_download_metadata_is_cleaned() -> None:
 
 
 def test_child_env_has_no_database_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Children get our environment less DATABASE_URL and libpq's PG* variables; PATH and
-    PYTHONPATH stay; ``scrubbed_environ`` hides them from os.environ and puts them back."""
+    """Children get our environment less DATABASE_URL, libpq's PG* variables and our secret
+    settings (cookies, YTDLP_ARGS); PATH, PYTHONPATH and the proxy variables stay;
+    ``scrubbed_environ`` hides them from os.environ and puts them back."""
     env = {"DATABASE_URL": "postgresql://u:pw@h/db", "PGPASSWORD": "pw", "database_url": "x", "PATH": "/bin"}
     env["PYTHONPATH"] = "/plugins"
-    assert child_env(env) == {"PATH": "/bin", "PYTHONPATH": "/plugins"}
+    env |= {
+        "COOKIES_FILE": "/home/u/c.txt",
+        "YTDLP_ARGS": "--proxy http://u:pw@p:1",
+        "HTTPS_PROXY": "http://p:1",
+    }
+    assert child_env(env) == {"PATH": "/bin", "PYTHONPATH": "/plugins", "HTTPS_PROXY": "http://p:1"}
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw@h/db")
     with scrubbed_environ():
         assert "DATABASE_URL" not in os.environ
