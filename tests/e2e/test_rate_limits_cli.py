@@ -69,7 +69,10 @@ def test_a_20_second_429_burst_with_6_in_flight_fails_nothing_and_spends_no_atte
     assert (r.json()["done"], r.json()["failed"]) == (6, 0)
     refused = [(t, ep) for t, ep, status in log if status == 429]
     assert len({ep for _, ep in refused}) == 6  # all six were in flight when it began
-    assert refused[-1][0] - refused[0][0] >= 19.0  # the burst lasted its 20 s
+    # the downloads kept trying through the 20 s, not giving up early: a refusal in its last 6 s (a
+    # try comes each Retry-After pause plus a yt-dlp start-up; 18.7 s after the first was seen)
+    assert refused[-1][0] >= refused[0][0] + 14.0
+    assert all(t >= refused[0][0] + 20.0 for t, _, status in log if status == 200)  # none got through early
     attempts = {row["id"]: row["attempts"] for row in cli_rows(cli, "SELECT id, attempts FROM videos")}
     assert attempts == {ep.id: 1 for ep in six_short_episodes()}, attempts
     limited = [e for e in r.events() if e["event"] == "rate_limited"]
