@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, requires
 from urllib.parse import urlsplit
 
-from ytingest.childenv import child_env
 from ytingest.config import Settings
 from ytingest.doctor.checks import Check
+from ytingest.doctor.probes import run_child
 from ytingest.errors import ConfigError
 from ytingest.stages.ytdlp_options import ALLOWED, checked_ytdlp_args, is_loopback_url
 from ytingest.stages.ytdlp_plugins import plugin_args, user_plugin_folders
@@ -135,24 +135,14 @@ async def probe_plugins(settings: Settings, timeout_s: float = 60.0) -> tuple[Pl
             PROBE_URL,
         ]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=child_env(),
-            )
+            returncode, out = await run_child(command, timeout_s)
         except OSError as exc:
             return None, f"cannot start yt-dlp: {exc.strerror or type(exc).__name__}"
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
             return None, f"yt-dlp did not answer within {timeout_s:.0f} s"
-    plugins = parse_plugins(out.decode("utf-8", "replace"))
+    plugins = parse_plugins(out)
     if plugins.directories is None:
-        return None, f"yt-dlp exited {proc.returncode} before naming its plugins"
+        return None, f"yt-dlp exited {returncode} before naming its plugins"
     return plugins, ""
 
 

@@ -37,22 +37,31 @@ async def ytdlp_header(settings: Settings, timeout_s: float = 60.0) -> tuple[int
 
 async def _header(command: list[str], timeout_s: float) -> tuple[int | None, str]:
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            "-v",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=child_env(),
-        )
+        return await run_child([*command, "-v"], timeout_s)
     except OSError as exc:
         return None, f"ERROR: {exc.strerror or exc}"
+    except TimeoutError:
+        return None, f"ERROR: no answer within {timeout_s:.0f} s"
+
+
+async def run_child(command: list[str], timeout_s: float) -> tuple[int, str]:
+    """Run ``command`` (no stdin, our environment less its secrets) and return its exit code and
+    output (stdout and stderr together). OSError: it could not start; TimeoutError: it did not
+    end within ``timeout_s`` (it is killed)."""
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=child_env(),
+    )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return None, f"ERROR: no answer within {timeout_s:.0f} s"
+        raise
+    assert proc.returncode is not None  # set once communicate() returns
     return proc.returncode, out.decode("utf-8", "replace")
 
 
