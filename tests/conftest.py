@@ -13,6 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -310,3 +313,31 @@ async def conn(fresh_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     c = await asyncpg.connect(fresh_dsn)
     yield c
     await c.close()
+
+
+def wait_until_serving(
+    proc: subprocess.Popen[Any], url: str, *, timeout_s: float = 60.0, log: Path | None = None
+) -> None:
+    """Until ``url`` answers; the test fails if ``proc`` (the server) exits first (with ``log``'s
+    tail) or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=30):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            assert proc.poll() is None, (
+                log.read_text()[-2000:] if log is not None else f"{url}: the server exited"
+            )
+            assert time.monotonic() < deadline, f"{url} did not answer within {timeout_s:.0f} s"
+            time.sleep(0.2)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -7,14 +7,13 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, cli_rows
+from tests.conftest import Cli, cli_rows, stop_process, wait_until_serving
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import sample_episodes
 
@@ -103,22 +102,10 @@ def _serve_pages(cli: Cli, paths: list[str]) -> list[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"http://127.0.0.1:{port}/api/channels")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None and time.monotonic() < deadline, "serve did not answer"
-                time.sleep(0.2)
+        wait_until_serving(server, f"http://127.0.0.1:{port}/api/channels")
         return [_get(f"http://127.0.0.1:{port}{path}") for path in paths]
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
 
 
 def test_a_password_in_the_channel_url_is_used_to_download_and_shown_nowhere(

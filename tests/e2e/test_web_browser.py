@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import Cli, database_on, make_cli
+from tests.conftest import Cli, database_on, make_cli, stop_process, wait_until_serving
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import SAMPLES, Episode, sample_episodes
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes
@@ -155,26 +155,13 @@ def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         driver = None
         try:
             url = f"http://127.0.0.1:{web_port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    get_json(f"{url}/api/channels")
-                    break
-                except (urllib.error.URLError, ConnectionError):
-                    assert server.poll() is None, log.read_text()[-2000:]
-                    assert time.monotonic() < deadline, "ytingest serve did not answer within 60 s"
-                    time.sleep(0.2)
+            wait_until_serving(server, f"{url}/api/channels", log=log)
             driver = _browser(root / "chromium-profile")
             yield Site(cli, dsn, url, run_port, driver, log)
         finally:
             if driver is not None:
                 driver.quit()
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server)
 
 
 def test_search_page_finds_the_speakers_line_and_opens_the_player_at_its_second(

@@ -389,6 +389,19 @@ async def test_only_get_routes(client: TestClient[Any, Any]) -> None:
             assert (await client.request(method, path)).status == 405, (method, path)
 
 
+async def _api_status_served(engine: FakeEngine, doc: dict[str, Any], run_path: str = "") -> tuple[Any, int]:
+    """``/api/status``'s answer while a real MetricsServer serves ``doc`` as the run's /status, and
+    that server's port."""
+    metrics = MetricsServer(lambda: doc)
+    await metrics.start()
+    try:
+        app = make_app(engine, run_url=f"http://127.0.0.1:{metrics.port}{run_path}")  # type: ignore[arg-type]
+        async with TestClient(TestServer(app)) as c:
+            return await (await c.get("/api/status")).json(), metrics.port
+    finally:
+        await metrics.stop()
+
+
 async def test_status_proxies_the_running_engine(engine: FakeEngine) -> None:
     """/api/status answers the document the engine's /status serves (state, snapshot, knobs)."""
     doc = {
@@ -400,16 +413,9 @@ async def test_status_proxies_the_running_engine(engine: FakeEngine) -> None:
         },
         "knobs": {"io_workers": 4, "autotune": False},
     }
-    metrics = MetricsServer(lambda: doc)
-    await metrics.start()
-    try:
-        app = make_app(engine, run_url=f"http://127.0.0.1:{metrics.port}/")  # type: ignore[arg-type]
-        async with TestClient(TestServer(app)) as c:
-            body = await (await c.get("/api/status")).json()
-    finally:
-        await metrics.stop()
+    body, port = await _api_status_served(engine, doc, run_path="/")
     assert {k: body[k] for k in ("state", "snapshot", "knobs")} == doc
-    assert body["source"] == f"http://127.0.0.1:{metrics.port}/status" and body["message"] == ""
+    assert body["source"] == f"http://127.0.0.1:{port}/status" and body["message"] == ""
 
 
 async def test_status_when_nothing_answers_is_a_document_not_a_500(engine: FakeEngine) -> None:
@@ -535,14 +541,7 @@ async def test_a_stream_that_just_finished_serves_its_summary(engine: FakeEngine
     doc = finished_document(
         "http://c/feed.xml", FINISHED_SNAPSHOT, {"io_workers": 2}, {"done": 5, "failed": 1}
     )
-    metrics = MetricsServer(lambda: doc)
-    await metrics.start()
-    try:
-        app = make_app(engine, run_url=f"http://127.0.0.1:{metrics.port}")  # type: ignore[arg-type]
-        async with TestClient(TestServer(app)) as c:
-            body = await (await c.get("/api/status")).json()
-    finally:
-        await metrics.stop()
+    body, _ = await _api_status_served(engine, doc)
     assert (body["state"], body["summary"], body["knobs"]) == (
         "finished",
         {"done": 5, "failed": 1},
@@ -645,14 +644,7 @@ async def test_the_eta_uses_the_files_length_when_the_listing_gave_none(
     ctx.metrics.progress.advance("v1", 30.0)  # the model: 30 s of audio in 10 s
     snap = sampler.sample(((), 0.0, 0, 0))
     doc = {"state": "running", "snapshot": snap.to_dict(), "knobs": {}}
-    metrics = MetricsServer(lambda: doc)
-    await metrics.start()
-    try:
-        app = make_app(engine, run_url=f"http://127.0.0.1:{metrics.port}")  # type: ignore[arg-type]
-        async with TestClient(TestServer(app)) as c:
-            body = await (await c.get("/api/status")).json()
-    finally:
-        await metrics.stop()
+    body, _ = await _api_status_served(engine, doc)
     video = body["snapshot"]["in_model"][0]
     assert (video["duration_s"], video["fraction"]) == (120.0, 0.25)
     assert body["snapshot"]["eta_s"] == pytest.approx(90.0 / 3.0)
