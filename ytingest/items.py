@@ -85,6 +85,15 @@ class PreparedAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a video's decoding starts again: the first window not yet checkpointed (``index``)
+    and where it begins on the video's timeline (``offset``, seconds)."""
+
+    index: int
+    offset: float
+
+
+@dataclass(frozen=True, slots=True)
 class DecodedAudio:
     """A downloaded file and one window of its decoded audio (None: the transcriber decodes the
     whole file by itself). The decode stage hands on a video's windows in order."""

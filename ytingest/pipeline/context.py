@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ytingest.config import Settings
-from ytingest.items import EmbeddedTranscript, Failure, RunSummary, VideoRef
+from ytingest.items import EmbeddedTranscript, Failure, ResumePoint, RunSummary, VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.assembly import WindowAssembly
 from ytingest.pipeline.budget import HourlyBudget
@@ -48,6 +48,11 @@ class Ledger(Protocol):
     ) -> None: ...
 
 
+async def _from_the_start(video_id: str) -> ResumePoint | None:
+    """No checkpoints: every video is decoded from its start."""
+    return None
+
+
 @dataclass
 class RunContext:
     """Shared state of one run; its counts live in ``metrics``. Only the event loop thread touches it."""
@@ -69,6 +74,8 @@ class RunContext:
     halted: str = ""  # set by ``halt``: why the run stopped taking videos by itself
     tuning: Tuning = field(init=False)  # the knobs that change during the run, from settings
     budget: HourlyBudget | None = None  # a plain run's request budget (downloads and listings); None: none
+    # where a video's decoding resumes (its windows already checkpointed); None: from the start
+    resume_at: Callable[[str], Awaitable[ResumePoint | None]] = _from_the_start
 
     def __post_init__(self) -> None:
         self.tuning = Tuning.from_settings(self.settings)
