@@ -87,10 +87,13 @@ class PreparedAudio:
 @dataclass(frozen=True, slots=True)
 class ResumePoint:
     """Where a video's decoding starts again: the first window not yet checkpointed (``index``)
-    and where it begins on the video's timeline (``offset``, seconds)."""
+    and where it begins on the video's timeline (``offset``, seconds). ``complete``: every window
+    is checkpointed, so the decode stage decodes nothing of it and hands nothing on (the
+    checkpoints' owner puts the video together and stores it)."""
 
     index: int
     offset: float
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
