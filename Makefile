@@ -23,7 +23,7 @@ demo: install
 	$(PY) -m ytingest.testing demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"

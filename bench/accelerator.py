@@ -20,7 +20,9 @@ asr": speaker tagging on the model's thread), and a cost table: CPU seconds per 
 stage (thread or process CPU, not wall) and the cores each would need beside a device at 300x real
 time. 300x is large-v3-turbo batched on an RTX 4090: a projection from published runs, not a
 measurement. Stages: asr/speakers/embed/decode = threads named ytingest-<stage>*; speakers also
-= the CPU inside ``VoiceTagger.tag`` wherever it runs; loop = the event loop and every other thread;
+= the CPU inside a tagger's ``tag`` wherever it runs, less segmentation = the CPU inside
+``Segmenter.segment`` (pyannote's segmentation-3.0 on onnxruntime, SPEAKER_DIARIZATION=segmentation;
+onnxruntime's own pool is shared out like torch's); loop = the event loop and every other thread;
 decode = decoder children (and multiprocessing workers); download = reaped children (yt-dlp, deno)
 less decode; db = the run's PostgreSQL servers; model = CPU inside real model calls (``--real``).
 
@@ -63,8 +65,8 @@ from ytingest.testing.long_episodes import default_cache_dir, long_channel
 TARGET_X = 300.0  # large-v3-turbo batched on an RTX 4090 (published runs; a projection)
 EVERY_S = 0.25
 SAMPLE_RATE = 16_000
-STAGES = ("download", "decode", "asr", "speakers", "embed", "loop", "db", "model")
-NATIVE_USERS = ("asr", "speakers", "embed")  # stages whose models (torch) run native thread pools
+STAGES = ("download", "decode", "asr", "speakers", "segmentation", "embed", "loop", "db", "model")
+NATIVE_USERS = ("asr", "speakers", "segmentation", "embed")  # models with native pools (torch, onnxruntime)
 THREAD_STAGES = (
     ("ytingest-asr", "asr"),
     ("ytingest-speakers", "speakers"),
@@ -156,8 +158,21 @@ class Ledger:
             stage_of(threading.current_thread().name),
             time.perf_counter(),
         )
-        if tid in self.open:  # moved by an outer call already
-            yield
+        if tid in self.open:  # inside an outer wrapped call: this part goes to ``to``, then back
+            with self._lock:
+                src, outer, c0 = self.open[tid]
+                now = time.thread_time()
+                self.moved[src, outer] += now - c0
+                self.open[tid] = (src, to, now)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    _, _, c1 = self.open[tid]
+                    now = time.thread_time()
+                    self.moved[src, to] += now - c1
+                    self.open[tid] = (src, outer, now)
+                    self.wall[f"{to} on {src}"] += time.perf_counter() - t0
             return
         with self._lock:
             self.open[tid] = (src, to, time.thread_time())
@@ -352,23 +367,33 @@ class Device:
         with contextlib.ExitStack() as stack:
             stack.enter_context(mock.patch.object(BatchedInferencePipeline, "forward", hooked_forward))
             stack.enter_context(mock.patch.object(WhisperModel, "transcribe", hooked_transcribe))
-            with contextlib.suppress(ImportError):
-                from ytingest.speakers.tagger import VoiceTagger
+            from ytingest.models.segmentation import Segmenter
+            from ytingest.speakers.diarize import SegmentationTagger
+            from ytingest.speakers.tagger import VoiceTagger
 
-                tag = VoiceTagger.tag
-
-                def hooked_tag(tagger: Any, *args: Any, **kw: Any) -> Any:
-                    with self.ledger.moving("speakers"):
-                        return tag(tagger, *args, **kw)
-
-                stack.enter_context(mock.patch.object(VoiceTagger, "tag", hooked_tag))
+            for owner, method, stage in (
+                (VoiceTagger, "tag", "speakers"),
+                (SegmentationTagger, "tag", "speakers"),
+                (Segmenter, "segment", "segmentation"),
+            ):
+                stack.enter_context(mock.patch.object(owner, method, self._moving(owner, method, stage)))
             yield
+
+    def _moving(self, owner: type, method: str, stage: str) -> Callable[..., Any]:
+        """``owner.method`` with its CPU moved to ``stage``."""
+        real = getattr(owner, method)
+
+        def hooked(obj: Any, *args: Any, **kw: Any) -> Any:
+            with self.ledger.moving(stage):
+                return real(obj, *args, **kw)
+
+        return hooked
 
 
 # ---- a pass -------------------------------------------------------------------------------------
 
 
-def bench_settings(home: Path, asr_model: str) -> Settings:
+def bench_settings(home: Path, asr_model: str, diarization: str = "segmentation") -> Settings:
     """Settings built here, not from the environment: steady (no autotune or dashboard) and, where
     the field exists, ASR and embedding not taking turns (on a device they share no cores)."""
     wanted: dict[str, Any] = {"model_turns": "off", "dashboard": False, "autotune": False}
@@ -378,6 +403,7 @@ def bench_settings(home: Path, asr_model: str) -> Settings:
         "database_url": None,
         "metrics_port": None,
         "asr_model": asr_model,
+        "speaker_diarization": diarization,
     }
     return Settings(_env_file=None, **fixed, **extra)  # type: ignore[call-arg]
 
@@ -432,11 +458,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="bench-accel-") as tmp:
             if not args.real:
                 device.reset("record")
-                settings = bench_settings(Path(tmp) / "record", args.asr_model)
+                settings = bench_settings(Path(tmp) / "record", args.asr_model, args.diarization)
                 recorded = run(one_pass(device, settings, channel.feed_url, timed=False))
                 print(f"  pass 1 (real model, recorded): {recorded['wall_s']:.1f} s", file=sys.stderr)
             device.reset("real" if args.real else "replay")
-            settings = bench_settings(Path(tmp) / "timed", args.asr_model)
+            settings = bench_settings(Path(tmp) / "timed", args.asr_model, args.diarization)
             timed = run(one_pass(device, settings, channel.feed_url, timed=True))
     s, wall = timed["summary"], timed["wall_s"]
     audio = float(s["audio_seconds"])
@@ -444,6 +470,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     table = cost_table(timed["cpu"], audio)
     return {
         "label": args.label,
+        "speaker_diarization": args.diarization,
         "real": bool(args.real),
         "speed": round(speed, 2),
         "device_busy": round(timed["busy_s"] / wall, 3),
@@ -499,6 +526,7 @@ def cli() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "accelerator.json")
     parser.add_argument("--fmt", choices=("m4a", "webm"), default="m4a")
     parser.add_argument("--label", default="")
+    parser.add_argument("--diarization", choices=("segmentation", "windows"), default="segmentation")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("ytingest").setLevel(logging.WARNING)

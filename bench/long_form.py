@@ -17,7 +17,16 @@
     (unthrottled), RSS of the CLI's process tree (CLI + decoder child + yt-dlp) sampled every
     0.2 s, without the PostgreSQL server (reported apart); ratios to the shortest length;
 (d) files per ASR batch: ``ytingest stream --log-format json`` on the bundled short-clip channel,
-    unthrottled; the ``transcribe_start`` events' ``batch_files``.
+    unthrottled; the ``transcribe_start`` events' ``batch_files``;
+(e) the first window: a 60-minute episode in WebM/Opus (YouTube's bestaudio), served throttled
+    (the bandwidth of (b), or one that takes ``--download-s``), streamed with
+    DECODE_WHILE_DOWNLOADING off (before) and on (after), side by side: the seconds from the
+    ``download_start`` event to the first ``transcribe_start`` (the first window in the model),
+    and their ratio to the download's own time (``download_done``'s ``ms``). The run is stopped
+    (two SIGINTs) once both are logged: the rest is (b)'s business.
+
+    python -m bench.long_form --first-window          # (e) alone (~5 min on 2 cores)
+    python -m bench.long_form --memory-only --minutes 15,180   # (c) alone
 
 The harness knows only the CLI, its ``--json`` summary and its JSON log events, so it measures
 any version of the pipeline. Episodes are made once into ``--cache`` (default
@@ -32,6 +41,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +49,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +62,8 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parent.parent  # the CLI runs from this tree (python -m ytingest)
 BATCH_SIZE = 8
 BEAM_SIZE = 1  # ytingest's WhisperTranscriber default
+FIRST_WINDOW_MIN = 60.0  # (e)'s episode
+DOWNLOAD_S = 120.0  # (e) alone: its download's length unless --bandwidth
 
 
 # ---- RSS of a process tree -------------------------------------------------------------------
@@ -237,11 +250,20 @@ def ceiling(ep: Episode) -> dict[str, Any]:
 # ---- (b), (c), (d): the CLI ---------------------------------------------------------------------
 
 
-def cli_stream(feed_url: str, home: Path, *, timeout: float, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def cli_stream(
+    feed_url: str,
+    home: Path,
+    *,
+    timeout: float,
+    extra: tuple[str, ...] = (),
+    settings: dict[str, str] | None = None,
+    stop_after: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """``ytingest stream URL --json --log-format json`` in a subprocess with its own home, its tree's
-    RSS sampled; returns the summary, wall time, RSS and the JSON log events."""
+    RSS sampled; returns the summary, wall time, RSS and the JSON log events. ``settings``: more
+    environment; ``stop_after``: stop it (SIGINT, then another) once each of these events is logged."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
-    env.update(YTINGEST_HOME=str(home), PYTHONUNBUFFERED="1")
+    env.update(YTINGEST_HOME=str(home), PYTHONUNBUFFERED="1", **(settings or {}))
     cmd = [sys.executable, "-m", "ytingest", "stream", feed_url, "--json", "--log-format", "json", *extra]
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "stderr.jsonl"
@@ -250,6 +272,8 @@ def cli_stream(feed_url: str, home: Path, *, timeout: float, extra: tuple[str, .
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
         with TreeRss(proc.pid, home) as rss:
             try:
+                if stop_after:
+                    _stop_once_logged(proc, log_path, stop_after, timeout)
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.terminate()
@@ -279,6 +303,67 @@ def cli_stream(feed_url: str, home: Path, *, timeout: float, extra: tuple[str, .
         ],
         "_events": events,
     }
+
+
+def _stop_once_logged(
+    proc: subprocess.Popen[str], log_path: Path, events: tuple[str, ...], timeout: float
+) -> None:
+    """SIGINT ``proc`` (then again: the second cancels) once every event in ``events`` is logged."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if all(f'"event": "{e}"' in text or f'"event":"{e}"' in text for e in events):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(1.0)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            return
+        time.sleep(0.2)
+
+
+def first_window(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """From the JSON log: seconds from ``download_start`` to the first ``transcribe_start`` (the
+    first window in the model) and to ``download_done``, and the download's own ``ms``."""
+
+    def at(name: str) -> float | None:
+        for e in events:
+            if e.get("event") == name and e.get("timestamp"):
+                return datetime.fromisoformat(str(e["timestamp"]).replace("Z", "+00:00")).timestamp()
+        return None
+
+    start, model, done = at("download_start"), at("transcribe_start"), at("download_done")
+    ms = next((e.get("ms") for e in events if e.get("event") == "download_done"), None)
+    row: dict[str, Any] = {
+        "handed_to_decode": any(e.get("event") == "download_handed_to_decode" for e in events),
+        "download_s": round(float(ms) / 1000, 2) if ms is not None else None,
+        "first_window_s": round(model - start, 2) if model is not None and start is not None else None,
+        "download_done_s": round(done - start, 2) if done is not None and start is not None else None,
+    }
+    if row["first_window_s"] is not None and row["download_s"]:
+        row["first_window_vs_download"] = round(row["first_window_s"] / row["download_s"], 3)
+    return row
+
+
+def first_window_section(
+    minutes: float, cache: Path, bandwidth: int | None, download_s: float, tmp: Path, timeout: float
+) -> dict[str, Any]:
+    """(e): the same throttled WebM episode, DECODE_WHILE_DOWNLOADING off then on (``bandwidth``,
+    else one that downloads it in ``download_s``)."""
+    ep = long_episode(minutes, cache, fmt="webm")
+    bw = bandwidth or round(ep.path.stat().st_size / (download_s or DOWNLOAD_S))
+    out: dict[str, Any] = {"episode": ep.id, "mb": _mb(ep.path.stat().st_size), "bandwidth_bytes_per_s": bw}
+    for name, value in (("before", "false"), ("after", "true")):
+        with serve_in_thread(ChannelServer([ep], bandwidth=bw)) as channel:
+            run = cli_stream(
+                channel.feed_url,
+                tmp / f"first-window-{name}",
+                timeout=timeout,
+                settings={"DECODE_WHILE_DOWNLOADING": value},
+                stop_after=("transcribe_start", "download_done"),
+            )
+        out[name] = {"decode_while_downloading": value, **first_window(run["_events"]), "exit": run["exit"]}
+        print(f"  first window, {name}: {out[name]}", flush=True)
+    return out
 
 
 def _children_cpu() -> float:
@@ -382,29 +467,89 @@ def main(minutes: list[float], cache: Path, bandwidth: int | None, timeout: floa
         result["e2e"]["whole_file_bound_s"] = round(bound, 1)
         print(f"  e2e: {result['e2e']}", flush=True)
         # (c)
-        for m, ep in zip(minutes, episodes, strict=True):
-            with serve_in_thread(ChannelServer([ep])) as channel:
-                run = cli_stream(channel.feed_url, Path(tmp) / f"rss-{ep.id}", timeout=timeout)
-            row = result["rss_by_length"][f"{m:g}"] = engine_row(run, [ep])
-            print(f"  rss {ep.id}: {row}", flush=True)
+        result["rss_by_length"] = rss_by_length(minutes, episodes, Path(tmp), timeout)
         # (d)
         with serve_in_thread(ChannelServer()) as channel:
             run = cli_stream(channel.feed_url, Path(tmp) / "short-clips", timeout=timeout)
         result["short_clips"] = engine_row(run, list(channel.episodes))
         result["short_clips"]["batch_files"] = batch_files(run["_events"])
+        # (e)
+        result["first_window"] = first_window_section(FIRST_WINDOW_MIN, cache, bw, 0.0, Path(tmp), timeout)
     e2e_wall = result["e2e"]["wall_s"]
-    peaks = {k: r["peak_rss_mb"] for k, r in result["rss_by_length"].items()}
-    base = min(peaks, key=float)
     result["ratios"] = {
         "e2e_wall_vs_ceiling": round(e2e_wall / c_wall, 3),  # the CLI's wall: startup included
         "e2e_engine_wall_vs_ceiling": round(float(result["e2e"]["engine_wall_s"] or 0) / c_wall, 3),
         "bound_wall_vs_ceiling": round(bound / c_wall, 3),
         "e2e_cpu_vs_ceiling": round(result["e2e"]["cpu_s"] / c_cpu, 3),
         "e2e_wall_vs_bound": round(e2e_wall / bound, 3),
-        **{f"peak_rss_{k}_vs_{base}": round(v / peaks[base], 3) for k, v in peaks.items() if k != base},
+        **rss_ratios(result["rss_by_length"]),
     }
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+def rss_by_length(
+    minutes: list[float], episodes: list[Episode], tmp: Path, timeout: float
+) -> dict[str, dict[str, Any]]:
+    """(c): one unthrottled ``ytingest stream`` per episode, its tree's peak RSS."""
+    rows = {}
+    for m, ep in zip(minutes, episodes, strict=True):
+        with serve_in_thread(ChannelServer([ep])) as channel:
+            run = cli_stream(channel.feed_url, tmp / f"rss-{ep.id}", timeout=timeout)
+        row = rows[f"{m:g}"] = engine_row(run, [ep])
+        print(f"  rss {ep.id}: {row}", flush=True)
+    return rows
+
+
+def rss_ratios(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
+    peaks = {k: r["peak_rss_mb"] for k, r in rows.items()}
+    base = min(peaks, key=float)
+    return {f"peak_rss_{k}_vs_{base}": round(v / peaks[base], 3) for k, v in peaks.items() if k != base}
+
+
+def one_section(
+    name: str, minutes: list[float], cache: Path, bandwidth: int | None, download_s: float, timeout: float
+) -> dict[str, Any]:
+    """``--memory-only`` ((c) alone) or ``--first-window`` ((e) alone)."""
+    result: dict[str, Any] = {
+        "section": name,
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
+        if name == "memory":
+            episodes = [long_episode(m, cache) for m in minutes]
+            result["rss_by_length"] = rss_by_length(minutes, episodes, Path(tmp), timeout)
+            result["ratios"] = rss_ratios(result["rss_by_length"])
+        else:
+            result["first_window"] = first_window_section(
+                minutes[0], cache, bandwidth, download_s, Path(tmp), timeout
+            )
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return result
+
+
+def report_sections(r: dict[str, Any]) -> None:
+    """What ``one_section`` measured (and (e) of a whole run)."""
+    print(f"  load average at start {r.get('load_average_at_start')}, at end {r.get('load_average_at_end')}")
+    for minutes, x in r.get("rss_by_length", {}).items():
+        print(
+            f"  ytingest 1 episode, {minutes} min: peak RSS {x['peak_rss_mb']:.0f} MB,"
+            f" at peak {x['at_peak_mb']}"
+        )
+    fw = r.get("first_window")
+    if fw:
+        print(f"  first window, {fw['episode']} ({fw['mb']} MB) at {fw['bandwidth_bytes_per_s']} B/s:")
+        for name in ("before", "after"):
+            x = fw[name]
+            print(
+                f"    {name:6s} DECODE_WHILE_DOWNLOADING={x['decode_while_downloading']:5s} first window "
+                f"{x['first_window_s']} s, download {x['download_s']} s, ratio "
+                f"{x.get('first_window_vs_download')}  (target <= 0.1 after)"
+            )
+    for k, v in r.get("ratios", {}).items():
+        if k.startswith("peak_rss"):
+            print(f"  {k:30s} {v:.3f}  (target <= 1.2)")
 
 
 def report(r: dict[str, Any]) -> None:
@@ -481,6 +626,8 @@ def report(r: dict[str, Any]) -> None:
         )
     for k, v in r["ratios"].items():
         print(f"  {k:30s} {v:.3f}" + ("  (target <= 1.2)" if k.startswith("peak_rss") else ""))
+    if r.get("first_window"):
+        report_sections({"first_window": r["first_window"]})
     for name in ("e2e", "short_clips", *[f"rss {k}" for k in r["rss_by_length"]]):
         x = r["rss_by_length"][name[4:]] if name.startswith("rss ") else r[name]
         if x["errors"] or x["exit"] not in (0,):
@@ -495,9 +642,27 @@ def cli() -> None:
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="where episodes are kept")
     parser.add_argument("--timeout", type=float, default=7200, help="seconds per CLI run")
     parser.add_argument("--ceiling-file", type=Path, help=argparse.SUPPRESS)  # the child of (a)
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--memory-only", action="store_true", help="(c) alone: peak RSS per length")
+    only.add_argument("--first-window", action="store_true", help="(e) alone: first window vs download")
+    parser.add_argument(
+        "--download-s", type=float, default=DOWNLOAD_S, help="(e) alone: the download's length"
+    )
     args = parser.parse_args()
     if args.ceiling_file is not None:
         print(json.dumps(ceiling_in_this_process(args.ceiling_file)))
+        return
+    if args.memory_only or args.first_window:
+        name = "memory" if args.memory_only else "first_window"
+        chosen = [float(m) for m in args.minutes.split(",")] if args.memory_only else [FIRST_WINDOW_MIN]
+        if args.first_window and args.minutes != parser.get_default("minutes"):
+            chosen = [float(args.minutes.split(",")[0])]
+        result = one_section(name, chosen, args.cache, args.bandwidth, args.download_s, args.timeout)
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"long_form_{name}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        report_sections(result)
+        print(f"  wrote {out}")
         return
     minutes = [5.0, 15.0] if args.short else [float(m) for m in args.minutes.split(",")]
     result = main(minutes, args.cache, args.bandwidth, args.timeout)

@@ -4,6 +4,8 @@
     python -m bench.queue_claims               # ~6.5 min on 2 cores; bench/results/queue_claims.json
     python -m bench.queue_claims --quick       # ~1 min: churn cases only, 50 and 200 workers, short
                                                # windows (bench/results/queue_claims_quick.json)
+    python -m bench.queue_claims --held        # held fleets only: pgqueuer's cap vs ytingest's room
+                                               # (bench/results/queue_claims_held.json)
 
 A simulated worker is one pgqueuer ``QueueManager`` with its own asyncpg connection, as a real
 ``ytingest worker`` has: ``batch_size=1``, ``max_concurrent_tasks=2`` (pgqueuer's smallest allowed
@@ -25,6 +27,10 @@ The cases, for each N:
   without the cap, and with ``QueueManager.min_dequeue_poll_interval`` raised from pgqueuer's
   0.1 s to ``--poll-s`` (a worker that found nothing to claim asks again after that long while
   jobs are queued; table-change NOTIFYs still wake it at once);
+- ``held, poll 2s, room``: the same held fleet with ytingest's own manager (``RoomyQueue``, as
+  ``ytingest worker`` runs it): a worker without room for another video (here: two held) sends
+  no dequeue at all, where pgqueuer's cap (``max_concurrent_tasks``) still sends one that finds
+  the worker at its budget;
 - ``idle``: an empty queue: what N waiting workers cost.
 Then ``dequeue_sql``: one connection times the dequeue statement itself (claiming one job;
 finding the worker at its budget; finding the global cap full) on a backlog of 1,000 and of
@@ -53,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -92,11 +99,16 @@ class ChildStats:
     started: set[int] = field(default_factory=set)
 
 
-async def child(dsn: str, managers: int, hold_s: float, cap: int, poll_s: float, out: Path) -> None:
-    """Run ``managers`` QueueManagers until SIGTERM; write ChildStats to ``out``. Prints ``ready``
-    once every manager has made its first dequeue (its start-up catalog checks are behind it)."""
+async def child(
+    dsn: str, managers: int, hold_s: float, cap: int, poll_s: float, room: bool, out: Path
+) -> None:
+    """Run ``managers`` QueueManagers (``room``: ytingest's ``RoomyQueue``, room for two held) until
+    SIGTERM; write ChildStats to ``out``. Prints ``ready`` once every manager has made its first
+    dequeue (its start-up catalog checks are behind it)."""
     from pgqueuer import AsyncpgDriver, Queries, QueueManager
     from pgqueuer.models import Job
+
+    from ytingest.cluster.claims import RoomyQueue
 
     stats = ChildStats()
     all_started, release = asyncio.Event(), asyncio.Event()
@@ -130,7 +142,9 @@ async def child(dsn: str, managers: int, hold_s: float, cap: int, poll_s: float,
     qms = []
     for _ in range(managers):
         conn = await asyncpg.connect(dsn)
-        qm = QueueManager(TimedQueries(CountingDriver(conn)))
+        qm = (RoomyQueue if room else QueueManager)(TimedQueries(CountingDriver(conn)))
+        if isinstance(qm, RoomyQueue):
+            qm.has_room = functools.partial(lambda q: len(q.job_context) < 2, qm)
         qm.entrypoint(ENTRYPOINT, concurrency_limit=cap)(handle)
         if poll_s:  # how soon a worker that found nothing to claim asks again while work is queued
             qm.min_dequeue_poll_interval = timedelta(seconds=poll_s)
@@ -161,14 +175,16 @@ class Case:
     cap: int  # the entrypoint's concurrency_limit; 0: none
     jobs: int
     poll_s: float = 0.0  # QueueManager.min_dequeue_poll_interval; 0: pgqueuer's (0.1 s)
+    room: bool = False  # ytingest's RoomyQueue instead of pgqueuer's QueueManager
 
     @property
     def setting(self) -> str:
-        return setting(self.kind, self.cap, self.poll_s)
+        return setting(self.kind, self.cap, self.poll_s, self.room)
 
 
-def setting(kind: str, cap: int, poll_s: float) -> str:
-    return kind + (f", cap {cap}" if cap else "") + (f", poll {poll_s:g}s" if poll_s else "")
+def setting(kind: str, cap: int, poll_s: float, room: bool = False) -> str:
+    name = kind + (f", cap {cap}" if cap else "") + (f", poll {poll_s:g}s" if poll_s else "")
+    return name + (", room" if room else "")
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
@@ -278,6 +294,7 @@ async def run_case(case: Case, dsn: str, pg_dir: Path, tmp: Path, args: argparse
                 str(hold_s),
                 str(case.cap),
                 str(case.poll_s),
+                str(int(case.room)),
                 str(out),
                 cwd=ROOT,
                 stdout=asyncio.subprocess.PIPE,
@@ -340,6 +357,7 @@ async def run_case(case: Case, dsn: str, pg_dir: Path, tmp: Path, args: argparse
         "workers": case.workers,
         "cap": case.cap,
         "poll_s": case.poll_s,
+        "room": case.room,
         "jobs": case.jobs,
         "window_s": round(elapsed, 2),
         "claims_per_s": round(picked / elapsed, 1),
@@ -453,7 +471,7 @@ def _key(cap: int) -> str:
 
 def table(rows: list[dict[str, Any]], rel: dict[str, dict[str, float | None]], first: int) -> str:
     head = (
-        f"{'workers':>7} {'setting':>14} {'claims/s':>8} {'vs ' + str(first):>6} {'deq p50/p95 ms':>15}"
+        f"{'workers':>7} {'setting':>20} {'claims/s':>8} {'vs ' + str(first):>6} {'deq p50/p95 ms':>15}"
         f" {'deq/s':>6} {'stmt/s':>6} {'xact/s':>6} {'xact/claim':>10} {'pg cores':>8} {'wk cores':>8}"
         f" {'pg ms/claim':>11} {'held':>4}"
     )
@@ -462,9 +480,9 @@ def table(rows: list[dict[str, Any]], rel: dict[str, dict[str, float | None]], f
         vs = rel.get(_key(r["cap"]), {}).get(f"{r['workers']}_vs_{first}") if r["kind"] == "churn" else None
         d = r["dequeue_ms_claimed"] if r["kind"] == "churn" else r["dequeue_ms_all"]
         lat = f"{d['p50']}/{d['p95']}" if d["p50"] is not None else "-"
-        name = setting(r["kind"], r["cap"], r["poll_s"])
+        name = setting(r["kind"], r["cap"], r["poll_s"], r.get("room", False))
         lines.append(
-            f"{r['workers']:>7} {name:>14} {r['claims_per_s']:>8} {vs if vs is not None else '-':>6}"
+            f"{r['workers']:>7} {name:>20} {r['claims_per_s']:>8} {vs if vs is not None else '-':>6}"
             f" {lat:>15} {r['dequeue_calls_per_s']:>6.0f} {r['statements_per_s']:>6.0f}"
             f" {r['xacts_per_s']:>6.0f} {str(r['xacts_per_claim'] or '-'):>10} {r['pg_cpu_s_per_s']:>8.2f}"
             f" {r['workers_cpu_s_per_s']:>8.2f} {str(r['pg_ms_per_claim'] or '-'):>11} {r['max_held']:>4}"
@@ -480,7 +498,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         cases += [Case("held", n, 0, args.capped_jobs) for n in workers]
         cases += [Case("held", n, args.cap, args.capped_jobs) for n in workers]
         cases += [Case("held", n, 0, args.capped_jobs, args.poll_s) for n in workers]
+        cases += [Case("held", n, 0, args.capped_jobs, args.poll_s, room=True) for n in workers]
         cases += [Case("idle", n, 0, 0) for n in workers]
+    if args.held:  # side by side: pgqueuer's cap and ytingest's room, the same poll
+        cases = [
+            Case("held", n, 0, args.capped_jobs, args.poll_s, room) for n in workers for room in (False, True)
+        ]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="queue-claims-") as tmp_name:
         tmp = Path(tmp_name)
@@ -545,11 +568,14 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         from ytingest.eventloop import run
 
-        dsn, managers, hold_s, cap, poll_s, out = sys.argv[2:8]
-        run(child(dsn, int(managers), float(hold_s), int(cap), float(poll_s), Path(out)))
+        dsn, managers, hold_s, cap, poll_s, room, out = sys.argv[2:9]
+        run(child(dsn, int(managers), float(hold_s), int(cap), float(poll_s), room == "1", Path(out)))
         return
     parser = argparse.ArgumentParser(prog="python -m bench.queue_claims")
     parser.add_argument("--quick", action="store_true", help="~1 minute: 50 and 200 workers, short windows")
+    parser.add_argument(
+        "--held", action="store_true", help="held fleets only: pgqueuer's cap vs ytingest's room"
+    )
     parser.add_argument("--workers", default=None, help="worker counts, the first is the base (50,100,200)")
     parser.add_argument("--procs", type=int, default=4, help="processes the workers are spread over")
     parser.add_argument("--hold-ms", type=float, default=100.0, help="a churn handler's hold")
@@ -572,7 +598,13 @@ def main() -> None:
     args.backlogs = [int(x) for x in str(args.backlogs).split(",")]
     report = asyncio.run(orchestrate(args))
     RESULTS.mkdir(exist_ok=True)
-    name = "queue_claims_quick.json" if args.quick else "queue_claims.json"
+    name = (
+        "queue_claims_quick.json"
+        if args.quick
+        else "queue_claims_held.json"
+        if args.held
+        else "queue_claims.json"
+    )
     (RESULTS / name).write_text(json.dumps(report, indent=1, default=str) + "\n")
     print(f"wall {report['wall_s']} s; wrote bench/results/{name}")
 

@@ -31,6 +31,7 @@ from ytingest.cli_cluster import (
     prepare_worker,
     top_database,
 )
+from ytingest.cli_maintain import cmd_delete, cmd_reprocess, print_models
 from ytingest.cli_output import (
     print_channels,
     print_hits,
@@ -49,6 +50,7 @@ from ytingest.export import render
 from ytingest.items import RunSummary
 from ytingest.logs import configure_logging, redact
 from ytingest.malloc import limit_arenas
+from ytingest.models.embedder import embed_model_name
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
 from ytingest.preflight import preflight
@@ -208,7 +210,12 @@ async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
 
 async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
     options = ("limit", "speaker", "channel", "video", "since", "until", "min_score")
-    hits = await engine.search(args.query, mode=args.search_mode, **{k: getattr(args, k) for k in options})
+    hits = await engine.search(
+        args.query,
+        mode=args.search_mode,
+        embed_model=embed_model_name(engine.settings.embed_model),  # its vectors are the ones compared
+        **{k: getattr(args, k) for k in options},
+    )
     if args.json:
         print_json([h.to_dict() for h in hits])
         return EXIT_OK
@@ -223,7 +230,14 @@ async def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
         print(f"ytingest: serving {url} (search), {url}run (live run); Ctrl-C stops", flush=True)
 
     server = asyncio.create_task(
-        serve(engine, host=args.host, port=args.port, run_url=args.run_url, ready=ready)
+        serve(
+            engine,
+            host=args.host,
+            port=args.port,
+            run_url=args.run_url,
+            ready=ready,
+            embed_model=embed_model_name(engine.settings.embed_model),
+        )
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # a server has nothing to drain: stop at once
@@ -236,10 +250,12 @@ async def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
 
 async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
     report = await engine.database.status(channel=args.channel)
+    report["models"] = await engine.database.embed_models_report(args.channel)
     if args.json:
         print_json(report)
         return EXIT_OK
     print_status(report, args.channel)
+    print_models(report["models"])
     return EXIT_OK
 
 
@@ -306,4 +322,6 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "enqueue": cmd_enqueue,
     "worker": cmd_worker,
     "workers": cmd_workers,
+    "reprocess": cmd_reprocess,
+    "delete": cmd_delete,
 }

@@ -133,11 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, help="drop hits scoring below this (the mode's score)")
     p.add_argument("--group", action="store_true", help="group hits by video, best video first")
     p.add_argument("--json", action="store_true", help="print the hits as one JSON array")
+    p.add_argument("--embed-model", help=_EMBED_HELP)
 
     p = sub.add_parser("serve", parents=[common], help="the search page, a live run page and a JSON API")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--run-url", help="a running stream's --metrics-port address, for the run page")
+    p.add_argument("--embed-model", help=_EMBED_HELP)
 
     p = sub.add_parser(
         "export", parents=[common], help="write a stored video's transcript (JSON, SRT, WebVTT)"
@@ -165,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
+    _upgrade_commands(sub, common, ytdlp)
     _cluster_commands(sub, common, ytdlp)
 
     p = sub.add_parser("top", help="watch a running stream's live view (stream --metrics-port)")
@@ -222,6 +225,38 @@ def _listing_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--new-only", action="store_true", help="stop listing after NEW_ONLY_STREAK stored videos in a row"
     )
+
+
+_EMBED_HELP = "the embedding model whose vectors are searched (EMBED_MODEL; default: bundled)"
+
+
+def _upgrade_commands(sub: Any, common: argparse.ArgumentParser, ytdlp: argparse.ArgumentParser) -> None:
+    """``reprocess`` and ``delete`` (docs/UPGRADES.md)."""
+    p = sub.add_parser(
+        "reprocess",
+        parents=[common, ytdlp],
+        help="re-transcribe stored videos with an ASR model, or only re-embed them with another embedder",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--video", metavar="ID", help="one stored video")
+    which.add_argument("--channel", metavar="URL", help="every stored video of a channel")
+    which.add_argument("--all", action="store_true", help="every stored video")
+    p.add_argument(
+        "--asr-model", help="re-transcribe with this ASR model (from kept audio, else a new download)"
+    )
+    p.add_argument("--embed-model", help="embed with this model; alone: re-embed only, no ASR")
+    p.add_argument(
+        "--keep-audio", action="store_true", default=None, help="keep the audio (KEEP_AUDIO; else removed)"
+    )
+    p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+
+    p = sub.add_parser(
+        "delete", parents=[common], help="remove stored videos: rows, ledger entries, kept audio, voices"
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--video", metavar="ID", help="one video")
+    which.add_argument("--channel", metavar="URL", help="every video of a channel, and the channel")
+    p.add_argument("--json", action="store_true", help="print what was removed as one JSON object")
 
 
 def _cluster_commands(sub: Any, common: argparse.ArgumentParser, ytdlp: argparse.ArgumentParser) -> None:

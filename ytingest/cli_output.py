@@ -24,10 +24,12 @@ def print_json(obj: Any) -> None:
 
 
 def print_summary(summary: RunSummary) -> None:
+    resumed = summary.audio_seconds - summary.audio_seconds_transcribed
     say(
         f"done {summary.done}, failed {summary.failed}, skipped {summary.skipped}; "
         f"{summary.segments} segments from {summary.audio_seconds:.1f} s of audio "
         f"in {summary.wall_seconds:.1f} s"
+        + (f" ({resumed:.1f} s of it resumed from checkpoints)" if resumed >= 1.0 else "")
     )
     say(*(f"  failed {f.video_id} ({f.stage}): {f.reason}" for f in summary.failures))
 

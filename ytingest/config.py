@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     speakers: bool = True
     voices_dir: Path | None = None
     speaker_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"
+    # segmentation: pyannote's segmentation-3.0 (ONNX) finds local speakers and overlap in 10 s chunks
+    # every SPEAKER_SEGMENTATION_STEP_S, the encoder tells them apart; windows: the encoder alone
+    # over short windows of the ASR's speech (the default until segmentation beats it on stored
+    # rows and on the enrolled real meeting). docs/SPEAKERS.md, bench/speakers.py
+    speaker_diarization: Literal["segmentation", "windows"] = "windows"
+    speaker_segmentation_step_s: float = Field(1.0, ge=0.25, le=9.0)
     speaker_device: Literal["auto", "cpu", "cuda"] = "auto"
     speaker_split: bool = True  # split a segment where the speaker changes (needs word timestamps)
     speaker_threshold: float = Field(0.80, ge=-1.0, le=1.0)  # a window's cosine to claim an enrolled voice
@@ -122,6 +128,8 @@ class Settings(BaseSettings):
     # auto: ASR, embedding and speaker ID take turns only where the ASR runs on the CPU (shared cores)
     model_turns: Literal["auto", "on", "off"] = "auto"
     decode_window_s: float = Field(300.0, ge=30.0, le=7200.0)  # a long video is decoded this much at a time
+    # decode a WebM or fragmented/fast-start MP4 download while yt-dlp writes it (docs/STREAMING_DECODE.md)
+    decode_while_downloading: bool = True
     model_stall_s: float = Field(900.0, gt=0)  # no model progress this long is reported (> a window's ASR)
     bulk_disk_budget_mb: int = Field(2048, ge=1)  # bulk mode: audio downloaded per wave
 
@@ -143,7 +151,7 @@ class Settings(BaseSettings):
 
     # the cluster (`ytingest worker`): many workers share one database's job queue (docs/SCALING.md)
     worker_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # set by --name
-    worker_claims: int = Field(8, ge=2, le=1024)  # videos one worker holds at once (downloading to stored)
+    worker_claims: int = Field(8, ge=2, le=1024)  # the most videos a worker holds (adaptive: SCALING.md)
     worker_lease_s: float = Field(60.0, ge=2.0)  # a claim whose heartbeat is older goes to another worker
     worker_max_deaths: int = Field(3, ge=1, le=100)  # workers that may die holding a video before it fails
     download_concurrency_global: int = Field(0, ge=0)  # downloads at once across all workers (0: no cap)

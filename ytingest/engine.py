@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ from ytingest.stages.disk import DiskBudget, clean_leftovers
 from ytingest.stages.download import Downloader, DownloadPolicy, GlobalGate, YtDlpDownloader
 from ytingest.stages.embed import Embedder
 from ytingest.stages.pause import SharedBackoff
+from ytingest.stages.resume import use_checkpoints
 from ytingest.stages.transcribe import Transcriber, run_settings
 from ytingest.stages.ytdlp_options import ytdlp_invocation
 
@@ -140,10 +142,8 @@ class Engine:
         if self._embedded is not None:
             await self._embedded.stop()
             self._embedded = None
-        self._asr_pool.shutdown(wait=False, cancel_futures=True)
-        self._embed_pool.shutdown(wait=False, cancel_futures=True)
-        self._speaker_pool.shutdown(wait=False, cancel_futures=True)
-        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._asr_pool, self._embed_pool, self._speaker_pool, self._decode_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
         if self._decoder is not None:
             await self._decoder.aclose()
             self._decoder = None
@@ -278,6 +278,7 @@ class Engine:
             db_workers=s.db_workers,
         )
         prepare, self._decoder = await decode_with(s, transcriber, self._decoder, self._decode_pool)
+        use_checkpoints(ctx, db, prepare, transcriber.name, embedder.name, tagger.model if tagger else "")
         parts = Parts(
             ctx,
             listing[0] if listing else discoverer,
@@ -361,12 +362,11 @@ class Engine:
         vector = None
         if q.mode != "keyword":
             embedder = await self.embedder()
-            await self.database.check_dim(embedder.dim)
             text = q.parts.meaning()  # the phrases and words sought; exclusions are not embedded
-            vectors = await asyncio.get_running_loop().run_in_executor(
-                self._embed_pool, embedder.encode, [text]
-            )
-            vector = vectors[0]
+            loop = asyncio.get_running_loop()
+            vector = (await loop.run_in_executor(self._embed_pool, embedder.encode, [text]))[0]
+            # compared only with the rows of the model that embedded the query
+            q = q if q.embed_model else dataclasses.replace(q, embed_model=embedder.name)
         return await self.database.search(q, vector)
 
     async def videos(self, *, channel: str | None = None) -> list[dict[str, Any]]:

@@ -53,6 +53,9 @@ class AudioFile:
     # the format yt-dlp took when it carries video ("18 (avc1.42001E)"): its audio-only formats
     # needed a PO token (SABR) and ``bestaudio/best`` fell back to a muxed one; "" for audio-only
     video_format: str = ""
+    # the ``.part`` yt-dlp is still writing (``path``: where it will end up): the decode stage reads
+    # it as it grows (``models/growing.py``); None: the file is whole
+    growing: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,15 @@ class WindowResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """One finished window of a video kept in the database (``db/checkpoints.py``): what the model,
+    the speakers stage and the embedder made of it, so a later run resumes after it."""
+
+    result: WindowResult
+    vectors: npt.NDArray[np.float32] = field(repr=False)  # one embedding row per segment, in order
+
+
+@dataclass(frozen=True, slots=True)
 class LabelledWindow:
     """One window of a video with its speakers labelled: what the embed stage encodes, a window at
     a time, before the video is put back together (``pipeline/assembly.py``) and stored."""
@@ -224,12 +236,13 @@ class RunSummary:
     failed: int
     skipped: int
     segments: int
-    audio_seconds: float
+    audio_seconds: float  # of the videos stored (whole videos, checkpointed windows included)
     wall_seconds: float
     failures: tuple[Failure, ...] = ()
     stopped_early: bool = False
     asr_redecoded_chunks: int = 0  # speech chunks whose uncovered tails the model decoded again
     halted: str = ""  # why the run stopped taking videos by itself (a bot check that persists), with advice
+    audio_seconds_transcribed: float = 0.0  # what the model did in this run (resumed windows: not again)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -238,6 +251,7 @@ class RunSummary:
             "skipped": self.skipped,
             "segments": self.segments,
             "audio_seconds": round(self.audio_seconds, 3),
+            "audio_seconds_transcribed": round(self.audio_seconds_transcribed, 3),
             "wall_seconds": round(self.wall_seconds, 3),
             "failures": [
                 {"video_id": f.video_id, "stage": f.stage, "reason": f.reason} for f in self.failures

@@ -117,6 +117,9 @@ class SearchQuery:
     since: date | None = None
     until: date | None = None
     min_score: float | None = None
+    # the query embedder's stored name (``embed_model_name``): its vectors are the ones compared;
+    # None: the one stored model of the query vector's size
+    embed_model: str | None = None
     parts: QueryParts = field(default=QueryParts((), (), ()), init=False)
 
     def __post_init__(self) -> None:

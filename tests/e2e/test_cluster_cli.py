@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import Cli, cli_in, cli_rows
+from tests.e2e.test_verdicts_cli import sparse_episode
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import Episode, sample_episodes
 
@@ -306,3 +307,49 @@ def test_workers_lists_the_cluster_and_db_url_needs_a_server(tmp_path: Path, cli
             (cli.home / "workers" / "solo" / "audio").iterdir()
         )
     assert os.path.isdir(cli.home / "pg-server")
+
+
+def most_held_at_once(claims: list[dict[str, Any]], worker: str) -> int:
+    """The most claims ``worker`` had open at the same time (from the ``claims`` table's times)."""
+    marks = sorted(
+        (t, step)
+        for r in claims
+        if r["worker"] == worker
+        for t, step in ((r["started_at"], 1), (r["ended_at"], -1))
+        if t is not None
+    )
+    held = most = 0
+    for _t, step in marks:  # at equal times an end sorts first (-1 < 1)
+        held += step
+        most = max(most, held)
+    return most
+
+
+def test_two_workers_on_four_long_episodes_each_store_some(tmp_path: Path, cli: Cli) -> None:
+    """Four 4-minute episodes of real speech, two workers started together with the default claims
+    (WORKER_CLAIMS unset): each stores at least one, and neither held more than the video in its
+    model plus the next one at any time (no fixed 8: the first worker no longer takes all four)."""
+    base = sparse_episode(tmp_path, 4)
+    episodes = [replace(base, id=f"four-{i}", title=f"four minutes, number {i}") for i in range(4)]
+    with serve_in_thread(ChannelServer(episodes)) as ch, cluster(cli, tmp_path) as c:
+        del c.env["WORKER_CLAIMS"]
+        queued = c.run("enqueue", ch.feed_url, "--json")
+        assert json.loads(queued.stdout) == {"queued": 4, "skipped": 0}, queued.stderr[-2000:]
+        workers = {n: c.worker(n, "--until-empty") for n in ("a", "b")}
+        for name, proc in workers.items():
+            out, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0, (tmp_path / f"{name}.err").read_text()[-3000:]
+            assert json.loads(out)["failed"] == 0
+        claims = c.sql("SELECT video_id, worker, outcome, started_at, ended_at FROM claims")
+        stored = {
+            n: {r["video_id"] for r in claims if r["worker"] == n and r["outcome"] == "stored"}
+            for n in workers
+        }
+        assert stored["a"] and stored["b"], claims
+        assert stored["a"] | stored["b"] == {e.id for e in episodes} and not stored["a"] & stored["b"]
+        assert max(most_held_at_once(claims, n) for n in workers) <= 2, claims
+        counts = c.sql(
+            "SELECT video_id, count(*) AS n, count(DISTINCT idx) AS idx, max(idx) AS top"
+            " FROM segments GROUP BY 1"
+        )
+        assert len(counts) == 4 and all(r["n"] == r["idx"] == r["top"] + 1 for r in counts), counts

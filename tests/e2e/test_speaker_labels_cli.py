@@ -96,6 +96,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     """The two dialogue episodes, then the real two-voice episode as another channel: plain
     `stream URL`, no `--voices-dir`, nothing enrolled."""
     cli = make_cli(tmp_path_factory.mktemp("labels") / "home", None)
+    cli.env["SPEAKER_DIARIZATION"] = "segmentation"  # its per-channel labels, end to end (the
+    # enrolled-voice tests in test_speakers_cli.py run the default, windows)
     urls = []
     for episodes in (dialogue_episodes(), two_voices_episodes()):
         with serve_in_thread(ChannelServer(episodes=episodes)) as ch:

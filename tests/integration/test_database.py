@@ -69,11 +69,12 @@ async def test_search_index_is_built_once_after_the_rows_and_used(
             plan = "\n".join(
                 r[0]
                 for r in await conn.fetch(
-                    "EXPLAIN SELECT video_id FROM segments ORDER BY embedding <=> $1::vector LIMIT 3",
+                    "EXPLAIN SELECT video_id FROM segments WHERE embed_model = 'e'"
+                    f" ORDER BY (embedding::vector({DIM})) <=> $1::vector LIMIT 3",
                     str(unit(3).tolist()),
                 )
             )
-        assert "segments_embedding_hnsw" in plan
+        assert "segments_embedding_hnsw_1" in plan  # model e's own index
     finally:
         await db.close()
 
@@ -104,16 +105,22 @@ async def test_a_group_of_videos_is_stored_in_one_transaction(
         await db.close()
 
 
-async def test_a_different_embedding_size_is_refused(fresh_dsn: str) -> None:
-    """A model with another vector size cannot write into an existing database."""
+async def test_a_model_name_keeps_its_embedding_size(fresh_dsn: str) -> None:
+    """Another vector size is welcome under another model name, refused under a name stored
+    with a different size (its rows could not share that model's index)."""
     db = await open_db(fresh_dsn)
     await db.close()
     db = Database(fresh_dsn)
     await db.connect()
     try:
         assert await db.embedding_dim() == DIM
-        with pytest.raises(ConfigError, match="8-d embeddings but the embedding model gives 384-d"):
-            await db.check_dim(384)
+        await db.check_dim(384)  # a second model of another size may come
+        await db.register_video(item("a", 2).transcript.video)
+        await db.store_transcript(item("a", 2), asr_model="m", embed_model="e")
+        wide = item("a", 2)
+        wide = EmbeddedTranscript(wide.transcript, np.ones((2, 16), np.float32))
+        with pytest.raises(ConfigError, match="'e' is stored with 8-d vectors but now gives 16-d"):
+            await db.store_transcript(wide, asr_model="m", embed_model="e")
     finally:
         await db.close()
 

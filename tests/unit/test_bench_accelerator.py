@@ -85,3 +85,29 @@ def test_ledger_moves_a_calls_cpu_to_another_stage() -> None:
     ledger.apply(totals, {})
     assert totals["speakers"] == pytest.approx(0.05, abs=0.01)
     assert totals["asr"] == pytest.approx(0.01, abs=0.01)
+
+
+def test_a_wrapped_call_inside_another_takes_its_own_cpu_to_its_own_stage() -> None:
+    """Segmentation inside a tagger's call: its CPU counts for segmentation, the rest of the
+    tagger's for speakers, none for the thread's own stage."""
+    ledger = Ledger()
+
+    def spin(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    def work() -> None:
+        with ledger.moving("speakers"):
+            spin(0.03)
+            with ledger.moving("segmentation"):
+                spin(0.05)
+            spin(0.02)
+
+    t = threading.Thread(target=work, name="ytingest-speakers_0")
+    t.start()
+    t.join()
+    totals: defaultdict[str, float] = defaultdict(float, {"speakers": 0.1})
+    ledger.apply(totals, {})
+    assert totals["segmentation"] == pytest.approx(0.05, abs=0.01)
+    assert totals["speakers"] == pytest.approx(0.05, abs=0.01)  # the thread's 0.1 less segmentation's

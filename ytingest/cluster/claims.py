@@ -1,11 +1,13 @@
 """claim: a worker's pipeline is fed from the cluster's job queue instead of a channel listing.
 
-pgqueuer claims a video for this worker (at most WORKER_CLAIMS at once) and keeps the claim alive
-with heartbeats while the handler runs. The handler puts the video on the pipeline and waits for
-it to leave: stored or failed (the job is done), or released by a stopping worker (the job goes
-back to the queue at once). A worker killed outright stops heartbeating; after WORKER_LEASE_S the
-queue hands its videos to another worker, and the ``claims`` table counts that death. After
-WORKER_MAX_DEATHS deaths a video fails with the reason instead of killing workers forever.
+pgqueuer claims a video for this worker when it has room for one (``room.ClaimRoom``: what its
+model works on plus what it can start soon, never more than WORKER_CLAIMS) and keeps the claim
+alive with heartbeats while the handler runs, however long the video. The handler puts the video
+on the pipeline and waits for it to leave: stored or failed (the job is done), or released by a
+stopping worker (the job goes back to the queue at once). A worker killed outright stops
+heartbeating; after WORKER_LEASE_S the queue hands its videos to another worker, and the
+``claims`` table counts that death. After WORKER_MAX_DEATHS deaths a video fails with the
+reason instead of killing workers forever.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import itertools
 import shutil
 from collections import Counter
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +29,7 @@ from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
 
 from ytingest.cluster.jobs import install_queue, jobs_left, queries_on, ref_of
+from ytingest.cluster.room import ClaimRoom, PipelineView
 from ytingest.db.cluster import ENTRYPOINT
 from ytingest.db.database import Database
 from ytingest.errors import ConfigError, StoreError
@@ -35,6 +39,25 @@ from ytingest.pipeline.context import RunContext
 
 log = get_logger()
 IDLE_CHECK_S = 1.0  # how often an --until-empty worker with nothing in hand asks whether jobs are left
+
+
+class RoomyQueue(QueueManager):
+    """pgqueuer's manager that claims only while ``has_room()`` says so: it asks before each
+    dequeue, counting the jobs it holds (its ``job_context``, the one just claimed included)."""
+
+    has_room: Callable[[], bool] = staticmethod(lambda: True)
+
+    async def fetch_jobs(  # the same generator, stopped early
+        self, batch_size: int, global_concurrency_limit: int | None, heartbeat_timeout: timedelta
+    ) -> AsyncGenerator[Job, None]:
+        if not self.has_room():
+            return
+        jobs = super().fetch_jobs(batch_size, global_concurrency_limit, heartbeat_timeout)
+        async with contextlib.aclosing(jobs):
+            async for job in jobs:
+                yield job  # the caller records it in ``job_context`` before it asks for the next
+                if not self.has_room():
+                    return
 
 
 @dataclass
@@ -47,6 +70,8 @@ class ClaimFeed:
     held: set[str] = field(default_factory=set)  # videos this worker holds now
     outcomes: Counter[str] = field(default_factory=Counter)  # how this worker's videos ended
     view: dict[str, Any] = field(default_factory=dict)  # the cluster's totals, for /status
+    room: ClaimRoom | None = None  # how many it may hold (set when the feed starts)
+    started: set[str] = field(default_factory=set)  # held videos with a window in the model
 
     async def __call__(self, ctx: RunContext, first: asyncio.Queue[VideoRef | None]) -> None:
         s = ctx.settings
@@ -58,7 +83,10 @@ class ClaimFeed:
                 raise StoreError(
                     f"cannot set up the job queue at {self.db.where}: {type(exc).__name__}"
                 ) from None
-            queue = QueueManager(queries_on(conn))
+            queue = RoomyQueue(queries_on(conn))
+            self.room = ClaimRoom(s.worker_claims)
+            queue.has_room = lambda: self._has_room(ctx, queue)
+            ctx.metrics.progress.on_reach = self._reached
             # a worker with nothing to claim would ask 10 times a second while jobs wait (for
             # the cap, or for its own budget): with hour-long videos a claim 2 s late costs nothing
             queue.min_dequeue_poll_interval = timedelta(seconds=2)
@@ -103,6 +131,8 @@ class ClaimFeed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(IDLE_CHECK_S):
                     await ctx.stopping.wait()
+            if self.room is not None:
+                self.room.observe(self._pipeline(ctx, len(queue.job_context)))
             if self.until_empty and not self.held:
                 try:
                     left = await jobs_left(queue.queries)
@@ -114,6 +144,32 @@ class ClaimFeed:
                 if left == 0:
                     log.info("queue_empty", worker=self.worker)
                     return
+
+    def _reached(self, video_id: str) -> None:
+        if video_id in self.held:
+            self.started.add(video_id)
+
+    def _pipeline(self, ctx: RunContext, taken: int) -> PipelineView:
+        """The view ``ClaimRoom`` decides on: jobs in hand, the model stage, the queues between
+        the downloads and the model (the decode queue)."""
+        stages = list(ctx.metrics.stages.values())
+        model = ctx.metrics.model_stage
+        between = stages[1 : stages.index(model)] if model is not None else stages[1:]
+        inbox = model.inbox if model is not None else None
+        return PipelineView(
+            taken=taken,
+            started=len(self.started),
+            model_idle=model is None or (model.busy == 0 and (inbox is None or inbox.empty())),
+            model_worked=model is not None and (model.done > 0 or model.audio_seconds > 0),
+            file_waiting=any(c.inbox is not None and not c.inbox.empty() for c in between),
+            decoding=any(c.busy > 0 or (c.inbox is not None and not c.inbox.empty()) for c in between),
+            ahead_most=ctx.tuning.io_workers + sum(c.inbox.maxsize for c in between if c.inbox is not None),
+        )
+
+    def _has_room(self, ctx: RunContext, queue: QueueManager) -> bool:
+        if self.room is None or ctx.stopping.is_set():
+            return False
+        return self.room.has_room(self._pipeline(ctx, len(queue.job_context)))
 
     async def _beat(self, ctx: RunContext) -> None:
         """Every few seconds this worker's row in ``workers``; every third time the cluster's totals
@@ -178,6 +234,7 @@ class ClaimFeed:
             outcome = await self._through_pipeline(ctx, first, ref)
         finally:
             self.held.discard(ref.id)
+            self.started.discard(ref.id)
             self.outcomes[outcome] += 1
             if outcome != "crashed":  # a crash leaves the claim open: the next claimant counts a death
                 with contextlib.suppress(StoreError):  # left open, it counts as a death: a retry, not a loss

@@ -117,7 +117,7 @@ class Store:
             raise StoreError(f"{what} failed at {self.where}: {reason}", transient=True) from None
 
     async def embedding_dim(self) -> int | None:
-        """The vector size the schema was built for; None for a new database."""
+        """The vector size the schema was first built for; None for a new database."""
         return self._dim
 
     async def migrate(self, dim: int) -> None:
@@ -127,11 +127,10 @@ class Store:
         self._dim = dim
 
     async def check_dim(self, dim: int) -> None:
-        if self._dim != dim:
-            raise ConfigError(
-                f"the database holds {self._dim}-d embeddings but the embedding model gives {dim}-d;"
-                " use the model the database was built with, or a new database"
-            )
+        """Any size is welcome: each embedding model's vectors are stored under its name and size
+        (``db/embeddings.py``); a name stored before with another size is refused when it stores."""
+        if dim < 1:
+            raise ConfigError(f"the embedding model gives {dim}-d vectors")
 
     async def close(self, grace_s: float = 10.0) -> None:
         """Close the pool gracefully; terminate it if that takes longer than ``grace_s``."""

@@ -202,6 +202,43 @@ MIGRATIONS: tuple[str, ...] = (
         ON CONFLICT (model, channel, label) DO NOTHING;
     DELETE FROM unknown_speakers WHERE channel ~ '{_USERINFO}';
     """.replace("{", "{{").replace("}", "}}"),
+    # 12: many embedding models in one database (db/embeddings.py). ``segments.embedding`` loses
+    # its fixed size; each model is registered with its size, and its HNSW index is a partial
+    # expression index over its own rows, so the one index of the fixed-size column goes. The rows
+    # stored so far stay, under the model recorded with each of them, at the size they have.
+    """
+    DROP INDEX IF EXISTS segments_embedding_hnsw;
+    ALTER TABLE segments ALTER COLUMN embedding TYPE vector;
+    CREATE TABLE embed_models (
+        id         serial PRIMARY KEY,
+        name       text NOT NULL UNIQUE,
+        dim        integer NOT NULL CHECK (dim > 0),
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    INSERT INTO embed_models (name, dim) SELECT DISTINCT embed_model, {dim} FROM segments ORDER BY 1;
+    """,
+    # 13: checkpoints (``db/checkpoints.py``): each finished window of a video not yet stored, per
+    # ASR model, so a re-run or another worker resumes after it; deleted once the video is stored
+    """
+    CREATE TABLE checkpoints (
+        video_id      text NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+        window_index  integer NOT NULL,
+        asr_model     text NOT NULL,
+        embed_model   text NOT NULL,
+        speaker_model text NOT NULL DEFAULT '',
+        last          boolean NOT NULL,
+        seconds       double precision NOT NULL,
+        language      text NOT NULL,
+        probability   double precision,
+        warning       text,
+        segments      text NOT NULL,
+        voices        text NOT NULL,
+        dim           integer NOT NULL,
+        vectors       bytea NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (video_id, window_index, asr_model)
+    );
+    """,
 )
 
 

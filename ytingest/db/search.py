@@ -8,7 +8,9 @@ shares one word of a long question with the query is not evidence, and fused wit
 it would outrank the semantic first place (measured: bench/search_quality.py).
 Every mode applies the same filters: a quoted phrase must appear as whole words in that order
 (case, and spaces vs hyphens, aside), and ``-word`` / ``-"phrase"`` exclusions hold in every mode.
-Both indexes are built after a load (``ensure_search_index``), not row by row while storing."""
+Each embedding model's vectors are ranked apart, through the model's own HNSW index
+(``db/embeddings.py``): a query is compared with the vectors of its embedder's model only.
+The indexes are built after a load (``ensure_search_index``), not row by row while storing."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.db.embeddings import all_models, model_for_search
 from ytingest.db.pool import Store, retried
 from ytingest.items import SearchHit
 from ytingest.search import SearchQuery, fuse, phrase_pattern, timestamp_url
@@ -24,9 +27,7 @@ from ytingest.sourcetext import pg_text, public_url
 
 _TSV = "to_tsvector('english', s.text)"
 _INDEX_LOCK = 0x79746978  # "ytix": one index build at a time across processes
-SEARCH_INDEXES = {
-    "segments_embedding_hnsw": "CREATE INDEX IF NOT EXISTS segments_embedding_hnsw"
-    " ON segments USING hnsw (embedding vector_cosine_ops)",
+SEARCH_INDEXES = {  # and one HNSW index per embedding model (db/embeddings.py)
     "segments_text_fts": "CREATE INDEX IF NOT EXISTS segments_text_fts"
     " ON segments USING gin (to_tsvector('english', text))",
 }
@@ -42,13 +43,15 @@ _FILTERS = f"""
   AND s.text ~* ALL($8::text[])
   AND ($9 = '' OR numnode(websearch_to_tsquery('english', $9)) = 0
        OR {_TSV} @@ websearch_to_tsquery('english', $9))"""
-# iterative HNSW scans return rows in roughly distance order: sorted again once materialised
+# iterative HNSW scans return rows in roughly distance order: sorted again once materialised.
+# {model} and {vector}: the query embedder's model as a literal and its vector expression, as in
+# its partial index (db/embeddings.py)
 _SEMANTIC = f"""
 WITH nearest AS MATERIALIZED (
-  SELECT s.video_id, s.idx, s.embedding <=> $1 AS distance
+  SELECT s.video_id, s.idx, {{vector}} <=> $1 AS distance
   FROM segments s JOIN videos v ON v.id = s.video_id
-  WHERE {_FILTERS}
-  ORDER BY s.embedding <=> $1 LIMIT $2)
+  WHERE s.embed_model = {{model}} AND {_FILTERS}
+  ORDER BY {{vector}} <=> $1 LIMIT $2)
 SELECT video_id, idx, 1 - distance AS score FROM nearest ORDER BY distance, video_id, idx"""
 # segments with every word of the query first, then those with some, each by cover density;
 # $10: the query's words and phrases joined by ``or``
@@ -83,7 +86,9 @@ class SearchStore(Store):
         async with self._conn("build the search indexes") as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _INDEX_LOCK):
                 return False
-            for name, sql in SEARCH_INDEXES.items():
+            indexes = dict(SEARCH_INDEXES)
+            indexes.update((m.index, m.index_sql()) for m in await all_models(conn))
+            for name, sql in indexes.items():
                 if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
                     await conn.execute(sql)
                     built = True
@@ -109,8 +114,12 @@ class SearchStore(Store):
             if query.mode != "keyword":
                 if vector is None:
                     raise ValueError(f"a {query.mode} search needs the query's embedding")
-                await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                rows = await conn.fetch(_SEMANTIC, vector, query.candidates, *filters)
+                model = await model_for_search(conn, query.embed_model, len(vector))
+                rows = []
+                if model is not None:
+                    await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    sql = _SEMANTIC.format(model=model.literal, vector=model.vector)
+                    rows = await conn.fetch(sql, vector, query.candidates, *filters)
                 rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
             if query.mode != "semantic":
                 rows = await conn.fetch(

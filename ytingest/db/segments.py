@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from ytingest.db.embeddings import register_model
 from ytingest.db.pool import Store, retried
 from ytingest.db.voiceprints import (
     channel_unknowns,
@@ -184,6 +185,8 @@ class SegmentStore(Store):
         async with self._conn(f"store {_videos(ids)}") as conn, conn.transaction():
             labels = await _label_voices(conn, items, model=speaker_model, threshold=same_voice, namer=namer)
             records = segment_records(items, embed_model, labels)
+            if records:  # the model's size is its vectors' (db/embeddings.py)
+                await register_model(conn, embed_model, len(records[0][8]))
             # two workers storing one video (a claim handed on while its holder was only slow) take
             # turns here: the second replaces the first's rows instead of colliding with them
             await conn.execute(

@@ -20,9 +20,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ytingest.errors import TranscribeError
-from ytingest.items import PreparedAudio
+from ytingest.items import PreparedAudio, ResumePoint
 from ytingest.malloc import map_large_blocks
 from ytingest.models.batched_asr import prepare_audio
+from ytingest.models.growing import STALL_S, DownloadEnded
 from ytingest.models.windows import iter_windows
 
 DEFAULT_WINDOW_S = 300.0
@@ -63,14 +64,24 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> None:
     extractor = FeatureExtractor(**options["features"])
     window_s = float(options.get("window_s", DEFAULT_WINDOW_S))
     for line in inp:
-        path = Path(json.loads(line)["path"])
+        request = json.loads(line)
+        start, growing = request.get("start"), request.get("growing")
         try:
-            windows = iter_windows(path, batching=options["batching"], extractor=extractor, window_s=window_s)
+            windows = iter_windows(
+                Path(request["path"]),
+                batching=options["batching"],
+                extractor=extractor,
+                window_s=window_s,
+                start=ResumePoint(int(start[0]), float(start[1])) if start else None,
+                growing=Path(growing) if growing else None,
+                stall_s=float(request.get("stall_s", STALL_S)),
+            )
             for window in windows:
                 _write_window(out, window)
                 del window  # sent: not held while the next one decodes
         except TranscribeError as exc:
-            out.write(json.dumps({"ok": False, "error": str(exc)}).encode() + b"\n")
+            failed = {"ok": False, "error": str(exc), "download": isinstance(exc, DownloadEnded)}
+            out.write(json.dumps(failed).encode() + b"\n")
             out.flush()
 
 

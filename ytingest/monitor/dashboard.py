@@ -79,11 +79,14 @@ def _in_model(videos: list[dict[str, Any]]) -> Table:
 
 
 def _audio(snap: dict[str, Any]) -> str:
-    """`` (audio left 12:30:00 at 41.0× real time)`` once there is audio to go by."""
+    """`` (audio left 12:30:00, 7:00 waiting for the model at 41.0× real time)`` once there is
+    audio to go by (the waiting audio is what the ``asr`` verdict reads)."""
     left, rate = snap.get("audio_left_s") or 0.0, snap.get("model_audio_s_per_s")
     if left <= 0:
         return ""
-    return f" (audio left {_clock(left)}" + (f" at {rate:.1f}× real time)" if rate else ")")
+    waiting = snap.get("model_waiting_s") or 0.0
+    ahead = f", {_clock(waiting)} waiting for the model" if waiting > 0 else ""
+    return f" (audio left {_clock(left)}{ahead}" + (f" at {rate:.1f}× real time)" if rate else ")")
 
 
 def render(status: dict[str, Any]) -> RenderableType:

@@ -2,9 +2,10 @@
 
 Pure functions over recent ``Snapshot``s, so every rule is testable without a pipeline. The
 stages are whatever the snapshot holds, in pipeline order: each is judged on the queue that
-feeds it. A stage with no advice of its own below gets the generic advice for its knob. A model
-that has stopped making progress comes before all of them (``stalled``). Downloads waiting for the
-request budget's turn (``pipeline.budget``) name the ``budget``, not more IO_WORKERS.
+feeds it; the model's stage also on the audio waiting for it (``model_backed_up``). A stage
+with no advice of its own below gets the generic advice for its knob. A model that has stopped
+making progress comes before all of them (``stalled``). Downloads waiting for the request
+budget's turn (``pipeline.budget``) name the ``budget``, not more IO_WORKERS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SATURATED = 0.85  # a stage busier than this is at its limit
 STARVED = 0.6  # a stage less busy than this is waiting for work
 BACKED_UP = 0.5  # an input queue fuller than this is piling up
 MEASURED = 0.05  # a stage busier than this has a rate worth reading
+WAITING_S = 1.0  # audio-seconds waiting for the model that count as a backlog
 STALL_S = 900.0  # MODEL_STALL_S's default
 
 
@@ -70,12 +72,29 @@ def evidence_of(window: Sequence[Snapshot]) -> dict[str, Any]:
     else:
         ev["cpu"] = round(_mean([w.cpu_percent for w in window]) / 100, 2)
     ev["rate_limited"] = sum(w.rate_limited for w in window)
+    if any(s.model for s in last.stages.values()):
+        ev["model_waiting_s"] = round(_mean([w.model_waiting_s for w in window]), 1)
     return ev
 
 
 def _fill(window: Sequence[Snapshot], stage: str) -> float:
     cap = window[-1].stages[stage].capacity
     return _mean([w.stages[stage].depth for w in window]) / cap if cap else 0.0
+
+
+def model_backed_up(window: Sequence[Snapshot]) -> bool:
+    """Audio waits for the model: decoded windows, or the rest of a video being decoded or
+    downloaded (``Snapshot.model_waiting_s``), on average over the window. The model's queue
+    counts speech chunks and one video's windows never fill it, so its depth alone would call a
+    model busy on one long video "not backed up" until that video is done."""
+    return _mean([w.model_waiting_s for w in window]) >= WAITING_S
+
+
+def backed_up(window: Sequence[Snapshot], stage: str) -> bool:
+    """The queue before ``stage`` is piling up (the model's stage: audio is waiting for it)."""
+    if window[-1].stages[stage].model and model_backed_up(window):
+        return True
+    return _fill(window, stage) >= BACKED_UP
 
 
 def capacity(window: Sequence[Snapshot], stage: str) -> float | None:
@@ -271,7 +290,7 @@ def diagnose(window: Sequence[Snapshot], knobs: Knobs, *, stall_s: float = STALL
         advice = "downloads wait for disk room: raise MAX_AUDIO_BYTES or free space (MIN_FREE_BYTES); "
         return Verdict("disk", ev, advice + "more IO_WORKERS would not help")
     for name in reversed(names[1:]):
-        if busy[name] >= SATURATED and _fill(window, name) >= BACKED_UP:
+        if busy[name] >= SATURATED and backed_up(window, name):
             return ADVICE.get(name, _generic)(_averaged(window, name), ev, knobs)
     if len(names) < 2:
         return Verdict("none", ev, "no stage is saturated")

@@ -82,6 +82,9 @@ class Snapshot:
     verdict: dict[str, Any] = field(default_factory=dict)
     in_model: tuple[VideoSample, ...] = ()  # videos in the model stage, oldest first
     audio_left_s: float = 0.0  # audio still to transcribe: queued up to the model, and in it
+    # audio waiting for the model: its decoded windows, and the rest of the videos downloading,
+    # downloaded or being decoded (not the listed ones, nor what is in the model now)
+    model_waiting_s: float = 0.0
     model_audio_s_per_s: float | None = None  # the model's recent rate (None: not measured yet)
     model_quiet_s: float = 0.0  # seconds since the model stage last made progress
     asr_redecoded_chunks: int = 0  # chunks whose uncovered tails were decoded again, so far
@@ -151,6 +154,17 @@ class _ModelRate:
             return None
         (t0, a0), (t1, a1) = self._points[0], self._points[-1]
         return (a1 - a0) / (t1 - t0) if a1 > a0 and t1 > t0 else None
+
+
+def model_waiting(m: Metrics, model: StageCounters | None) -> float:
+    """Audio-seconds of the begun videos not yet handed to the model: its decoded windows plus
+    the rest of each video still being decoded. Videos of unknown length count by their windows
+    in the model's queue only."""
+    if model is None:
+        return 0.0
+    queued = float(getattr(model.inbox, "audio_seconds", 0.0))
+    rest = m.progress.audio_waiting
+    return queued if rest is None else max(queued, rest)
 
 
 class Sampler:
@@ -249,11 +263,15 @@ class Sampler:
         videos = sorted(m.progress.videos.values(), key=lambda v: (v.started, v.video_id))
         transcribed = max(m.progress.transcribed, model.audio_seconds if model else 0.0)
         self._rate.add(at, model, transcribed, bool(videos) or bool(model and model.busy))
-        queued = sum(m.download.audio.values())  # downloads in flight, or waiting for decode_q
-        for c in m.stages.values() if model else ():
+        fetched = sum(m.download.audio.values())  # downloads in flight, or waiting for decode_q
+        listed = downloaded = 0.0  # audio in the first queue (listed), and in the later ones
+        for i, c in enumerate(m.stages.values() if model else ()):
             if c is model:  # its windows belong to videos already in ``progress`` (begun at decode)
                 break
-            queued += float(getattr(c.inbox, "audio_seconds", 0.0))
+            audio = float(getattr(c.inbox, "audio_seconds", 0.0))
+            listed, downloaded = (listed + audio, downloaded) if i == 0 else (listed, downloaded + audio)
+        queued = fetched + listed + downloaded
+        waiting = fetched + downloaded + model_waiting(m, model)
         moved = max([self._rate.moved_at] + [v.updated for v in videos])
         return {
             "in_model": tuple(
@@ -268,6 +286,7 @@ class Sampler:
                 for v in videos
             ),
             "audio_left_s": round(queued + m.progress.audio_left, 1),
+            "model_waiting_s": round(waiting, 1),
             "model_audio_s_per_s": None if (rate := self._rate.rate()) is None else round(rate, 3),
             "model_quiet_s": round(max(0.0, at - moved), 1),
         }

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ytingest.config import Settings
-from ytingest.items import EmbeddedTranscript, Failure, ResumePoint, RunSummary, VideoRef
+from ytingest.items import Checkpoint, EmbeddedTranscript, Failure, ResumePoint, RunSummary, VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.assembly import WindowAssembly
 from ytingest.pipeline.budget import HourlyBudget
@@ -48,6 +48,13 @@ class Ledger(Protocol):
     ) -> None: ...
 
 
+class Checkpoints(Protocol):
+    """Where a run keeps its videos' finished windows (``stages/resume.py`` over the database)."""
+
+    async def keep(self, windows: Sequence[tuple[str, Checkpoint]]) -> None: ...
+    async def forget(self, video_ids: Sequence[str]) -> None: ...
+
+
 async def _from_the_start(video_id: str) -> ResumePoint | None:
     """No checkpoints: every video is decoded from its start."""
     return None
@@ -76,6 +83,7 @@ class RunContext:
     budget: HourlyBudget | None = None  # a plain run's request budget (downloads and listings); None: none
     # where a video's decoding resumes (its windows already checkpointed); None: from the start
     resume_at: Callable[[str], Awaitable[ResumePoint | None]] = _from_the_start
+    checkpoints: Checkpoints | None = None  # where finished windows are kept (None: nowhere)
 
     def __post_init__(self) -> None:
         self.tuning = Tuning.from_settings(self.settings)
@@ -133,6 +141,7 @@ class RunContext:
             stopped_early=self.stopping.is_set(),
             asr_redecoded_chunks=self.metrics.asr_redecoded_chunks,
             halted=self.halted,
+            audio_seconds_transcribed=model.audio_seconds if (model := self.metrics.model_stage) else 0.0,
         )
 
 

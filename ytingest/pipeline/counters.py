@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,18 +84,29 @@ class DownloadCounters:
 
 @dataclass
 class VideoProgress:
-    """One video inside the model stage: audio-seconds transcribed so far out of its length."""
+    """One video inside the model stage: audio-seconds transcribed so far out of its length, and
+    how far its windows have gone into the model (``reached``: transcribed or being transcribed)."""
 
     video_id: str
     title: str
     duration: float | None  # None: the length is not known yet
     done: float = 0.0
+    reached: float = 0.0  # the end of the last window handed to the model
+    entered: bool = False  # a window of it has gone into the model
     started: float = field(default_factory=time.monotonic)
     updated: float = field(default_factory=time.monotonic)  # when ``done`` last rose
 
     @property
     def fraction(self) -> float | None:
         return min(1.0, self.done / self.duration) if self.duration else None
+
+    @property
+    def waiting(self) -> float | None:
+        """Audio-seconds not yet in the model: its decoded windows and the rest of the video
+        (None: the length is not known)."""
+        if not self.duration:
+            return None
+        return max(0.0, self.duration - max(self.done, self.reached))
 
 
 @dataclass
@@ -103,6 +115,8 @@ class ProgressCounters:
 
     videos: dict[str, VideoProgress] = field(default_factory=dict)
     transcribed: float = 0.0  # audio-seconds advanced in all, videos that ended included (monotonic)
+    # told each video id whose first window goes into the model (the cluster's claims listen)
+    on_reach: Callable[[str], None] | None = None
 
     def begin(self, video_id: str, title: str, duration: float | None) -> None:
         """A video's first window reached the model stage."""
@@ -120,6 +134,17 @@ class ProgressCounters:
             v.done = done
             v.updated = time.monotonic()
 
+    def reach(self, video_id: str, end: float) -> None:
+        """The model takes the video's audio up to ``end`` seconds (``math.inf``: all of it)."""
+        v = self.videos.get(video_id)
+        if v is None:
+            return
+        v.reached = max(v.reached, min(end, v.duration) if v.duration else end)
+        if not v.entered:
+            v.entered = True
+            if self.on_reach is not None:
+                self.on_reach(video_id)
+
     def end(self, video_id: str) -> None:
         """The video left the model stage (transcribed or failed)."""
         self.videos.pop(video_id, None)
@@ -128,6 +153,13 @@ class ProgressCounters:
     def audio_left(self) -> float:
         """Audio-seconds still to transcribe in the videos in flight (known lengths only)."""
         return sum(max(0.0, (v.duration or 0.0) - v.done) for v in self.videos.values())
+
+    @property
+    def audio_waiting(self) -> float | None:
+        """Audio-seconds of the videos in flight not yet handed to the model (None while no
+        video's length is known)."""
+        known = [w for v in self.videos.values() if (w := v.waiting) is not None]
+        return sum(known) if known else None
 
 
 @dataclass

@@ -13,7 +13,8 @@ class StageQueue(asyncio.Queue[T | None], Generic[T]):
     """A stage's input queue that also knows how much audio waits in it.
 
     ``worth(item)`` is what one item is worth in audio-seconds (from the pipeline description);
-    ``None`` is the end marker and is worth nothing. ``weight(item)``, when given, is what an item
+    ``None`` is the end marker: it is worth nothing and is not counted as waiting (a queue holding
+    only the marker reads 0 on the monitor). ``weight(item)``, when given, is what an item
     counts for against ``maxsize`` (the queue ahead of the model counts speech chunks, not
     windows); a put waits while the weights held reach ``maxsize``, and an empty queue always
     takes one item. ``_put``/``_get`` are the hooks asyncio's own queue subclasses use.
@@ -31,6 +32,7 @@ class StageQueue(asyncio.Queue[T | None], Generic[T]):
         self._weight = weight
         self.audio_seconds = 0.0
         self.held = 0  # the weights of the items in the queue
+        self._ends = 0  # end markers in the queue
 
     def _value(self, item: T | None) -> float:
         return self._worth(item) if item is not None and self._worth is not None else 0.0
@@ -43,17 +45,19 @@ class StageQueue(asyncio.Queue[T | None], Generic[T]):
     def qsize(self) -> int:
         """Items waiting; with ``weight``, their weights (what ``full`` and the monitor compare to
         ``maxsize``)."""
-        return self.held if self._weight is not None else super().qsize()
+        return self.held if self._weight is not None else super().qsize() - self._ends
 
     def _put(self, item: T | None) -> None:
         self.audio_seconds += self._value(item)
         self.held += self._units(item)
+        self._ends += item is None
         super()._put(item)  # asyncio.Queue's subclass hook, as PriorityQueue uses it
 
     def _get(self) -> T | None:
         item: T | None = super()._get()
         self.audio_seconds = max(0.0, self.audio_seconds - self._value(item))
         self.held = max(0, self.held - self._units(item))
+        self._ends -= item is None
         return item
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ytingest.items import Segment, Word
@@ -143,12 +143,19 @@ class Piece:
 def split_at_turns(seg: Segment, wins: Windows, labels: Sequence[int], *, split: bool) -> list[Piece]:
     """The segment as one piece per speaker turn inside it (cut at the first word of each new
     turn), or, without words or with ``split`` off, whole with its majority label."""
-    whole = vote(seg, wins, labels)
+    return split_by_vote(seg, lambda span: vote(span, wins, labels), split=split)
+
+
+def split_by_vote(seg: Segment, voter: Callable[[Segment | Word], int | None], *, split: bool) -> list[Piece]:
+    """``split_at_turns`` with any ``voter`` (the label of a stretch of time, None: no label):
+    each word takes its vote, short runs are smoothed away, and the segment is cut where the
+    label changes."""
+    whole = voter(seg)
     if whole is None:
         return []
     if not split or len(seg.words) < 2:
         return [Piece(seg, whole)]
-    per_word = [vote(w, wins, labels) for w in seg.words]
+    per_word = [voter(w) for w in seg.words]
     word_labels = smooth(seg.words, [whole if v is None else v for v in per_word])
     runs = _runs(word_labels)
     if len(runs) == 1:

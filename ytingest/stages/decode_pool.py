@@ -31,7 +31,7 @@ from typing import Any
 from ytingest.childenv import scrubbed_environ
 from ytingest.config import Settings
 from ytingest.errors import TranscribeError
-from ytingest.items import PreparedAudio
+from ytingest.items import PreparedAudio, ResumePoint
 from ytingest.models.decoder import load_extractor, speech_features
 from ytingest.stages.decode import Prepare, PreparingTranscriber, windows_in_thread
 from ytingest.stages.decoder_process import DecoderProcess
@@ -69,12 +69,15 @@ class DecodePool:
                 ready = [loop.run_in_executor(self._pool, _ready) for _ in range(self.workers)]
             await asyncio.gather(*ready)
 
-    async def windows(self, path: Path) -> AsyncGenerator[PreparedAudio, None]:
-        """``path``'s windows in order, each with its VAD clips, chunks and features. TranscribeError:
-        the file (or a decoder process) failed, possibly after some windows."""
+    async def windows(
+        self, path: Path, *, start: ResumePoint | None = None, growing: Path | None = None
+    ) -> AsyncGenerator[PreparedAudio, None]:
+        """``path``'s windows in order (from ``start``; ``growing``: read as it downloads), each
+        with its VAD clips, chunks and features. TranscribeError: the file (or a decoder process)
+        failed, possibly after some windows; DownloadEnded: a growing file's download did."""
         await self.start()
         pool = self._pool
-        raw = self._reader.windows(path)
+        raw = self._reader.windows(path, start=start, growing=growing)
         waiting: deque[tuple[PreparedAudio, asyncio.Future[Any]]] = deque()
         loop = asyncio.get_running_loop()
         try:

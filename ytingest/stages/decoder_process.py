@@ -8,11 +8,13 @@ it contends for nothing but CPU.
 
 Protocol, one file at a time: the first line to the child is the options JSON
 (``WhisperTranscriber.prepare_options``, plus ``window_s``: 300 when absent); then one JSON line
-``{"path": ...}`` per file. The child answers a file with its windows in order, each as soon as it
+``{"path", "start": [index, offset] or null, "growing": the .part or null, "stall_s"}`` per file
+(``iter_windows``'s arguments). The child answers a file with its windows in order, each as soon as it
 is decoded: a JSON header line ``{"ok": true, "samples", "clips", "chunks", "features" (shape or
 null), "offset", "index", "last", "total"}``, then the raw float32 bytes of the audio and of the
 features. The answer ends after the window with ``"last": true``, or at a ``{"ok": false,
-"error"}`` line, which may follow some windows (a file corrupt past its start).
+"error", "download"}`` line, which may follow some windows (a file corrupt past its start;
+``download``: a growing file whose download failed, ``DownloadEnded``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import numpy as np
 
 from ytingest.childenv import child_env
 from ytingest.errors import TranscribeError
-from ytingest.items import PreparedAudio
+from ytingest.items import PreparedAudio, ResumePoint
+from ytingest.models.growing import STALL_S, DownloadEnded
 
 # the longest header line (a 300 s window's is ~6 KB); past twice this much unread, the parent
 # stops reading the pipe, so the child, blocked writing, runs at most about a window ahead
@@ -66,11 +69,25 @@ class DecoderProcess:
             assert self._proc.stdin is not None
             self._proc.stdin.write(self._options)
 
-    async def windows(self, path: Path) -> AsyncGenerator[PreparedAudio, None]:
-        """``iter_windows(path)`` in the child, each window as it arrives. TranscribeError: the file
-        (or the child) failed, possibly after some windows. The file holds the child until its
+    async def windows(
+        self,
+        path: Path,
+        *,
+        start: ResumePoint | None = None,
+        growing: Path | None = None,
+        stall_s: float = STALL_S,
+    ) -> AsyncGenerator[PreparedAudio, None]:
+        """``iter_windows(path, start=, growing=, stall_s=)`` in the child, each window as it
+        arrives. TranscribeError: the file (or the child) failed, possibly after some windows;
+        DownloadEnded: a growing file's download did. The file holds the child until its
         last window; a consumer that stops early (close it, e.g. with ``contextlib.aclosing``)
         leaves the stream out of step, so the child is killed and the next call starts another."""
+        request = {
+            "path": str(path),
+            "start": [start.index, start.offset] if start is not None else None,
+            "growing": str(growing) if growing is not None else None,
+            "stall_s": stall_s,
+        }
         async with self._lock:
             await self.start()
             in_step = False  # the child's answer was read to its end
@@ -78,7 +95,7 @@ class DecoderProcess:
             try:
                 while not in_step:
                     try:
-                        header, window = await self._next_window(None if asked else path)
+                        header, window = await self._next_window(None if asked else request)
                         asked = True
                     except (OSError, ValueError, EOFError, asyncio.IncompleteReadError):
                         reason = self._last_error()
@@ -87,7 +104,7 @@ class DecoderProcess:
                         raise TranscribeError(f"the decoder process stopped: {reason}") from None
                     if window is None:
                         in_step = True
-                        raise TranscribeError(header["error"])
+                        raise (DownloadEnded if header.get("download") else TranscribeError)(header["error"])
                     in_step = window.last
                     yield window
                     del window  # not held while the next one is read
@@ -95,13 +112,15 @@ class DecoderProcess:
                 if not in_step:  # closed or cancelled mid-answer
                     self._kill()
 
-    async def _next_window(self, request: Path | None) -> tuple[dict[str, Any], PreparedAudio | None]:
-        """Ask for ``request`` (on the first window), then read the next header and its window (None
+    async def _next_window(
+        self, request: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], PreparedAudio | None]:
+        """Send ``request`` (on the first window), then read the next header and its window (None
         after an error header)."""
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         if request is not None:
-            proc.stdin.write(json.dumps({"path": str(request)}).encode() + b"\n")
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
             await proc.stdin.drain()
         line = await proc.stdout.readline()
         if not line:

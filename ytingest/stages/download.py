@@ -22,6 +22,7 @@ from ytingest.sourcetext import CHANNEL_MAX, clean_line
 from ytingest.stages.discover import last_error_line, read_all
 from ytingest.stages.disk import DiskBudget, take_kept
 from ytingest.stages.extractors import extractor_hint
+from ytingest.stages.handoff import EarlyHandoff
 from ytingest.stages.listing import upload_day_of
 from ytingest.stages.pause import SharedBackoff, Ticket, backoff_delay, sleep_unless
 from ytingest.stages.retry import (
@@ -252,11 +253,20 @@ async def _download_one(
     policy: DownloadPolicy,
 ) -> None:
     ctx.metrics.download.audio[ref.id] = ref.duration or 0.0  # still to transcribe (the ETA)
+    # decoded while it downloads (stages/handoff.py); not in bulk mode, which decodes in a later phase
+    streaming = ctx.settings.decode_while_downloading and ctx.settings.mode == "stream"
+    early = EarlyHandoff(ctx, ref, outbox) if streaming else None
     try:
-        audio = await _kept_audio(ctx, ref) or await _download_with_retries(ctx, downloader, ref, policy)
+        audio = await _kept_audio(ctx, ref) or await _download_with_retries(
+            ctx, downloader, ref, policy, early
+        )
+        if early is not None:
+            audio = await early.finish(audio)
         if audio is not None:
             await outbox.put(audio)
     finally:
+        if early is not None:
+            early.close()
         ctx.metrics.download.audio.pop(ref.id, None)
         await policy.slots.release()
 
@@ -273,7 +283,11 @@ async def _kept_audio(ctx: RunContext, ref: VideoRef) -> AudioFile | None:
 
 
 async def _download_with_retries(
-    ctx: RunContext, downloader: Downloader, ref: VideoRef, policy: DownloadPolicy
+    ctx: RunContext,
+    downloader: Downloader,
+    ref: VideoRef,
+    policy: DownloadPolicy,
+    early: EarlyHandoff | None = None,
 ) -> AudioFile | None:
     """Transient errors: exponential backoff with jitter, DOWNLOAD_ATTEMPTS in all. A 403 (media or
     page) is transient too: the next attempt is a fresh extraction. 429, bot check, captcha, "try
@@ -308,7 +322,8 @@ async def _download_with_retries(
         policy.backoff.begin(ticket)
         started = counters.begin()
         try:
-            audio = await downloader.download(ref, s.audio_dir)
+            attempt_done = downloader.download(ref, s.audio_dir)
+            audio = await (early.during(attempt_done) if early is not None else attempt_done)
         except RateLimitedError as exc:
             counters.end(started, ok=False)
             limited = True

@@ -5,6 +5,11 @@ and handed on whole to the store.
 Windows are embedded as they come, not whole videos: the rows of a 1.5-hour video are encoded
 while its later windows are still in the model, so nothing is left to encode in a burst once its
 last window is through (the end of a run waited for a whole video's rows).
+
+Each embedded window of a video of more than one window is then checkpointed (``ctx.checkpoints``,
+one statement per batch, before any of its videos goes on to the store): everything the store
+needs of it now exists, so a re-run resumes after it (``stages/resume.py``). A one-window video
+is not: it goes straight on to the store, and checkpointing it would double its writes.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ytingest.errors import EmbedError
-from ytingest.items import EmbeddedTranscript, LabelledWindow
+from ytingest.errors import EmbedError, StoreError
+from ytingest.items import Checkpoint, EmbeddedTranscript, LabelledWindow
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.tuning import Tuning
@@ -123,17 +128,41 @@ async def _flush(
                 await ctx.fail(file.video, "embed", str(exc))
         return
     done: list[EmbeddedTranscript] = []
+    kept: list[tuple[str, Checkpoint]] = []
     offset = 0
     for w in batch:
         n = len(w.result.segments)
-        whole = ctx.windows.add_embedded(w.file, w.result, vectors[offset : offset + n])
+        rows = vectors[offset : offset + n]
         offset += n
+        if ctx.windows.failed(w.file.video.id):
+            continue
+        if not (w.result.index == 0 and w.result.last):
+            kept.append((w.file.video.id, Checkpoint(w.result, rows)))
+        whole = ctx.windows.add_embedded(w.file, w.result, rows)
         if whole is not None:
             done.append(whole)
     counters.end(t0, audio_seconds=sum(w.result.seconds for w in batch), items=len(done))
     log.info("embed_batch", rows=len(texts), windows=len(batch), ms=round(1000 * (time.monotonic() - t0)))
+    await _checkpoint(ctx, kept)
     for whole in done:
         await _hand_on(ctx, whole, outbox)
+
+
+async def _checkpoint(ctx: RunContext, kept: list[tuple[str, Checkpoint]]) -> None:
+    """Keep the batch's windows; a database that refuses costs only the resume, never the run
+    (the store, which needs the database, says so if it is gone)."""
+    if ctx.checkpoints is None or not kept:
+        return
+    t0 = time.monotonic()
+    try:
+        await ctx.checkpoints.keep(kept)
+    except StoreError as exc:
+        log.warning("checkpoint_failed", windows=len(kept), reason=str(exc))
+        return
+    ms = round(1000 * (time.monotonic() - t0))
+    for vid, c in kept:  # each logged once it is committed
+        r = c.result
+        log.info("window_checkpointed", video_id=vid, window=r.index, seconds=round(r.seconds, 3), ms=ms)
 
 
 async def _hand_on(

@@ -210,6 +210,7 @@ async def transcribe_worker(
         for vid, d in videos.items():
             window = d.prepared.index if d.prepared is not None else 0
             log.info("transcribe_start", video_id=vid, window=window, batch_files=len(videos))
+            ctx.metrics.progress.reach(vid, d.prepared.end if d.prepared is not None else math.inf)
         try:
             async with ctx.turns.asr():
                 t0 = counters.begin()

@@ -270,9 +270,11 @@ class ChannelServer:
             resp.headers["Content-Range"] = f"bytes {first}-{stop - 1}/{size}"
         resp.content_length = stop - first
         await resp.prepare(request)
-        if half:  # announce the full length, send half, then drop the connection
+        if half:  # announce the full length, send half (at the bandwidth), then drop the connection
             for chunk in _chunks(ep.path, data, 0, size // 2):
                 await resp.write(chunk)
+                if self.bandwidth:
+                    await asyncio.sleep(len(chunk) / self.bandwidth)
             if request.transport is not None:
                 request.transport.close()
             return resp

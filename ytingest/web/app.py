@@ -37,6 +37,7 @@ log = get_logger()
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 RUN_URL: web.AppKey[str | None] = web.AppKey("run_url")
+EMBED_MODEL: web.AppKey[str | None] = web.AppKey("embed_model")
 TEMPLATES = web.AppKey("templates", Environment)
 CLIENT = web.AppKey("client", ClientSession)
 
@@ -65,8 +66,12 @@ STATUS_TIMEOUT = ClientTimeout(total=2.0)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(engine: Engine, *, run_url: str | None = None, local_only: bool = True) -> web.Application:
-    """The web app over a started ``engine``; ``run_url``: a ``stream --metrics-port`` base URL.
+def make_app(
+    engine: Engine, *, run_url: str | None = None, local_only: bool = True, embed_model: str | None = None
+) -> web.Application:
+    """The web app over a started ``engine``; ``run_url``: a ``stream --metrics-port`` base URL;
+    ``embed_model``: the stored name of the engine's embedder, whose vectors searches compare with
+    (None: the one stored model of the query vector's size).
     ``local_only``: answer only requests addressed to a loopback name (a web page elsewhere that
     rebinds its own host name to 127.0.0.1 cannot read the app: DNS rebinding)."""
     if run_url is not None:
@@ -78,6 +83,7 @@ def make_app(engine: Engine, *, run_url: str | None = None, local_only: bool = T
     app = web.Application(middlewares=[_loopback_host, _errors] if local_only else [_errors])
     app[ENGINE] = engine
     app[RUN_URL] = run_url.rstrip("/") if run_url else None
+    app[EMBED_MODEL] = embed_model
     app[TEMPLATES] = environment()
     app.cleanup_ctx.append(_client)
     app.on_response_prepare.append(_secure)
@@ -98,10 +104,11 @@ async def serve(
     port: int = 8765,
     run_url: str | None = None,
     ready: Callable[[str], None] | None = None,
+    embed_model: str | None = None,
 ) -> None:
     """Serve the app on host:port (0: any free port) until cancelled; logs ``web_listening`` with the
     URL and passes it to ``ready``. A port in use or an address not on this machine: ConfigError."""
-    app = make_app(engine, run_url=run_url, local_only=host in LOOPBACK)
+    app = make_app(engine, run_url=run_url, local_only=host in LOOPBACK, embed_model=embed_model)
     try:
         runner, bound = await serve_app(app, host, port)
     except OSError as exc:
@@ -235,7 +242,9 @@ async def search_page(request: web.Request) -> web.Response:
     searched = bool(params.get("q", "").strip())
     if searched:
         try:
-            hits = await engine.search(search_query(choices.query(params)))
+            hits = await engine.search(
+                search_query(choices.query(params), embed_model=request.app[EMBED_MODEL])
+            )
             groups = group_by_video(hits)
         except ConfigError as exc:
             error, status = str(exc), 400
@@ -267,7 +276,8 @@ async def run_page(request: web.Request) -> web.Response:
 
 async def api_search(request: web.Request) -> web.Response:
     """Exactly what ``ytingest search --json`` prints for the same query and filters."""
-    hits = await _engine(request).search(search_query(request.query))
+    query = search_query(request.query, embed_model=request.app[EMBED_MODEL])
+    hits = await _engine(request).search(query)
     return web.json_response([h.to_dict() for h in hits])
 
 

@@ -49,8 +49,11 @@ def day(params: Mapping[str, str], name: str) -> date | None:
     return parse_day(value) if value is not None else None
 
 
-def search_query(params: Mapping[str, str], *, default_limit: int = 10) -> SearchQuery:
-    """The search a request asks for (``q`` required); raises ``ConfigError`` on any bad value."""
+def search_query(
+    params: Mapping[str, str], *, default_limit: int = 10, embed_model: str | None = None
+) -> SearchQuery:
+    """The search a request asks for (``q`` required), compared with ``embed_model``'s vectors (the
+    server's embedder); raises ``ConfigError`` on any bad value."""
     q = text(params, "q")
     if q is None:
         raise ConfigError("missing q: give some words to search for")
@@ -64,4 +67,5 @@ def search_query(params: Mapping[str, str], *, default_limit: int = 10) -> Searc
         since=day(params, "since"),
         until=day(params, "until"),
         min_score=number(params, "min_score"),
+        embed_model=embed_model,
     )
