@@ -49,7 +49,7 @@ from ytingest.eventloop import run
 from ytingest.export import render
 from ytingest.items import RunSummary
 from ytingest.logs import configure_logging, redact
-from ytingest.malloc import limit_arenas
+from ytingest.malloc import limit_arenas, trim_periodically
 from ytingest.models.embedder import embed_model_name
 from ytingest.monitor.dashboard import render as render_dashboard
 from ytingest.monitor.report import write_report
@@ -63,6 +63,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def main(argv: Sequence[str] | None = None) -> int:
     limit_arenas()
+    trim_periodically()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "stream" and args.dashboard is None:
@@ -248,6 +249,28 @@ async def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_mcp(engine: Engine, args: argparse.Namespace) -> int:
+    """stdio: until the client closes the pipe (stdout is the protocol's); --http: until a signal."""
+    from ytingest.mcp_server import serve_mcp  # the MCP SDK: loaded only for this command
+
+    def ready(url: str) -> None:
+        print(f"ytingest: MCP over streamable HTTP at {url}; Ctrl-C stops", flush=True)
+
+    server = asyncio.create_task(
+        serve_mcp(engine, http=args.http, host=args.host, port=args.port, ready=ready)
+    )
+    loop = asyncio.get_running_loop()
+    # read-only, nothing to drain: stdio stops at once; --http: uvicorn catches the signal itself and
+    # shuts down gracefully (cancelling it as well would log its lifespan's CancelledError)
+    stop = server.cancel if not args.http else lambda: None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+    with contextlib.suppress(asyncio.CancelledError):
+        await server
+    return EXIT_OK
+
+
 async def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
     report = await engine.database.status(channel=args.channel)
     report["models"] = await engine.database.embed_models_report(args.channel)
@@ -317,6 +340,7 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "channels": cmd_channels,
     "search": cmd_search,
     "serve": cmd_serve,
+    "mcp": cmd_mcp,
     "export": cmd_export,
     "speakers": cmd_speakers,
     "enqueue": cmd_enqueue,

@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-model", help=_EMBED_HELP)
 
     p = sub.add_parser(
+        "mcp", parents=[common], help="the database as a read-only MCP server for LLM clients (stdio)"
+    )
+    p.add_argument("--http", action="store_true", help="streamable HTTP at http://HOST:PORT/mcp, not stdio")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind with --http (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8766, help="port with --http (default: 8766; 0: any free)")
+    p.add_argument("--embed-model", help=_EMBED_HELP)
+
+    p = sub.add_parser(
         "export", parents=[common], help="write a stored video's transcript (JSON, SRT, WebVTT)"
     )
     p.add_argument("video_id")
@@ -323,3 +331,10 @@ def _day(value: str) -> date:
         return parse_day(value)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(value: str) -> int:
+    """A TCP port for argparse, 0 (any free one) to 65535: anything else is a usage error (exit 2)."""
+    if not value.strip().isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {value!r} (0 to 65535)")
+    return int(value)

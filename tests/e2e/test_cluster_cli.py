@@ -255,14 +255,15 @@ def test_a_poison_video_fails_after_n_worker_deaths_and_the_queue_goes_on(tmp_pa
 
 def test_sigterm_drains_a_worker_and_loses_no_claim(tmp_path: Path, cli: Cli) -> None:
     """SIGTERM mid-run: the worker takes no new claim, finishes or releases what it holds, exits 0;
-    its released videos are back in the queue at once, and another worker stores them."""
+    its released videos are back in the queue at once, and another worker stores them. A worker
+    claims the next video once a window of the one before is in its model (``cluster/room.py``),
+    so it holds two here: one in the model, one still downloading (3-4 s at this bandwidth)."""
     episodes = sample_episodes()[:5]
-    with serve_in_thread(ChannelServer(episodes, bandwidth=150_000)) as ch, cluster(cli, tmp_path) as c:
+    with serve_in_thread(ChannelServer(episodes, bandwidth=20_000)) as ch, cluster(cli, tmp_path) as c:
         c.env["WORKER_CLAIMS"] = "3"
         assert c.run("enqueue", ch.feed_url).returncode == 0
         w = c.worker("t1")
-        c.wait_until(lambda: len(c.open_claims("t1")) == 3)
-        c.wait_until(lambda: any(e["event"] == "download_start" for e in c.events("t1")))
+        c.wait_until(lambda: len(c.open_claims("t1")) >= 2)
         t0 = time.monotonic()
         w.send_signal(signal.SIGTERM)
         out, _ = w.communicate(timeout=180)
@@ -276,7 +277,7 @@ def test_sigterm_drains_a_worker_and_loses_no_claim(tmp_path: Path, cli: Cli) ->
         queued = {r["dedupe_key"] for r in c.sql("SELECT dedupe_key FROM pgqueuer WHERE status = 'queued'")}
         assert done | queued == {e.id for e in episodes} and not done & queued  # nothing lost
         released = {r["video_id"] for r in ends if r["outcome"] == "released"}
-        assert released, ends  # it held 3 and had only begun: some went back
+        assert released, ends  # the one still downloading went back
         assert released <= queued  # back in the queue at once, not after a lease
         assert c.sql("SELECT state FROM workers WHERE name = 't1'") == [{"state": "stopped"}]
         after = c.worker("t2", "--until-empty")

@@ -63,7 +63,9 @@ def test_a_twelve_minute_video_is_asr_while_the_model_works_never_none_before_it
     cli: Cli, tmp_path: Path
 ) -> None:
     """Announced verdicts (``bottleneck`` events) between the model's first and last window: only
-    ``asr``, the first of them within the first third of the windows; the video is stored."""
+    ``asr``, the first of them before half of the windows went in (the monitor averages
+    DIAGNOSE_WINDOW_S of a busy model first: 2-3 windows here, 4 in a loaded CI run); the
+    video is stored."""
     episode = sparse_episode(tmp_path)
     cli.env.update(SPEAKERS="false", DECODE_WINDOW_S="60", ASR_BATCH_SIZE="1", ASR_QUEUE_SIZE="16")
     with serve_in_thread(ChannelServer([episode])) as ch:
@@ -75,7 +77,7 @@ def test_a_twelve_minute_video_is_asr_while_the_model_works_never_none_before_it
     windows = [events[i]["window"] for i in starts]
     assert windows == sorted(windows) and len(set(windows)) >= MINUTES - 1, windows
     last = starts[windows.index(max(windows))]  # the last window goes into the model
-    early = starts[windows.index(min(w for w in windows if w >= MINUTES // 3))]
+    early = starts[windows.index(min(w for w in windows if w >= MINUTES // 2))]
     said = [(i, e["stage"]) for i, e in enumerate(events) if e["event"] == "bottleneck"]
     while_working = [stage for i, stage in said if starts[0] < i < last]
     assert while_working and set(while_working) == {"asr"}, said

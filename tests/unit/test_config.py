@@ -77,6 +77,7 @@ def test_top_level_help_lists_the_commands_in_order(capsys: pytest.CaptureFixtur
         "channels",
         "search",
         "serve",
+        "mcp",
         "export",
         "speakers",
         "reprocess",
@@ -100,6 +101,12 @@ def test_status_channel_and_the_new_commands_parse() -> None:
     assert parser.parse_args(["status"]).channel is None
     assert parser.parse_args(["channels", "--json"]).json is True
     assert parser.parse_args(["doctor", "--json"]).json is True
+    mcp = parser.parse_args(["mcp"])
+    assert (mcp.http, mcp.host, mcp.port) == (False, "127.0.0.1", 8766)  # stdio unless --http; loopback
+    assert parser.parse_args(["mcp", "--http", "--port", "0"]).port == 0  # any free port
+    for bad in ("99999", "-1", "http"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["mcp", "--http", "--port", bad])
 
 
 def test_every_command_that_runs_yt_dlp_takes_its_options(
