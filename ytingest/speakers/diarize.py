@@ -32,6 +32,7 @@ from ytingest.items import AnonymousVoice, Segment, Word
 from ytingest.models.segmentation import FRAME_S, FRAME_STEP, RECEPTIVE, Segmentation, Segmenter
 from ytingest.models.speakers import SpeakerEncoder, Tagged
 from ytingest.speakers.cluster import constrained_cluster, unit
+from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.turns import split_by_vote
 from ytingest.speakers.voices import Voiceprint
 
@@ -83,8 +84,9 @@ class FrameLabels:
         return int(self.score[near].argmax()), False
 
 
-class SegmentationTagger:
-    """A ``SpeakerTagger`` over the segmentation model, a speaker encoder and the voiceprints."""
+class SegmentationTagger(VoiceTagger):
+    """A ``SpeakerTagger`` over the segmentation model, a speaker encoder and the voiceprints (its
+    settings, voiceprints and error handling are ``VoiceTagger``'s)."""
 
     def __init__(
         self,
@@ -98,20 +100,16 @@ class SegmentationTagger:
         split: bool = True,
         embed_every: int = EMBED_EVERY,
     ) -> None:
+        super().__init__(
+            encoder,
+            voiceprints,
+            threshold=threshold,
+            margin=margin,
+            cluster_distance=cluster_distance,
+            split=split,
+        )
         self.segmenter = segmenter
         self.embed_every = embed_every
-        self.encoder = encoder
-        self.model = encoder.name
-        self.names = [v.name for v in voiceprints]
-        self._prints: Vectors = (
-            unit(np.stack([v.vector for v in voiceprints]))
-            if voiceprints
-            else np.zeros((0, encoder.dim), dtype=np.float32)
-        )
-        self.threshold = threshold
-        self.margin = margin
-        self.cluster_distance = cluster_distance
-        self.split = split
 
     def tag(
         self,
@@ -124,12 +122,11 @@ class SegmentationTagger:
         """The segments with speakers and overlap set (split at turns), and the anonymous voices."""
         if sample_rate != 16_000:
             raise TranscribeError(f"speaker identification needs 16 kHz audio, not {sample_rate} Hz")
-        try:
-            return self._tag(np.asarray(audio, dtype=np.float32), segments, window)
-        except Exception as exc:  # model and numeric errors fail this video, not the run
-            raise TranscribeError(f"speaker identification failed: {type(exc).__name__}: {exc}") from None
+        return super().tag(np.asarray(audio, dtype=np.float32), sample_rate, segments, window=window)
 
-    def _tag(self, audio: npt.NDArray[np.float32], segments: tuple[Segment, ...], window: int) -> Tagged:
+    def _tag(
+        self, audio: npt.NDArray[np.float32], sr: int, segments: tuple[Segment, ...], window: int
+    ) -> Tagged:
         if not segments or not len(audio):
             return Tagged(segments)
         seg = self.segmenter.segment(audio)
@@ -214,10 +211,7 @@ class SegmentationTagger:
         enrolled = len(self.names)
         labels = np.full(len(vecs), -1, dtype=np.int64)
         if enrolled:
-            sims = vecs @ self._prints.T
-            order = np.argsort(-sims, axis=1)
-            best = sims[np.arange(len(vecs)), order[:, 0]]
-            second = sims[np.arange(len(vecs)), order[:, 1]] if enrolled > 1 else np.full(len(vecs), -1.0)
+            order, best, second = self._ranked_prints(vecs)
             for i in np.argsort(-best):  # best claims first; one pair per chunk and voice
                 voice = int(order[i, 0])
                 if best[i] >= self.threshold and best[i] - second[i] >= self.margin:
@@ -240,10 +234,10 @@ class SegmentationTagger:
                         continue
                 labels[members] = len(refs)
                 refs.append(cent)
-            self._absorb_small(vecs, labels, refs, chunks)
+            self._join_short_voices(vecs, labels, refs, chunks)
         return labels, unit(np.stack(refs)) if refs else np.zeros((0, vecs.shape[1]), dtype=np.float32)
 
-    def _absorb_small(
+    def _join_short_voices(
         self, vecs: Vectors, labels: npt.NDArray[np.int64], refs: list[Vectors], chunks: npt.NDArray[np.int64]
     ) -> None:
         """An anonymous voice heard in fewer chunks than MIN_VOICE_S seconds' worth joins the

@@ -145,10 +145,7 @@ class VoiceTagger:
         enrolled = len(self.names)
         labels = np.full(len(vecs), -1, dtype=np.int64)
         if enrolled:
-            sims = vecs @ self._prints.T
-            order = np.argsort(-sims, axis=1)
-            best = sims[np.arange(len(vecs)), order[:, 0]]
-            second = sims[np.arange(len(vecs)), order[:, 1]] if enrolled > 1 else np.full(len(vecs), -1.0)
+            order, best, second = self._ranked_prints(vecs)
             claimed = (best >= self.threshold) & (best - second >= self.margin)
             labels[claimed] = order[claimed, 0]
         free = np.flatnonzero(labels < 0)
@@ -168,6 +165,16 @@ class VoiceTagger:
                     labels[free[groups == c]] = anonymous[c]
             self._absorb_small(vecs, labels, refs, set(anonymous.values()))
         return labels, unit(np.stack(refs)) if refs else np.zeros((0, vecs.shape[1]), dtype=np.float32)
+
+    def _ranked_prints(self, vecs: Vectors) -> tuple[npt.NDArray[np.int64], Vectors, Vectors]:
+        """Per vector: the voiceprints' indices by cosine, nearest first; the nearest one's cosine,
+        and the runner-up's (-1 with a single voiceprint). Needs at least one voiceprint."""
+        sims = vecs @ self._prints.T
+        order = np.argsort(-sims, axis=1)
+        rows = np.arange(len(vecs))
+        best = sims[rows, order[:, 0]]
+        second = sims[rows, order[:, 1]] if len(self.names) > 1 else np.full(len(vecs), -1.0, np.float32)
+        return order, best, second
 
     def _absorb_small(
         self, vecs: Vectors, labels: npt.NDArray[np.int64], refs: list[Vectors], anonymous: set[int]
