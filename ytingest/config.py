@@ -45,7 +45,10 @@ def tab_names(spec: str | Iterable[str]) -> tuple[str, ...]:
 class Settings(BaseSettings):
     """Engine configuration. Environment names are the field names upper-cased."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+    # an empty variable (YTINGEST_HOME=) counts as unset, not as "" (which would be the current folder)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore", frozen=True
+    )
 
     # where things live
     ytingest_home: Path = Field(default_factory=_default_home)

@@ -26,6 +26,16 @@ def test_env_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert (s.io_workers, s.batch_size, s.db_workers) == (24, 128, 3)
 
 
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """YTINGEST_HOME= (empty) keeps the default home rather than the current folder; IO_WORKERS= keeps 12."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YTINGEST_HOME", "")
+    monkeypatch.setenv("IO_WORKERS", "")
+    s = Settings()
+    assert s.ytingest_home != tmp_path.resolve()
+    assert s.ytingest_home.name == "ytingest" and s.io_workers == 12
+
+
 def test_flags_override_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """--io-workers beats IO_WORKERS; --home beats YTINGEST_HOME."""
     monkeypatch.chdir(tmp_path)
