@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 # On a GPU machine: make install TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint docs wheel-check bench clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,multilingual]"
 	touch $@
 
 demo: install
@@ -29,9 +29,23 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check ytingest tests bench examples
-	$(VENV)/bin/ruff format --check ytingest tests bench examples
+	$(VENV)/bin/ruff check ytingest tests bench examples docs/hooks
+	$(VENV)/bin/ruff format --check ytingest tests bench examples docs/hooks
 	$(VENV)/bin/mypy
+
+# the documentation site (docs/, mkdocs.yml) into build/site; --strict: a broken link or anchor fails it
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# the `docs` extra's packages alone (ytingest itself is installed already)
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["docs"], sep="\n")' > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/docs-requirements.txt
+	touch $@
+
+# the built wheel in a fresh venv outside the repository: ytingest doctor and the sample-channel demo
+wheel-check: install
+	PYTHON="$(PYTHON)" TORCH="$(TORCH)" BUILD_PYTHON="$(PY)" bash scripts/check_wheel.sh
 
 bench: install
 	$(PY) -m bench.run
@@ -44,4 +58,4 @@ bench: install
 	$(PY) -m bench.long_form --short
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build/site

@@ -11,7 +11,8 @@ the model time spent decoding again (``ChunkBatcher._cover``) as a fraction of t
 
 It knows only ``ChunkBatcher.run``, ``_cover`` and ``redone``, which the code before the batched
 re-decode had too, so the same file measures both: copy it into a worktree of the older commit and
-run it there (README "Feeding an accelerator" has both results). Writes bench/results/redecode.json.
+run it there (docs/performance.md "Feeding an accelerator" has both results).
+Writes bench/results/redecode.json.
 """
 
 from __future__ import annotations

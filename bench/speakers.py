@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.der_frames import enrolled_split, oracle_frames, two_voice_rows
 from ytingest.config import Settings
 from ytingest.items import SAMPLE_RATE, Segment, Voiceprint
 from ytingest.models.asr import AsrResult, WhisperTranscriber
@@ -114,19 +115,23 @@ def unenrolled(rows: Rows, reference: Rows, r: AsrResult) -> dict[str, Any]:
 
 
 def frames_only(tagger: SegmentationTagger, r: AsrResult, reference: Rows) -> dict[str, Any]:
-    """The segmentation method's diarization alone (no ASR): frame-level DER (collar 0.25), its
-    overlap detection against the reference, and the voices it found."""
+    """The segmentation method's diarization alone (no ASR): frame-level DER (collar 0.25) and its
+    parts (shares of the reference speech), its overlap detection against the reference, the
+    voices it found, and the same with oracle labels (``der_frames.oracle_frames``)."""
     found = tagger.diarize(r.audio).rows()
     voices = [(a, b, who) for a, b, who in found if who != "overlap"]
     prec, rec = overlap_scores(reference, [(a, b, True) for a, b, who in found if who == "overlap"])
     d = der(reference, voices, collar=0.25)
+    share = lambda x: round(x / d.total, 3) if d.total else None  # noqa: E731
     return {
         "der": round(d.der, 3),
-        "missed": round(d.missed / d.total, 3) if d.total else None,
-        "confusion": round(d.confusion / d.total, 3) if d.total else None,
+        "missed": share(d.missed),
+        "false_alarm": share(d.false_alarm),
+        "confusion": share(d.confusion),
         "voices": len({who for *_, who in voices}),
         "overlap_precision": round(prec, 3),
         "overlap_recall": round(rec, 3),
+        "oracle_labels": oracle_frames(tagger.segmenter.segment(r.audio), reference),
     }
 
 
@@ -172,6 +177,9 @@ def evaluate(
             out["no_enrolment"][k]["mapped_accuracy"] = round(mapped_accuracy(as_ref(refs[k]), anon[k][0]), 3)
     if isinstance(anonymous, SegmentationTagger):
         out["frames"] = {k: frames_only(anonymous, asr[k], as_ref(refs[k])) for k in clips}
+        out["no_enrolment_two_voice_rows"] = {
+            k: unenrolled(two_voice_rows(anonymous, asr[k]), as_ref(refs[k]), asr[k]) for k in clips
+        }
     prec, rec = overlap_scores(as_ref(refs["tst00"]), [r for r, f in zip(*anon["tst00"], strict=True) if f])
     out["overlap_tst00_rows"] = {"precision": round(prec, 3), "recall": round(rec, 3)}
     synth = {ep: tag(tagger(synth_prints), r)[0] for ep, r in synth_asr.items()}
@@ -199,6 +207,8 @@ def evaluate(
     ref00 = as_ref(refs["tst00"])
     out["meeting_tst00_self_enrolled_der"] = round(der(ref00, self_rows, collar=0.25).der, 3)
     out["meeting_tst00_self_enrolled_accuracy"] = round(attribution_accuracy(ref00, self_rows), 3)
+    solo = [(t.start, t.end, "solo") for t in single_speaker_stretches({"tst00": refs["tst00"]})]
+    out["meeting_tst00_self_enrolled_split"] = enrolled_split(ref00, self_rows, solo)
     return out
 
 

@@ -210,7 +210,7 @@ async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
-    options = ("limit", "speaker", "channel", "video", "since", "until", "min_score")
+    options = ("limit", "speaker", "channel", "video", "since", "until", "min_score", "lang")
     hits = await engine.search(
         args.query,
         mode=args.search_mode,

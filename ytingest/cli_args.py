@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", action="store_true", help="group hits by video, best video first")
     p.add_argument("--json", action="store_true", help="print the hits as one JSON array")
     p.add_argument("--embed-model", help=_EMBED_HELP)
+    p.add_argument(
+        "--lang",
+        help="the query's language for word search: an ISO code (de, es) or a text-search configuration"
+        " (german, simple); default: detected among the stored languages (docs/LANGUAGES.md)",
+    )
 
     p = sub.add_parser("serve", parents=[common], help="the search page, a live run page and a JSON API")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

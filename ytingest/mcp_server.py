@@ -116,6 +116,9 @@ def build_server(engine: Engine, *, embed_model: str | None = None) -> MCPServer
         until: Annotated[str | None, Field(description="uploaded on or before: YYYY-MM-DD or 7d")] = None,
         min_score: Annotated[float | None, Field(description="drop hits scoring below this")] = None,
         limit: Annotated[int, Field(description="how many hits (1-1000)")] = 10,
+        lang: Annotated[
+            str | None, Field(description="the query's language: de, es, ... (default: detected)")
+        ] = None,
     ) -> dict[str, Any]:
         """Find transcript segments by meaning and by words, best first. Each hit has the video's id,
         title and channel, the segment's start/end seconds, text and speaker, the text just before
@@ -132,6 +135,7 @@ def build_server(engine: Engine, *, embed_model: str | None = None) -> MCPServer
                 min_score=min_score,
                 limit=limit,
                 embed_model=embed_model,
+                lang=lang,
             )
         return {"hits": [h.to_dict() for h in hits]}
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ytingest.errors import ConfigError
 from ytingest.items import SearchHit
+from ytingest.languages import config_for_lang
 
 Mode = Literal["hybrid", "semantic", "keyword"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -120,6 +121,9 @@ class SearchQuery:
     # the query embedder's stored name (``embed_model_name``): its vectors are the ones compared;
     # None: the one stored model of the query vector's size
     embed_model: str | None = None
+    # the language of the query's words (an ISO code or a text-search configuration: ``--lang``);
+    # None: detected among the stored languages (ytingest/languages.py)
+    lang: str | None = None
     parts: QueryParts = field(default=QueryParts((), (), ()), init=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +141,8 @@ class SearchQuery:
             raise ConfigError("the search limit must be between 1 and 1000")
         if self.since and self.until and self.since > self.until:
             raise ConfigError(f"--since {self.since} is after --until {self.until}")
+        if self.lang is not None:
+            config_for_lang(self.lang)  # ConfigError: neither a language code nor a configuration
         object.__setattr__(self, "parts", parts)
 
     @property

@@ -200,7 +200,7 @@ async def test_full_text_index_is_built_after_the_rows_and_used(
             r[0]
             for r in await conn.fetch(
                 "EXPLAIN SELECT idx FROM segments"
-                " WHERE to_tsvector('english', text) @@ websearch_to_tsquery('english', 'dough')"
+                " WHERE to_tsvector(ts_config, text) @@ websearch_to_tsquery('english', 'dough')"
             )
         )
     assert "segments_text_fts" in plan

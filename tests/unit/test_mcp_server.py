@@ -48,7 +48,7 @@ def test_tools_are_the_five_reads_and_declare_themselves_read_only() -> None:
     assert all(t.annotations.read_only_hint and not t.annotations.destructive_hint for t in tools)
     search = next(t for t in tools if t.name == "search")
     assert set(search.input_schema["properties"]) == {
-        "query", "mode", "speaker", "channel", "video", "since", "until", "min_score", "limit"
+        "query", "mode", "speaker", "channel", "video", "since", "until", "min_score", "limit", "lang"
     }  # fmt: skip
 
 

@@ -239,6 +239,50 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (video_id, window_index, asr_model)
     );
     """,
+    # 14: full-text search per video in its language (ytingest/languages.py). Each segment carries
+    # its video's text-search configuration (``english`` by default, as every row so far was
+    # searched); storing a video sets its language, and the trigger moves its rows to that
+    # language's configuration (no row is touched for English). The full-text index becomes
+    # ``to_tsvector(ts_config, text)``, rebuilt by ``ensure_search_index``. Rows stored so far get
+    # their video's configuration here.
+    """
+    CREATE TABLE text_search_languages (
+        language text PRIMARY KEY,
+        config   regconfig NOT NULL
+    );
+    INSERT INTO text_search_languages (language, config)
+        SELECT l.language, c.oid::regconfig FROM (VALUES
+        ('ar', 'arabic'), ('ca', 'catalan'), ('da', 'danish'), ('de', 'german'), ('el', 'greek'),
+        ('en', 'english'), ('es', 'spanish'), ('et', 'estonian'), ('eu', 'basque'),
+        ('fi', 'finnish'), ('fr', 'french'), ('ga', 'irish'), ('hi', 'hindi'), ('hu', 'hungarian'),
+        ('hy', 'armenian'), ('id', 'indonesian'), ('it', 'italian'), ('lt', 'lithuanian'),
+        ('ne', 'nepali'), ('nl', 'dutch'), ('nn', 'norwegian'), ('no', 'norwegian'),
+        ('pt', 'portuguese'), ('ro', 'romanian'), ('ru', 'russian'), ('sr', 'serbian'),
+        ('sv', 'swedish'), ('ta', 'tamil'), ('tr', 'turkish'), ('yi', 'yiddish')
+        ) AS l(language, name)
+        JOIN pg_ts_config c ON c.cfgname = l.name AND c.cfgnamespace = 'pg_catalog'::regnamespace;
+    CREATE FUNCTION ytingest_ts_config(video_language text) RETURNS regconfig
+        LANGUAGE sql STABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN coalesce(btrim(video_language), '') = '' THEN 'english'::regconfig
+               ELSE coalesce((SELECT t.config FROM text_search_languages t
+                              WHERE t.language = lower(substring(btrim(video_language) FROM '^[^-_]*'))),
+                             'simple'::regconfig) END
+        $$;
+    ALTER TABLE segments ADD COLUMN ts_config regconfig NOT NULL DEFAULT 'english'::regconfig;
+    UPDATE segments s SET ts_config = ytingest_ts_config(v.language)
+        FROM videos v WHERE v.id = s.video_id AND ytingest_ts_config(v.language) <> 'english'::regconfig;
+    CREATE FUNCTION ytingest_segments_follow_language() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        config regconfig := ytingest_ts_config(NEW.language);
+    BEGIN
+        UPDATE segments SET ts_config = config WHERE video_id = NEW.id AND ts_config <> config;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER videos_language_ts_config AFTER UPDATE OF language ON videos
+        FOR EACH ROW EXECUTE FUNCTION ytingest_segments_follow_language();
+    DROP INDEX IF EXISTS segments_text_fts;
+    """,
 )
 
 

@@ -2,8 +2,10 @@
 
 Semantic ranking is pgvector's HNSW over cosine distance. Keyword ranking is PostgreSQL full-text
 search (``websearch_to_tsquery``: words, ``"quoted phrases"``, ``-not``) over a GIN expression
-index; segments with all the words rank above those with some. Hybrid fuses the semantic list
-with the keyword list's segments that have every word, by reciprocal-rank fusion: a segment that
+index, each segment in its video's language and the query in the configuration(s) that
+``languages.query_configs`` picks (``--lang``, detected, or every stored one, each matched with
+its own rows); segments with all the words rank above those with some. Hybrid fuses the semantic
+list with the keyword list's segments that have every word, by reciprocal-rank fusion: a segment that
 shares one word of a long question with the query is not evidence, and fused with a semantic rank
 it would outrank the semantic first place (measured: bench/search_quality.py).
 Every mode applies the same filters: a quoted phrase must appear as whole words in that order
@@ -14,6 +16,7 @@ The indexes are built after a load (``ensure_search_index``), not row by row whi
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -22,14 +25,15 @@ import numpy.typing as npt
 from ytingest.db.embeddings import all_models, model_for_search
 from ytingest.db.pool import Store, retried
 from ytingest.items import SearchHit
+from ytingest.languages import base_code, config_for_lang, config_literal, query_configs
 from ytingest.search import SearchQuery, fuse, phrase_pattern, timestamp_url
 from ytingest.sourcetext import pg_text, public_url
 
-_TSV = "to_tsvector('english', s.text)"
+_TSV = "to_tsvector(s.ts_config, s.text)"  # each row in its video's language (ytingest/languages.py)
 _INDEX_LOCK = 0x79746978  # "ytix": one index build at a time across processes
 SEARCH_INDEXES = {  # and one HNSW index per embedding model (db/embeddings.py)
     "segments_text_fts": "CREATE INDEX IF NOT EXISTS segments_text_fts"
-    " ON segments USING gin (to_tsvector('english', text))",
+    " ON segments USING gin (to_tsvector(ts_config, text))",
 }
 # $1 is the ranking's own argument (a vector or the query text), $2 the depth; then the filters:
 # $8 the phrases as whole-word patterns, $9 the exclusions (websearch syntax; stop words alone
@@ -41,8 +45,8 @@ _FILTERS = f"""
   AND ($6::date IS NULL OR v.upload_date >= $6)
   AND ($7::date IS NULL OR v.upload_date <= $7)
   AND s.text ~* ALL($8::text[])
-  AND ($9 = '' OR numnode(websearch_to_tsquery('english', $9)) = 0
-       OR {_TSV} @@ websearch_to_tsquery('english', $9))"""
+  AND ($9 = '' OR numnode(websearch_to_tsquery(s.ts_config, $9)) = 0
+       OR {_TSV} @@ websearch_to_tsquery(s.ts_config, $9))"""
 # iterative HNSW scans return rows in roughly distance order: sorted again once materialised.
 # {model} and {vector}: the query embedder's model as a literal and its vector expression, as in
 # its partial index (db/embeddings.py)
@@ -54,13 +58,21 @@ WITH nearest AS MATERIALIZED (
   ORDER BY {{vector}} <=> $1 LIMIT $2)
 SELECT video_id, idx, 1 - distance AS score FROM nearest ORDER BY distance, video_id, idx"""
 # segments with every word of the query first, then those with some, each by cover density;
-# $10: the query's words and phrases joined by ``or``
+# $10: the query's words and phrases joined by ``or``. {config}: the text-search configuration the
+# query is parsed in, as a literal (one of ``languages.CONFIGS``), matched against the rows stored
+# in it. A literal, not a parameter: a prepared statement's generic plan (after five runs) keeps
+# its index scan only with a constant configuration (a parameter: 0.4 s instead of 1 ms on 100k
+# rows). A query in several configurations runs once per configuration.
 _KEYWORD = f"""
 SELECT s.video_id, s.idx, ts_rank_cd({_TSV}, any_q) AS score, {_TSV} @@ all_q AS every
 FROM segments s JOIN videos v ON v.id = s.video_id,
-     websearch_to_tsquery('english', $1) all_q, websearch_to_tsquery('english', $10) any_q
-WHERE {_TSV} @@ any_q AND {_FILTERS}
+     websearch_to_tsquery({{config}}, $1) all_q, websearch_to_tsquery({{config}}, $10) any_q
+WHERE s.ts_config = {{config}} AND {_TSV} @@ any_q AND {_FILTERS}
 ORDER BY every DESC, score DESC, s.video_id, s.idx LIMIT $2"""
+# each stored language (NULL: before languages were recorded) with its configuration
+_STORED_LANGUAGES = """
+SELECT language, ytingest_ts_config(language)::text AS config
+FROM (SELECT DISTINCT language FROM videos WHERE status = 'done') AS stored"""
 _DETAILS = """
 SELECT s.video_id, s.idx, s.start_s, s.end_s, s.text, s.speaker, v.title, v.webpage_url, v.url,
        v.channel, v.upload_date, v.language, v.language_probability,
@@ -122,9 +134,14 @@ class SearchStore(Store):
                     rows = await conn.fetch(sql, vector, query.candidates, *filters)
                 rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
             if query.mode != "semantic":
-                rows = await conn.fetch(
-                    _KEYWORD, pg_text(query.text), query.candidates, *filters, parts.any_words()
-                )
+                rows = []
+                for config in await _query_configs(conn, query):
+                    sql = _KEYWORD.format(config=config_literal(config))
+                    rows += await conn.fetch(
+                        sql, pg_text(query.text), query.candidates, *filters, parts.any_words()
+                    )
+                rows.sort(key=lambda r: (not r["every"], -r["score"], r["video_id"], r["idx"]))
+                rows = rows[: query.candidates]
                 if query.mode == "hybrid":  # only segments with every word: see the module docstring
                     rows = [r for r in rows if r["every"]]
                 rankings.append([((r["video_id"], r["idx"]), float(r["score"])) for r in rows])
@@ -183,6 +200,19 @@ class SearchStore(Store):
             }
             for r in rows
         ]
+
+
+async def _query_configs(conn: Any, query: SearchQuery) -> list[str]:
+    """The configurations ``query``'s words are parsed with (``languages.query_configs``): its
+    ``lang``, else the language detected among those stored (off the event loop: the detector's
+    model loads once, in about 2 s), else every stored one."""
+    if query.lang is not None:
+        return [config_for_lang(query.lang)]
+    stored = {base_code(r["language"] or "en"): r["config"] for r in await conn.fetch(_STORED_LANGUAGES)}
+    words = " ".join((*query.parts.phrases, *query.parts.words))
+    if len(set(stored.values())) < 2:  # nothing to choose between: no detector
+        return list(query_configs(None, words, stored))
+    return list(await asyncio.to_thread(query_configs, None, words, stored))
 
 
 def _hit(r: Any, score: float) -> SearchHit:

@@ -40,7 +40,9 @@ _LINES = {
     "directories": re.compile(r"^\[debug\] Plugin directories: (.*)$", re.M),
     "providers": re.compile(r"^\[debug\] \[youtube\] \[pot\] PO Token Providers: (.*)$", re.M),
 }
-_POT_FIX = "see README 'PO tokens': pip install bgutil-ytdlp-pot-provider, and run its server"
+_POT_FIX = (
+    "see docs/youtube.md 'Plugins and PO tokens': pip install bgutil-ytdlp-pot-provider, and run its server"
+)
 
 
 @dataclass(frozen=True, slots=True)

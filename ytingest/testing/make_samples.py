@@ -37,13 +37,14 @@ def encode_mp3(wav: Path, mp3: Path, bitrate: int = 32_000, rate: int = 22_050) 
 
 
 def main() -> None:
-    episodes = json.loads((SAMPLES / "episodes.json").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        for ep in episodes:
-            wav = Path(tmp) / f"{ep['id']}.wav"
-            synthesize(ep["text"], ep["voice"], wav)
-            encode_mp3(wav, SAMPLES / f"{ep['id']}.mp3")
-            print(ep["id"], (SAMPLES / f"{ep['id']}.mp3").stat().st_size, "bytes")
+    """The sample channel's episodes, then the other-language clips (``samples/languages/``)."""
+    for script, folder in (("episodes.json", SAMPLES), ("languages.json", SAMPLES / "languages")):
+        with tempfile.TemporaryDirectory() as tmp:
+            for ep in json.loads((SAMPLES / script).read_text()):
+                wav, mp3 = Path(tmp) / f"{ep['id']}.wav", folder / f"{ep['id']}.mp3"
+                synthesize(ep["text"], ep["voice"], wav)
+                encode_mp3(wav, mp3)
+                print(ep["id"], mp3.stat().st_size, "bytes")
 
 
 if __name__ == "__main__":

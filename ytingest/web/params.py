@@ -68,4 +68,5 @@ def search_query(
         until=day(params, "until"),
         min_score=number(params, "min_score"),
         embed_model=embed_model,
+        lang=text(params, "lang"),  # the query's language (docs/LANGUAGES.md); none: detected
     )
