@@ -262,6 +262,17 @@ async def test_filter_choices_come_from_speakers_and_channels(client: TestClient
     assert selected == ["semantic", "Chen Wei"]
 
 
+async def test_the_page_passes_the_query_language_on_and_keeps_it_in_the_form(
+    client: TestClient[Any, Any], engine: FakeEngine
+) -> None:
+    """lang=de reaches the SearchQuery (word search in German) and stays in the language field."""
+    page = Elements(await (await client.get("/", params={"q": "Häuser", "lang": "de"})).text())
+    (q,) = engine.queries
+    assert q.lang == "de"
+    (field,) = [a for t, a in page.tags if t == "input" and a.get("name") == "lang"]
+    assert field["value"] == "de"
+
+
 async def test_hostile_title_and_text_are_shown_as_text(engine: FakeEngine) -> None:
     """Tags in a title or a segment reach the page escaped, also where a query term is highlighted."""
     engine.hits = [

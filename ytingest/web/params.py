@@ -9,7 +9,7 @@ from typing import cast
 from ytingest.errors import ConfigError
 from ytingest.search import Mode, SearchQuery, parse_day
 
-SEARCH_PARAMS = ("q", "limit", "mode", "speaker", "channel", "video", "since", "until", "min_score")
+SEARCH_PARAMS = ("q", "limit", "mode", "speaker", "channel", "video", "since", "until", "min_score", "lang")
 MAX_TEXT = 500  # a query longer than this is not a search, it is a paste
 
 
