@@ -271,7 +271,10 @@ def cli_rows(cli: Cli, sql: str) -> list[dict[str, Any]]:
 
 
 def make_cli(home: Path, dsn: str | None) -> Cli:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # PYTHONDONTWRITEBYTECODE (set in some CI images) would make every CLI process, its decoder
+    # children and workers compile ytingest's sources again (~0.2 s of CPU each, hundreds of
+    # processes a run); they write and share their bytecode as any Python install does
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE")}
     env.update(YTINGEST_HOME=str(home), PYTHONUNBUFFERED="1")
     if dsn:
         env["DATABASE_URL"] = dsn

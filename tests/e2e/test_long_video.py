@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -27,7 +26,7 @@ import pytest
 from tests.conftest import Cli
 from ytingest.testing import ChannelServer
 from ytingest.testing.channel import serve_in_thread
-from ytingest.testing.long_episodes import long_episode
+from ytingest.testing.long_episodes import default_cache_dir, long_episode
 
 pytestmark = pytest.mark.slow
 
@@ -123,8 +122,8 @@ class Watch:
             self._stop.wait(0.2)
 
 
-def test_an_hour_of_speech_in_bounded_memory_with_progress(cli: Cli, tmp_path: Path) -> None:
-    episode = long_episode(MINUTES, tmp_path / "audio")
+def test_an_hour_of_speech_in_bounded_memory_with_progress(cli: Cli) -> None:
+    episode = long_episode(MINUTES, default_cache_dir())  # made once per machine (~4 s), as the others
     port = _free_port()
     with serve_in_thread(ChannelServer(episodes=[episode])) as channel:
         env = {**cli.env, "METRICS_PORT": str(port), "MONITOR_INTERVAL_S": "0.5"}

@@ -74,6 +74,7 @@ def test_kill_9_past_half_a_video_then_the_rerun_transcribes_only_what_was_left(
         assert [w["window_index"] for w in kept] == list(range(len(kept)))
         kept_s = sum(float(str(w["seconds"])) for w in kept)
         assert kept_s >= KILL_AT * episode.duration
+        assert kept_s <= episode.duration - WINDOW_S, "killed once all was kept: nothing left to resume"
         again = cli("stream", channel.feed_url, "--json", timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     summary = again.json()
