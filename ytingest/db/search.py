@@ -210,8 +210,6 @@ async def _query_configs(conn: Any, query: SearchQuery) -> list[str]:
         return [config_for_lang(query.lang)]
     stored = {base_code(r["language"] or "en"): r["config"] for r in await conn.fetch(_STORED_LANGUAGES)}
     words = " ".join((*query.parts.phrases, *query.parts.words))
-    if len(set(stored.values())) < 2:  # nothing to choose between: no detector
-        return list(query_configs(None, words, stored))
     return list(await asyncio.to_thread(query_configs, None, words, stored))
 
 
