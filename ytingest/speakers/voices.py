@@ -7,7 +7,6 @@ that leads outside the folder is refused.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy.typing as npt
 
 from ytingest.errors import ConfigError
 from ytingest.items import Voiceprint as Voiceprint  # defined with the other items: db returns it
+from ytingest.models import file_sha256
 from ytingest.models.speakers import SpeakerEncoder
 from ytingest.speakers.cluster import unit
 
@@ -76,17 +76,9 @@ def scan(voices_dir: Path) -> list[VoiceSource]:
                 f"voices folder: {name!r} looks like an anonymous label; give the voice a real name"
             )
     return [
-        VoiceSource(name, {p.relative_to(root).as_posix(): _sha256(p) for p in paths})
+        VoiceSource(name, {p.relative_to(root).as_posix(): file_sha256(p) for p in paths})
         for name, paths in sorted(groups.items())
     ]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def speech_of(path: Path) -> npt.NDArray[np.float32]:
