@@ -4,8 +4,7 @@
 marker becomes one table per section of ``Settings``: each setting's environment variable, type,
 default and description, so the page cannot drift from the code. Sections and their order are the
 comment headings in ``ytingest/config.py``. A description is the field's ``description=``, else the
-comment above its line in ``.env.example``, else ``FALLBACK`` (texts from the README's notes), else
-its comment in ``ytingest/config.py``.
+comment above its line in ``.env.example``, else its comment in ``ytingest/config.py``.
 """
 
 from __future__ import annotations
@@ -29,22 +28,6 @@ from ytingest.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
 MARKER = "<!-- settings: generated from ytingest.config.Settings by docs/hooks/config_page.py -->"
-
-# Settings that .env.example does not describe (texts from the README's notes and config.py's comments).
-FALLBACK = {
-    "ytdlp_user_plugins": "Also load the yt-dlp plugins in your home's plugin folders "
-    "(`~/.config/yt-dlp/plugins`, `~/.yt-dlp/plugins`, `~/yt-dlp-plugins`, ...); "
-    "off: only pip-installed ones and `YTDLP_PLUGIN_DIRS`.",
-    "worker_name": "A worker's name (`worker --name`; default `<host>-<pid>`): its audio folder and its row "
-    "in `workers`.",
-    "asr_beam_size": "Beam size of the ASR's decoding (1: greedy).",
-    "embed_queue_size": "Transcripts waiting for the embedder (the queue that feeds the embed stage).",
-    "db_queue_size": "Embedded videos waiting for a database writer (the queue that feeds the store).",
-    "embed_device": "Where the embedding model runs: auto picks cuda when torch sees a GPU.",
-    "speaker_device": "Where the speaker encoder runs: auto picks cuda when torch sees a GPU.",
-    "speaker_segmentation_step_s": "With `SPEAKER_DIARIZATION=segmentation`: a 10 s chunk every this many s.",
-    "min_free_bytes": "Downloads wait while the disk has less free than this many bytes.",
-}
 
 _KINDS: dict[object, str] = {
     int: "integer",
@@ -208,7 +191,7 @@ def settings_markdown(settings: type[Settings] = Settings, env_example: str | No
                 out += [_text(intro[0].upper() + intro[1:] + ("" if intro.endswith(".") else ".")), ""]
             out += ["| variable | type | default | description |", "|---|---|---|---|"]
         name = env_name(field.name, settings)
-        described = info.description or from_env.get(name) or FALLBACK.get(field.name) or field.comment
+        described = info.description or from_env.get(name) or field.comment
         description = described or "(no description yet)"
         if info.default_factory is not None:
             default = f"computed: `{field.factory or getattr(info.default_factory, '__name__', '?')}`"

@@ -58,8 +58,9 @@ def test_rows_show_the_real_defaults_types_and_bounds() -> None:
     assert "Concurrent yt-dlp downloads" in rows["IO_WORKERS"][2]  # from .env.example
 
 
-def test_fallback_descriptions_name_only_real_settings() -> None:
-    assert set(hook.FALLBACK) <= set(Settings.model_fields)
+def test_env_example_describes_only_real_settings() -> None:
+    described = hook.env_example_descriptions(hook.ENV_EXAMPLE.read_text(encoding="utf-8"))
+    assert described and {hook.env_name(n) for n in Settings.model_fields} >= set(described)
 
 
 def test_a_new_setting_appears_with_its_description() -> None:
