@@ -94,6 +94,11 @@ def test_search_modes_filters_and_dates_from_the_feed(ingested: Ingested) -> Non
     hits = r.json()
     assert hits and all({"volcano", "magma"} & set(h["text"].lower().replace(".", " ").split()) for h in hits)
     assert {h["video_id"] for h in hits} == {"ep05-volcano"}
+    # --lang reaches the search: English (the rows' language) finds the same; German matches the rows
+    # stored in German, and there are none
+    english = ingested.cli("search", "volcano magma", "--mode", "keyword", "--lang", "en", "--json")
+    assert english.returncode == 0 and english.json() == hits, english.stderr
+    assert ingested.cli("search", "volcano magma", "--mode", "keyword", "--lang", "de", "--json").json() == []
     newest = date(2026, 1, 1)  # the channel server's first pubDate
     for h in hits:
         assert h["upload_date"] == (newest - timedelta(days=by_id[h["video_id"]])).isoformat()
@@ -115,6 +120,7 @@ def test_bad_search_options_are_one_line_usage_errors(ingested: Ingested) -> Non
         ["--since", "yesterday"],
         ["--mode", "fuzzy"],
         ["--since", "2026-02-01", "--until", "2026-01-01"],
+        ["--lang", "klingon"],
     ):
         r = ingested.cli("search", "bread", *args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
