@@ -6,6 +6,7 @@ and the cleanup of dead workers' audio folders."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,6 +165,19 @@ async def test_a_dead_holders_slot_is_freed(db: Database, conn: asyncpg.Connecti
         assert await slots_held(conn) == 2
         await live.leave(pl)
         await waiting.leave(pw)
+
+
+async def test_a_gate_whose_link_broke_under_it_closes_without_raising(db: Database) -> None:
+    """Closing writes a goodbye to the server; on a link already broken (a terminated backend the
+    client has not noticed yet) that write fails with EPIPE, and close must drop the connection
+    instead of raising over the error that really ended the run (it raised BrokenPipeError)."""
+    gate = DownloadGate(db, concurrency=1)  # type: ignore[arg-type]
+    await gate.open()
+    conn = gate._conn
+    assert conn is not None
+    conn._transport.get_extra_info("socket").shutdown(socket.SHUT_WR)  # type: ignore[attr-defined]
+    await gate.close()
+    assert conn.is_closed()
 
 
 async def test_a_gate_whose_connection_is_lost_reconnects_and_keeps_the_cap(

@@ -83,9 +83,11 @@ async def test_database_outage_backs_up_the_pipeline_and_work_resumes(
     conn: asyncpg.Connection,
     models: tuple[WhisperTranscriber, SentenceEmbedder],
 ) -> None:
-    """The database disappears for 4 s mid-run: stages wait (queues stay bounded), then all is stored."""
+    """The database disappears mid-run until the store has retried for 2 s: stages wait (queues
+    stay bounded), then all is stored."""
     asr, emb = models
     async with PgProxy(fresh_dsn) as proxy, _channel(8) as channel:
+        channel.held = {e.id for e in channel.episodes[2:]}  # still to store when the database goes
         queues = {"db_queue_size": 2, "embed_queue_size": 2, "decode_queue_size": 2}
         cfg = Settings(
             ytingest_home=tmp_path,
@@ -100,12 +102,18 @@ async def test_database_outage_backs_up_the_pipeline_and_work_resumes(
                 run = asyncio.create_task(engine.stream(channel.feed_url))
                 await _when_stored(engine, run, 1)
                 proxy.take_down()
-                await asyncio.sleep(4)
+                channel.release()
+                for _ in range(450):  # the held videos reach the store while it is gone
+                    if any(e["event"] == "db_retry" for e in logs):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the store never met the outage")
+                await asyncio.sleep(2)
                 proxy.down = False
                 summary = await asyncio.wait_for(run, 120)
                 history = list(engine.monitor.history) if engine.monitor else []
     assert (summary.done, summary.failed) == (8, 0)
-    assert any(e["event"] == "db_retry" for e in logs)
     for snap in history:
         for stage in snap.stages.values():
             assert stage.depth <= stage.capacity
@@ -120,17 +128,23 @@ async def test_database_gone_for_good_fails_clearly_and_marks_nothing_done_unsto
     conn: asyncpg.Connection,
     models: tuple[WhisperTranscriber, SentenceEmbedder],
 ) -> None:
-    """The database never comes back: StoreError after DB_RETRY_S; every 'done' video has its rows."""
+    """The database never comes back: StoreError after DB_RETRY_S; every 'done' video has its rows.
+    Four of the six videos are held at the channel until the database is gone, so they are still to
+    store when it goes (batched decoding can finish every unheld video at once)."""
     asr, emb = models
     async with PgProxy(fresh_dsn) as proxy, _channel(6) as channel:
+        channel.held = {e.id for e in channel.episodes[2:]}
         cfg = Settings(ytingest_home=tmp_path, database_url=proxy.dsn, db_retry_s=2, batch_max_age_s=0.2)
         async with Engine(cfg, transcriber=asr, embedder=emb) as engine:
             run = asyncio.create_task(engine.stream(channel.feed_url))
             await _when_stored(engine, run, 1)
+            assert not run.done()
             proxy.take_down()
+            channel.release()
             with pytest.raises(StoreError):
                 await asyncio.wait_for(run, 120)
     rows = await _row_counts(conn)
     done = [r for r in rows if r["status"] == "done"]
     assert done and all(r["segments"] == r["n"] > 0 for r in done)
+    assert {r["id"] for r in done} <= {e.id for e in channel.episodes[:2]}
     assert all(r["n"] == 0 for r in rows if r["status"] != "done")

@@ -121,7 +121,7 @@ class ClaimFeed:
                 raise StoreError(f"the job queue failed at {self.db.where}: {reason}", transient=True)
         finally:
             ctx.settle_all("released")
-            await conn.close()
+            await self.db.close_one(conn)
         ctx.metrics.discovery_done = True
         await first.put(None)
 

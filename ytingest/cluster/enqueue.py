@@ -69,7 +69,7 @@ async def enqueue_channel(engine: Engine, url: str, listing: Listing) -> Enqueue
                     batch = []
             queued += await enqueue_refs(conn, batch)
     finally:
-        await conn.close()
+        await db.close_one(conn)
     result = Enqueued(queued, ctx.metrics.skipped + ctx.metrics.queued - queued)
     log.info("enqueued", channel=public_url(url), **result.to_dict())
     return result

@@ -63,7 +63,7 @@ class DownloadGate:
         """Close the connection: the server frees every slot it held."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            await conn.close()
+            await self._db.close_one(conn)
 
     async def _connection(self) -> asyncpg.Connection:
         """The gate's connection (hold ``_lock``); a lost one is opened again, as a new generation."""

@@ -116,6 +116,17 @@ class Store:
             reason = " ".join(redact(str(exc)).split()) or type(exc).__name__
             raise StoreError(f"{what} failed at {self.where}: {reason}", transient=True) from None
 
+    @staticmethod
+    async def close_one(conn: asyncpg.Connection, grace_s: float = 5.0) -> None:
+        """Close a connection from ``connect_one``; one whose link is already gone (a terminated
+        backend, a reset) is dropped instead of raising over the error that really ended the run."""
+        if conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.close(), grace_s)
+        except (TimeoutError, *_DB_ERRORS):
+            conn.terminate()
+
     async def embedding_dim(self) -> int | None:
         """The vector size the schema was first built for; None for a new database."""
         return self._dim

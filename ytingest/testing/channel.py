@@ -91,6 +91,8 @@ class ChannelServer:
       deadline (``throttle_for(seconds)`` sets it: a burst of that length);
       ``retry_after``: the Retry-After header sent with them (None: no header);
     - ``garbage``: episode ids served as bytes that are not audio; ``empty``: served as 0 bytes;
+    - ``held``: episode ids whose audio is answered only after ``release()`` (from any thread): a
+      test orders what reaches the pipeline before and after an event;
     - ``bad_feed``: the feed is broken XML;
     - ``require_cookie``: ``(name, value)`` the feed and the audio require, else they answer 403
       (as a site that wants a signed-in session does);
@@ -117,6 +119,7 @@ class ChannelServer:
     retry_after: float | None = None
     garbage: set[str] = field(default_factory=set)
     empty: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)
     bad_feed: bool = False
     require_cookie: tuple[str, str] | None = None
     require_basic_auth: tuple[str, str] | None = None
@@ -127,6 +130,8 @@ class ChannelServer:
     peak_downloads: int = 0
     port: int = 0
     _runner: web.AppRunner | None = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def feed_url(self) -> str:
@@ -136,10 +141,18 @@ class ChannelServer:
         """Answer 429 to every audio request for the next ``seconds``."""
         self.throttle_until = time.monotonic() + seconds
 
+    def release(self) -> None:
+        """Answer the ``held`` episodes' requests (those waiting and every later one)."""
+        if self._loop is None:
+            self._released.set()
+        else:
+            self._loop.call_soon_threadsafe(self._released.set)
+
     def episode(self, episode_id: str) -> Episode:
         return next(e for e in self.episodes if e.id == episode_id)
 
     async def start(self) -> str:
+        self._loop = asyncio.get_running_loop()
         app = web.Application()
         app.router.add_get("/feed.xml", self._feed)
         app.router.add_get("/audio/{name}", self._audio)
@@ -238,6 +251,8 @@ class ChannelServer:
         episode_id = name.removesuffix(suffix)
         self.hits[episode_id] += 1
         await asyncio.sleep(self.latency)
+        if episode_id in self.held:
+            await self._released.wait()
         fault = self._refused(request) or self._fault(episode_id)
         if fault is not None:
             self.log.append((time.monotonic(), episode_id, fault.status))
