@@ -32,6 +32,7 @@ lint: install
 	$(VENV)/bin/ruff check ytingest tests bench examples docs/hooks
 	$(VENV)/bin/ruff format --check ytingest tests bench examples docs/hooks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo  # the layer contracts in .importlinter
 
 # the documentation site (docs/, mkdocs.yml) into build/site; --strict: a broken link or anchor fails it
 docs: $(VENV)/.docs-installed

@@ -350,7 +350,7 @@ def oom_child(out: Path, *, device: str, start: int, fits: int | None) -> None:
     for OOM_LEAVE); ``out`` is rewritten as it goes, so a step stopped at its box shows what it tried."""
     import structlog.testing
 
-    from tests.unit.fakes import FakeDatabase
+    from ytingest.testing.fakes import MemoryStore
     from ytingest.config import Settings
     from ytingest.items import AudioFile, DecodedAudio, VideoRef
     from ytingest.models.asr import WhisperTranscriber
@@ -379,7 +379,7 @@ def oom_child(out: Path, *, device: str, start: int, fits: int | None) -> None:
     data.update(windows=len(group), chunks=per_copy * copies, attempts=recorder.attempts)
     home = out.parent / "home"
     settings = Settings(_env_file=None, ytingest_home=home, asr_batching="cross")  # type: ignore[call-arg]
-    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))  # a ledger never written
+    ctx = RunContext(settings, MemoryStore(), metrics_for(PIPELINE, settings))  # a ledger never written
     # as the ASR stage sets it from the model's own batch size (Settings caps ASR_BATCH_SIZE at 256)
     ctx.tuning.asr_batch_size = ctx.tuning.asr_batch_max = start
     with ThreadPoolExecutor(1) as pool, structlog.testing.capture_logs() as events:

@@ -171,7 +171,8 @@ async def sink_replay(
     settings = Settings()
     ctx = RunContext(settings, db, metrics_for(PIPELINE, settings))
     t0 = time.perf_counter()
-    await store_worker(ctx, inbox, asr_model="bench", embed_model="bench")
+    counters = ctx.metrics.stages["store"]
+    await store_worker(ctx, inbox, counters=counters, asr_model="bench", embed_model="bench")
     seconds = {"store": time.perf_counter() - t0, "rows": sum(len(it.transcript.segments) for it in items)}
     await db.close()
     groups, at = [], 0

@@ -42,9 +42,9 @@ from ytingest.db.search import SEARCH_INDEXES
 from ytingest.items import EmbeddedTranscript, Transcript
 from ytingest.models.asr import WhisperTranscriber
 from ytingest.models.embedder import SentenceEmbedder
-from ytingest.stages.discover import YtDlpDiscoverer
-from ytingest.stages.download import YtDlpDownloader
 from ytingest.testing import ChannelServer, Episode, sample_episodes
+from ytingest.ytdlp.downloader import YtDlpDownloader
+from ytingest.ytdlp.lister import YtDlpDiscoverer
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("sequential", "bulk", "stream", "asr_only")

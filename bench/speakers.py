@@ -45,7 +45,7 @@ from ytingest.items import SAMPLE_RATE, Segment, Voiceprint
 from ytingest.models.asr import AsrResult, WhisperTranscriber
 from ytingest.models.ge2e import Ge2eEncoder
 from ytingest.models.segmentation import Segmenter
-from ytingest.models.speakers import SpeakerTagger
+from ytingest.ports import SpeakerTagger
 from ytingest.speakers.cluster import name_voices, unit
 from ytingest.speakers.diarize import SegmentationTagger
 from ytingest.speakers.setup import tagger_for

@@ -21,7 +21,7 @@ import aiohttp
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from ytingest.cli_args import build_parser, check_speaker_args, settings_from
+from ytingest.cli_args import check_speaker_args, listing_from, parse_args, query_from, settings_from
 from ytingest.cli_cluster import (
     cmd_db,
     cmd_enqueue,
@@ -43,8 +43,8 @@ from ytingest.cli_output import (
 )
 from ytingest.config import Settings
 from ytingest.doctor import format_line, run_checks, summary_line
-from ytingest.engine import Engine, first_error
-from ytingest.errors import ConfigError, YtingestError
+from ytingest.engine import Engine
+from ytingest.errors import ConfigError, YtingestError, first_error
 from ytingest.eventloop import run
 from ytingest.export import render
 from ytingest.items import RunSummary
@@ -64,8 +64,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def main(argv: Sequence[str] | None = None) -> int:
     limit_arenas()
     trim_periodically()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     if args.command == "stream" and args.dashboard is None:
         args.dashboard = sys.stderr.isatty() and not args.json
     quiet = args.command == "stream" and args.dashboard and args.log_level == "info"
@@ -134,8 +133,7 @@ def _install_signals(engine: Engine) -> None:
 async def cmd_stream(engine: Engine, args: argparse.Namespace) -> int:
     try:
         async with asyncio.TaskGroup() as tg:
-            listing = {k: getattr(args, k) for k in ("limit", "skip_shorts", "since", "until", "new_only")}
-            run = tg.create_task(engine.stream(args.url, **listing))
+            run = tg.create_task(engine.stream(args.url, **listing_from(args)))
             if args.dashboard:
                 tg.create_task(_live(lambda: render_dashboard(engine.status_document()), until=run))
     except* YtingestError as group:
@@ -210,13 +208,9 @@ async def cmd_retry(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
-    options = ("limit", "speaker", "channel", "video", "since", "until", "min_score", "lang")
-    hits = await engine.search(
-        args.query,
-        mode=args.search_mode,
-        embed_model=embed_model_name(engine.settings.embed_model),  # its vectors are the ones compared
-        **{k: getattr(args, k) for k in options},
-    )
+    # the engine's embedder's vectors are the ones compared
+    query = query_from(args, embed_model=embed_model_name(engine.settings.embed_model))
+    hits = await engine.search(query)
     if args.json:
         print_json([h.to_dict() for h in hits])
         return EXIT_OK

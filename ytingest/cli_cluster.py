@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ytingest.cli_args import listing_from
 from ytingest.cluster.enqueue import enqueue_channel
 from ytingest.cluster.worker import default_name, run_worker
 from ytingest.config import Settings
@@ -71,15 +72,7 @@ async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_enqueue(engine: Engine, args: argparse.Namespace) -> int:
-    listing = Listing(
-        limit=args.limit,
-        skip_shorts=args.skip_shorts,
-        since=args.since,
-        until=args.until,
-        new_only=args.new_only,
-        tabs=args.tabs,
-    )
-    result = await enqueue_channel(engine, args.url, listing)
+    result = await enqueue_channel(engine, args.url, Listing(**listing_from(args)))
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

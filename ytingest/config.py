@@ -74,7 +74,10 @@ class Settings(BaseSettings):
     embed_queue_size: int = Field(8, ge=1)
     db_queue_size: int = Field(8, ge=1)
 
-    # models
+    # models: each backend is chosen by name (ytingest/backends.py; third parties register theirs
+    # under the "ytingest.backends" entry-point group), each model by the backend's own name for it
+    asr_backend: str = "faster-whisper"
+    embed_backend: str = "sentence-transformers"
     asr_model: str = "bundled"
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"
     asr_compute_type: str = "auto"
@@ -97,7 +100,7 @@ class Settings(BaseSettings):
     # every other voice a per-channel unknown-N. Thresholds chosen on real speech: bench/speakers.py
     speakers: bool = True
     voices_dir: Path | None = None
-    speaker_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"
+    speaker_backend: str = "resemblyzer"  # or "pyannote", or a registered one (ytingest/backends.py)
     # segmentation: pyannote's segmentation-3.0 (ONNX) finds local speakers and overlap in 10 s chunks
     # every SPEAKER_SEGMENTATION_STEP_S, the encoder tells them apart; windows: the encoder alone
     # over short windows of the ASR's speech (the default until segmentation beats it on stored

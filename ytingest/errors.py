@@ -91,3 +91,12 @@ class NotYetAvailableError(DownloadError):
     def __init__(self, message: str, *, live_status: str = "is_upcoming") -> None:
         super().__init__(message, permanent=False)
         self.live_status = live_status
+
+
+def first_error(group: BaseExceptionGroup[YtingestError]) -> YtingestError:
+    """The first ytingest error in a (possibly nested) exception group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, YtingestError)
+    return exc

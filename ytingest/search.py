@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from ytingest.errors import ConfigError
@@ -105,25 +105,70 @@ def phrase_pattern(phrase: str) -> str:
     return r"\m" + r"[\s-]+".join(words) + r"\M"
 
 
+def whole_number(value: str) -> int:
+    """A search option's whole number (``--limit``, ``limit=``); ConfigError: one line."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ConfigError(f"must be a whole number, not {value!r}") from None
+
+
+def finite_number(value: str) -> float:
+    """A search option's finite number (``--min-score``, ``min_score=``); ConfigError: one line."""
+    try:
+        result = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"must be a number, not {value!r}") from None
+    if not math.isfinite(result):
+        raise ConfigError(f"must be a finite number, not {value!r}")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOption:
+    """How a ``SearchQuery`` field is given as text: ``--name`` on the command line, ``name=`` in
+    the web's query string. Both turn the text into the field's value with ``parse`` (a ConfigError
+    of one line when it cannot), then ``SearchQuery`` checks the whole query."""
+
+    help: str
+    parse: Callable[[str], object] = str
+    choices: tuple[str, ...] = ()
+
+
+def _option(
+    help: str, parse: Callable[[str], object] = str, *, choices: tuple[str, ...] = (), default: object = None
+) -> Any:
+    """A ``SearchQuery`` field that is one of its options."""
+    return field(default=default, metadata={"option": QueryOption(help, parse, choices)})
+
+
+def query_options() -> dict[str, QueryOption]:
+    """``SearchQuery``'s options by field name, in declaration order (the CLI's flags, the web's
+    parameters)."""
+    return {f.name: f.metadata["option"] for f in fields(SearchQuery) if "option" in f.metadata}
+
+
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
-    """One search: the text, the ranking mode, and filters that every mode applies."""
+    """One search: the text, the ranking mode, and filters that every mode applies. The fields with
+    a ``QueryOption`` are the search's options, declared here once for the CLI and the web."""
 
     text: str
-    mode: Mode = "hybrid"
-    limit: int = 10
-    speaker: str | None = None
-    channel: str | None = None
-    video: str | None = None
-    since: date | None = None
-    until: date | None = None
-    min_score: float | None = None
+    mode: Mode = _option("how hits are ranked", choices=MODES, default="hybrid")
+    limit: int = _option("how many hits, 1-1000", whole_number, default=10)
+    speaker: str | None = _option("only segments of this speaker")
+    channel: str | None = _option("only videos of this channel URL")
+    video: str | None = _option("only this video id")
+    since: date | None = _option("uploaded on or after: YYYY-MM-DD or 7d, 2w, 3m", parse_day)
+    until: date | None = _option("uploaded on or before: YYYY-MM-DD or 7d, 2w, 3m", parse_day)
+    min_score: float | None = _option("drop hits scoring below this (the mode's score)", finite_number)
     # the query embedder's stored name (``embed_model_name``): its vectors are the ones compared;
     # None: the one stored model of the query vector's size
     embed_model: str | None = None
-    # the language of the query's words (an ISO code or a text-search configuration: ``--lang``);
-    # None: detected among the stored languages (ytingest/languages.py)
-    lang: str | None = None
+    lang: str | None = _option(
+        "the query's language for word search: an ISO code (de, es) or a text-search configuration"
+        " (german, simple); default: detected among the stored languages (docs/LANGUAGES.md)"
+    )
     parts: QueryParts = field(default=QueryParts((), (), ()), init=False)
 
     def __post_init__(self) -> None:

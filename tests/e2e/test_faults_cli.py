@@ -100,7 +100,7 @@ def test_corrupt_empty_and_non_audio_files_fail_with_reasons(cli: Cli) -> None:
     assert r.returncode == 1
     assert (r.json()["done"], r.json()["failed"]) == (3, 2)
     reasons = {f["video_id"]: (f["stage"], f["reason"]) for f in cli("status", "--json").json()["failures"]}
-    assert reasons["ep01-vectors"][0] == "transcribe" and "quarantine" in reasons["ep01-vectors"][1]
+    assert reasons["ep01-vectors"][0] == "decode" and "quarantine" in reasons["ep01-vectors"][1]
     assert "empty" in reasons["ep02-sleep"][1]
     assert [p.name for p in (cli.home / "quarantine").iterdir()] == ["ep01-vectors.mp3"]
 

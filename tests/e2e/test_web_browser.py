@@ -31,6 +31,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import Cli, database_on, make_cli, stop_process, wait_until_serving
+from ytingest.stages.description import PIPELINE
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import SAMPLES, Episode, sample_episodes
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes
@@ -237,7 +238,8 @@ def _read_run_page(d: WebDriver) -> dict[str, Any]:
         for (const tr of document.querySelectorAll('#stages tbody tr')) {
           const cell = c => tr.querySelector('.' + c).textContent;
           rows[tr.dataset.stage] = {depth: +cell('depth'), capacity: +cell('capacity'), busy: cell('busy'),
-                                    done: +cell('done'), rate: cell('rate')};
+                                    done: +cell('done'), rate: cell('rate'),
+                                    colour: tr.querySelector('.name').style.borderLeftColor};
         }
         const canvas = document.getElementById('timeline');
         const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -306,6 +308,8 @@ def test_run_page_follows_a_live_run(site: Site, live_run: subprocess.Popen[str]
         v["rows"]["download"]["done"] for v in running
     )
     assert {"download", "asr", "store"} <= set(running[-1]["rows"])
+    rgb = {st.name: "rgb({}, {}, {})".format(*bytes.fromhex(st.colour[1:])) for st in PIPELINE}
+    assert {s: r["colour"] for s, r in running[-1]["rows"].items()} == rgb  # each its described colour
     assert all(v["verdict"] for v in running) and any(v["advice"] for v in running)
     assert running[-1]["inked"] > 1000  # the timeline was drawn
     assert all(v["xss"] == "undefined" for v in seen)

@@ -20,9 +20,9 @@ import pytest
 from tests.conftest import Cli
 from ytingest.config import Settings
 from ytingest.doctor.plugins import plugin_checks
-from ytingest.stages.ytdlp_options import ytdlp_invocation
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import sample_episodes
+from ytingest.ytdlp.options import ytdlp_invocation
 
 PLUGINS = Path(__file__).parents[1] / "fixtures" / "ytdlp_plugins"  # folder of plugin packages
 PROBE = PLUGINS / "ytingest_probe"  # one package: yt_dlp_plugins/extractor/ytingest_probe.py

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.wer import MAX_MEAN_WER, wer
-from ytingest.items import WindowResult
+from ytingest.items import DecodedAudio, WindowResult
 from ytingest.models.asr import WhisperTranscriber
-from ytingest.stages.decode import DecodedAudio, PreparingTranscriber
+from ytingest.ports import PreparingTranscriber
 from ytingest.stages.transcribe import transcribe_group
 from ytingest.testing import sample_episodes
 from ytingest.testing.real_speech import REAL
@@ -56,7 +56,7 @@ def test_group_hands_each_window_on_with_its_decoded_audio(cross: WhisperTranscr
     """transcribe_group hands each file's own decoded audio and words on to the speakers stage,
     which tags the speakers on that audio and moves the segments onto the video's timeline."""
     from ytingest.items import AudioFile, TranscribedWindow, VideoRef
-    from ytingest.models.speakers import Tagged
+    from ytingest.ports import Tagged
     from ytingest.stages.speakers import label_window
 
     eps = sample_episodes()[:3]

@@ -203,7 +203,7 @@ async def test_the_embed_stage_keeps_windows_of_long_videos_and_the_store_forget
         inbox.put_nowait(LabelledWindow(file, w))
     inbox.put_nowait(LabelledWindow(short_file, replace(window(0), last=True)))
     inbox.put_nowait(None)
-    await run_batcher(ctx, HashEmbedder(), None, inbox, outbox)  # type: ignore[arg-type]
+    await run_batcher(ctx, HashEmbedder(), None, inbox, outbox, counters=ctx.metrics.stages["embed"])  # type: ignore[arg-type]
     first = outbox.get_nowait()
     assert first is not None and first.transcript.video == short and outbox.empty()
     assert [r["window_index"] for r in await db.checkpointed(REF.id)] == [0, 1]
@@ -213,7 +213,7 @@ async def test_the_embed_stage_keeps_windows_of_long_videos_and_the_store_forget
 
     inbox.put_nowait(LabelledWindow(file, window(2, last=True)))
     inbox.put_nowait(None)
-    await run_batcher(ctx, HashEmbedder(), None, inbox, outbox)  # type: ignore[arg-type]
+    await run_batcher(ctx, HashEmbedder(), None, inbox, outbox, counters=ctx.metrics.stages["embed"])  # type: ignore[arg-type]
     whole = outbox.get_nowait()
     assert whole is not None and len(whole.transcript.segments) == 9
     assert [r["window_index"] for r in await db.checkpointed(REF.id)] == [0, 1, 2]

@@ -15,8 +15,8 @@ import pytest
 from pgqueuer.models import Job
 
 from ytingest.cluster.claims import RoomyQueue
-from ytingest.cluster.jobs import enqueue_refs, install_queue, queries_on, ref_of
 from ytingest.db.cluster import ENTRYPOINT
+from ytingest.db.jobs import enqueue_refs, install_queue, queries_on, ref_of
 from ytingest.items import VideoRef
 
 LEASE = timedelta(seconds=2)  # heartbeats every second

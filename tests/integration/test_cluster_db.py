@@ -17,9 +17,9 @@ import pytest
 
 from ytingest.cluster.claims import clean_dead_workers
 from ytingest.cluster.gate import DownloadGate, Pass
-from ytingest.cluster.jobs import enqueue_refs, install_queue, jobs_left, payload_of, queries_on, ref_of
 from ytingest.db.cluster import GATE_LOCKS, ClaimVerdict
 from ytingest.db.database import Database
+from ytingest.db.jobs import enqueue_refs, install_queue, jobs_left, payload_of, queries_on, ref_of
 from ytingest.errors import ConfigError
 from ytingest.items import VideoRef
 
@@ -50,7 +50,7 @@ async def gates(db: Database, n: int, **kw: float) -> AsyncIterator[list[Downloa
 
 def backend_pid(gate: DownloadGate) -> int:
     assert gate._conn is not None
-    return int(gate._conn.get_server_pid())
+    return gate._conn.backend_pid
 
 
 async def slots_held(conn: asyncpg.Connection, pid: int | None = None) -> int:
@@ -173,8 +173,8 @@ async def test_a_gate_whose_link_broke_under_it_closes_without_raising(db: Datab
     instead of raising over the error that really ended the run (it raised BrokenPipeError)."""
     gate = DownloadGate(db, concurrency=1)  # type: ignore[arg-type]
     await gate.open()
-    conn = gate._conn
-    assert conn is not None
+    assert gate._conn is not None
+    conn = gate._conn._conn
     conn._transport.get_extra_info("socket").shutdown(socket.SHUT_WR)  # type: ignore[attr-defined]
     await gate.close()
     assert conn.is_closed()

@@ -3,9 +3,9 @@
 import sys
 from pathlib import Path
 
-from ytingest.stages.discover import YtDlpDiscoverer
-from ytingest.stages.download import YtDlpDownloader
 from ytingest.testing import ChannelServer, sample_episodes
+from ytingest.ytdlp.downloader import YtDlpDownloader
+from ytingest.ytdlp.lister import YtDlpDiscoverer
 
 YTDLP = (sys.executable, "-m", "yt_dlp")
 

@@ -133,7 +133,7 @@ async def test_a_model_error_fails_one_video_transient_and_retry_stores_it(
     assert wrapper.raised >= 1
     assert (first.done, first.failed) == (2, 1)
     failure = first.failures[0]
-    assert failure.video_id == bad.id and failure.stage == "transcribe"
+    assert failure.video_id == bad.id and failure.stage == "asr"
     assert "CUDNN_STATUS_EXECUTION_FAILED" in failure.reason
     assert not (tmp_path / "quarantine").exists()
     assert [f["video_id"] for f in status["failures"]] == [bad.id]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import structlog
 
-from tests.unit.fakes import FakeDiscoverer, FakeDownloader, refs
 from tests.unit.test_engine_logic import make_engine
 from ytingest.errors import RateLimitedError
 from ytingest.items import AudioFile, VideoRef
+from ytingest.testing.fakes import FakeDownloader, FakeSource, refs
 
 
 @dataclass
@@ -45,7 +45,7 @@ async def test_a_429_burst_halves_io_workers_then_a_clean_source_climbs_back(tmp
         diagnose_window_s=0.15,
         rate_limit_base_s=0.3,
         rate_limit_max_s=0.3,
-        discoverer=FakeDiscoverer(refs(120)),
+        discoverer=FakeSource(refs(120)),
         downloader=downloader,
     )
     with structlog.testing.capture_logs() as logs:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import structlog
+from anyio import CapacityLimiter
 
-from tests.unit.fakes import FakeDatabase, FakeDiscoverer, FakeDownloader, refs
 from tests.unit.test_diagnose import KNOBS, snap
 from tests.unit.test_engine_logic import make_engine
 from ytingest.config import Settings
@@ -23,10 +23,10 @@ from ytingest.monitor.http import SnapshotCollector
 from ytingest.pipeline.budget import BudgetSample, HourlyBudget, budget_rate, download_budget, is_youtube
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.counters import StageCounters
-from ytingest.pipeline.limiter import Limiter
 from ytingest.pipeline.tuning import Tuning, budget_io_cap
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.discover import ListDiscoverer, Listing, run_discovery
+from ytingest.testing.fakes import FakeDownloader, FakeSource, MemoryStore, refs
 
 
 class Clock:
@@ -135,7 +135,9 @@ def _tuner(io: int, latency_s: float | None, per_hour: float = 250) -> AutoTuner
     counters = StageCounters("download", io)
     if latency_s is not None:
         counters.latencies.extend([latency_s] * 4)
-    return AutoTuner(Tuning(Limiter(io), 8, 8), None, counters, cooldown=0, budget=HourlyBudget(per_hour))
+    return AutoTuner(
+        Tuning(CapacityLimiter(io), 8, 8), None, counters, cooldown=0, budget=HourlyBudget(per_hour)
+    )
 
 
 async def test_autotune_never_climbs_past_the_budget() -> None:
@@ -220,7 +222,7 @@ def test_status_dashboard_and_metrics_show_the_budget() -> None:
 
 def _ctx(tmp_path: Path, budget: HourlyBudget | None) -> RunContext:
     s = Settings(ytingest_home=tmp_path, speakers=False)
-    ctx = RunContext(s, FakeDatabase(), metrics_for(PIPELINE, s))
+    ctx = RunContext(s, MemoryStore(), metrics_for(PIPELINE, s))
     ctx.budget = budget
     return ctx
 
@@ -230,7 +232,7 @@ async def test_a_listing_takes_one_unit_and_one_per_hundred_entries(tmp_path: Pa
     budget = HourlyBudget(360_000)
     ctx = _ctx(tmp_path, budget)
     out: asyncio.Queue[VideoRef | None] = asyncio.Queue()
-    await run_discovery(ctx, FakeDiscoverer(refs(250)), "chan", out, Listing())
+    await run_discovery(ctx, FakeSource(refs(250)), "chan", out, Listing())
     assert budget.sample().listing_last_hour == 3
     again = HourlyBudget(360_000)
     await run_discovery(_ctx(tmp_path, again), ListDiscoverer(refs(5)), "ytingest:retry", asyncio.Queue())
@@ -247,7 +249,7 @@ async def test_stream_paces_downloads_by_the_budget(tmp_path: Path) -> None:
             return await super().download(ref, dest)
 
     engine, _ = make_engine(
-        tmp_path, download_rate_global=36_000, discoverer=FakeDiscoverer(refs(4)), downloader=Timed()
+        tmp_path, download_rate_global=36_000, discoverer=FakeSource(refs(4)), downloader=Timed()
     )
     with structlog.testing.capture_logs() as logs:
         async with engine:

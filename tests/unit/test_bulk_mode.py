@@ -6,10 +6,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.unit.fakes import FakeDatabase, FakeDiscoverer, FakeDownloader, FakeTranscriber, refs
 from tests.unit.test_engine_logic import make_engine
 from ytingest.items import AudioFile, VideoRef
 from ytingest.models.asr import AsrResult
+from ytingest.testing.fakes import FakeDownloader, FakeSource, FakeTranscriber, MemoryStore, refs
 
 
 @dataclass
@@ -36,7 +36,7 @@ class TimedTranscriber(FakeTranscriber):
 
 async def test_bulk_downloads_everything_before_transcribing(tmp_path: Path) -> None:
     """Every download ends before the first transcription starts; every video is stored once."""
-    db, dl, asr = FakeDatabase(), TimedDownloader(delay=0.01), TimedTranscriber()
+    db, dl, asr = MemoryStore(), TimedDownloader(delay=0.01), TimedTranscriber()
     engine, _ = make_engine(
         tmp_path,
         mode="bulk",
@@ -44,7 +44,7 @@ async def test_bulk_downloads_everything_before_transcribing(tmp_path: Path) -> 
         database=db,
         downloader=dl,
         transcriber=asr,
-        discoverer=FakeDiscoverer(refs(12)),
+        discoverer=FakeSource(refs(12)),
     )
     async with engine:
         summary = await engine.stream("chan")
@@ -56,7 +56,7 @@ async def test_bulk_downloads_everything_before_transcribing(tmp_path: Path) -> 
 
 async def test_bulk_works_in_waves_when_the_channel_exceeds_the_disk_budget(tmp_path: Path) -> None:
     """With a 1 MB budget and 0.4 MB files, transcription starts before the last download ends."""
-    db, dl, asr = FakeDatabase(), TimedDownloader(delay=0.01, size=400_000), TimedTranscriber()
+    db, dl, asr = MemoryStore(), TimedDownloader(delay=0.01, size=400_000), TimedTranscriber()
     engine, _ = make_engine(
         tmp_path,
         mode="bulk",
@@ -65,7 +65,7 @@ async def test_bulk_works_in_waves_when_the_channel_exceeds_the_disk_budget(tmp_
         database=db,
         downloader=dl,
         transcriber=asr,
-        discoverer=FakeDiscoverer(refs(12)),
+        discoverer=FakeSource(refs(12)),
     )
     async with engine:
         summary = await engine.stream("chan")

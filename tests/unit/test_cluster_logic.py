@@ -11,26 +11,26 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from anyio import CapacityLimiter
 from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
 
-from tests.unit.fakes import FakeDatabase
 from tests.unit.test_retry_policy import Scripted
 from ytingest.cli_args import settings_from
 from ytingest.cluster.claims import ClaimFeed
-from ytingest.cluster.jobs import payload_of
 from ytingest.cluster.worker import default_name
 from ytingest.config import Settings
 from ytingest.db.cluster import ClaimVerdict
 from ytingest.db.database import Database
+from ytingest.db.jobs import payload_of
 from ytingest.errors import ConfigError, RateLimitedError, StoreError
 from ytingest.items import VideoRef
 from ytingest.monitor.dashboard import cluster_line
 from ytingest.pipeline.context import RunContext
-from ytingest.pipeline.limiter import Limiter
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.download import DownloadPolicy, _download_with_retries
 from ytingest.stages.pause import SharedBackoff
+from ytingest.testing.fakes import MemoryStore
 
 
 @dataclass
@@ -55,10 +55,10 @@ class FakeGate:
         self.pauses.append((seconds, reason))
 
 
-def _ctx(tmp_path: Path) -> tuple[RunContext, FakeDatabase]:
+def _ctx(tmp_path: Path) -> tuple[RunContext, MemoryStore]:
     settings = Settings(ytingest_home=tmp_path, retry_base_s=0.01, retry_max_s=0.02, download_attempts=3)
     settings.audio_dir.mkdir(parents=True, exist_ok=True)
-    db = FakeDatabase()
+    db = MemoryStore()
     return RunContext(settings, db, metrics_for(PIPELINE, settings)), db
 
 
@@ -82,9 +82,9 @@ async def test_every_download_holds_a_global_pass_and_a_429_pauses_the_cluster(t
     ref = VideoRef("vid", "http://x/vid")
     await db.register_video(ref)
     gate = FakeGate()
-    policy = DownloadPolicy(Limiter(1), SharedBackoff(base_s=0.01, cap_s=0.05), gate=gate)
+    policy = DownloadPolicy(CapacityLimiter(1), SharedBackoff(base_s=0.01, cap_s=0.05), gate=gate)
     scripted = Scripted([RateLimitedError("HTTP Error 429", retry_after=0.02, kind="429")])
-    audio = await _download_with_retries(ctx, scripted, ref, policy)
+    audio = await _download_with_retries(ctx, scripted, ref, policy, counters=ctx.metrics.stages["download"])
     assert audio is not None and scripted.calls == 2
     assert gate.entered == 2 and gate.left == ["pass1", "pass2"]
     assert gate.pauses == [(0.02, "429")]
@@ -96,8 +96,11 @@ async def test_a_download_refused_by_a_stopping_gate_is_released(tmp_path: Path)
     ref = VideoRef("vid", "http://x/vid")
     left = ctx.expect("vid")
     scripted = Scripted([])
-    policy = DownloadPolicy(Limiter(1), SharedBackoff(), gate=FakeGate(refuse=True))
-    assert await _download_with_retries(ctx, scripted, ref, policy) is None
+    policy = DownloadPolicy(CapacityLimiter(1), SharedBackoff(), gate=FakeGate(refuse=True))
+    assert (
+        await _download_with_retries(ctx, scripted, ref, policy, counters=ctx.metrics.stages["download"])
+        is None
+    )
     assert scripted.calls == 0 and not ctx.failures and await left == "released"
 
 

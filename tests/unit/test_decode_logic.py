@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
 from ytingest.items import AudioFile, DecodedAudio, PreparedAudio, ResumePoint, VideoRef
 from ytingest.models.growing import DownloadEnded, end_marker, mark_end
@@ -19,11 +18,12 @@ from ytingest.pipeline.context import RunContext
 from ytingest.stages.decode import decode_worker
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.handoff import find_part
+from ytingest.testing.fakes import MemoryStore
 
 
 def make_ctx(tmp_path: Path, points: dict[str, ResumePoint]) -> RunContext:
     settings = Settings(ytingest_home=tmp_path)
-    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))  # type: ignore[arg-type]
+    ctx = RunContext(settings, MemoryStore(), metrics_for(PIPELINE, settings))  # type: ignore[arg-type]
 
     async def resume_at(video_id: str) -> ResumePoint | None:
         return points.get(video_id)
@@ -55,7 +55,7 @@ async def run(ctx: RunContext, decoder: FakeDecoder, files: list[AudioFile]) -> 
     outbox: asyncio.Queue[DecodedAudio | None] = asyncio.Queue()
     for item in (*files, None):
         inbox.put_nowait(item)
-    await decode_worker(ctx, decoder, inbox, outbox)
+    await decode_worker(ctx, decoder, inbox, outbox, counters=ctx.metrics.stages["decode"])
     return [outbox.get_nowait() for _ in range(outbox.qsize())]  # type: ignore[misc]
 
 
@@ -95,12 +95,13 @@ async def test_a_download_failing_under_the_decoder_drops_the_video_once(tmp_pat
 
 
 async def test_a_download_gone_silent_is_failed_by_the_decoder(tmp_path: Path) -> None:
-    """No marker at all (the download stage never said how it ended): the decode stage fails it."""
+    """No marker at all (the download stage never said how it ended): the decode stage fails it,
+    in its own name (the decoder is what waited for it in vain)."""
     ctx, decoder = make_ctx(tmp_path, {}), FakeDecoder(fail_after=0)
     part = tmp_path / "v.webm.part"
     part.write_bytes(b"\x1a\x45\xdf\xa3")
     await run(ctx, decoder, [AudioFile(VideoRef("v", "u"), tmp_path / "v.webm", 0, growing=part)])
-    assert [(f.video_id, f.stage) for f in ctx.failures] == [("v", "download")]
+    assert [(f.video_id, f.stage) for f in ctx.failures] == [("v", "decode")]
 
 
 def test_the_hand_off_finds_only_this_videos_part(tmp_path: Path) -> None:

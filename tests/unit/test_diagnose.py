@@ -5,6 +5,7 @@ from __future__ import annotations
 from ytingest.monitor.diagnose import Knobs, diagnose
 from ytingest.monitor.gpu import GpuSample
 from ytingest.monitor.sampler import Snapshot, StageSample
+from ytingest.stages.description import PIPELINE
 
 CAPS = {"download": 64, "decode": 4, "asr": 2, "speakers": 8, "embed": 8, "store": 8}
 QUEUES = {
@@ -16,6 +17,7 @@ QUEUES = {
     "store": "db_q",
 }
 KNOBS = Knobs(io_workers=12, asr_workers=4, batch_size=384, db_workers=2)
+DESCRIBED = {st.name: st for st in PIPELINE}  # each stage's advice and model flag, as a run has them
 
 
 def snap(
@@ -45,6 +47,8 @@ def snap(
             latency_s=latency.get(n, 0.0),
             done=0,
             errors=0,
+            model=DESCRIBED[n].model,
+            advice=DESCRIBED[n].advice,
         )
         for n in CAPS
     }
@@ -173,7 +177,7 @@ def test_a_bot_check_storm_is_the_source_with_cookie_advice_on_the_dashboard() -
     from rich.console import Console
 
     from ytingest.monitor.dashboard import render
-    from ytingest.stages.retry import classify
+    from ytingest.ytdlp.failures import classify
 
     bot = "[youtube] x: Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies"
     assert classify(bot).__class__.__name__ == "RateLimitedError"  # what the download stage counts

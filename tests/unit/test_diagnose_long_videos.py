@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+from anyio import CapacityLimiter
 from rich.console import Console
 
 from tests.unit.test_diagnose import KNOBS, snap
@@ -17,7 +18,6 @@ from ytingest.monitor.dashboard import render
 from ytingest.monitor.diagnose import diagnose
 from ytingest.monitor.gpu import GpuProbe
 from ytingest.monitor.sampler import Sampler, Snapshot
-from ytingest.pipeline.limiter import Limiter
 from ytingest.pipeline.queues import StageQueue
 from ytingest.pipeline.tuning import Tuning
 from ytingest.stages.description import PIPELINE, metrics_for
@@ -72,7 +72,7 @@ def test_audio_waiting_in_downloads_leaves_a_download_bottleneck_to_autotune() -
     assert v.stage == "download" and v.knob == "IO_WORKERS"
 
     async def steps() -> tuple[int, int]:
-        t = Tuning(Limiter(KNOBS.io_workers), 768, 768)
+        t = Tuning(CapacityLimiter(KNOBS.io_workers), 768, 768)
         tuner = AutoTuner(t, cooldown=0)
         await tuner.step(diagnose([model_snap(900.0)] * 3, KNOBS))
         after_asr = t.io_workers

@@ -13,7 +13,8 @@ import pytest
 from tests.conftest import our_children
 from ytingest.errors import DiscoverError
 from ytingest.items import VideoRef
-from ytingest.stages.discover import YtDlpDiscoverer, entry_to_ref, is_short, last_error_line, safe_id
+from ytingest.stages.discover import is_short
+from ytingest.ytdlp.lister import YtDlpDiscoverer, entry_to_ref, last_error_line, safe_id
 
 
 def test_youtube_entry_keeps_its_id_and_duration() -> None:

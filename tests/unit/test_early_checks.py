@@ -20,7 +20,7 @@ from ytingest.errors import ConfigError
 from ytingest.items import RunSummary
 from ytingest.monitor.http import MetricsServer, serve_app
 from ytingest.preflight import check_database_url, check_free, check_output_file, check_source_url
-from ytingest.stages.retry import classify, media_url_refusal
+from ytingest.ytdlp.failures import classify, media_url_refusal
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_the_downloader_refuses_a_data_url_without_running_ytdlp(tmp_path: Path)
     yt-dlp that does not exist would fail with "cannot run" instead."""
     from ytingest.errors import DownloadError
     from ytingest.items import VideoRef
-    from ytingest.stages.download import YtDlpDownloader
+    from ytingest.ytdlp.downloader import YtDlpDownloader
 
     downloader = YtDlpDownloader(ytdlp=(str(tmp_path / "no-such-yt-dlp"),), pick_extractor=False)
     with pytest.raises(DownloadError) as caught:
@@ -228,6 +228,7 @@ async def test_a_report_that_fails_after_the_run_keeps_the_summary(
         since=None,
         until=None,
         new_only=False,
+        tabs=None,
         dashboard=False,
         report=tmp_path,  # a folder: writing the report fails
         json=True,

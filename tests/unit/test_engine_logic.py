@@ -9,20 +9,20 @@ from typing import Any
 import pytest
 import structlog
 
-from tests.unit.fakes import (
-    FakeDatabase,
-    FakeDiscoverer,
-    FakeDownloader,
-    FakeEmbedder,
-    FakeTranscriber,
-    refs,
-)
 from ytingest import Engine, Settings, StoreError
 from ytingest.items import AudioFile, LabelledWindow, Segment, VideoRef, WindowResult
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.counters import Metrics
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.embed import run_batcher
+from ytingest.testing.fakes import (
+    FakeDownloader,
+    FakeEmbedder,
+    FakeSource,
+    FakeTranscriber,
+    MemoryStore,
+    refs,
+)
 
 
 def make_engine(tmp_path: Path, **parts: Any) -> tuple[Engine, dict[str, Any]]:
@@ -30,11 +30,11 @@ def make_engine(tmp_path: Path, **parts: Any) -> tuple[Engine, dict[str, Any]]:
     knobs.setdefault("speakers", False)  # the fakes have no speaker model (a test passes a tagger)
     settings = Settings(ytingest_home=tmp_path, batch_max_age_s=0.05, **knobs)
     defaults: dict[str, Any] = {
-        "discoverer": FakeDiscoverer(refs(10)),
+        "discoverer": FakeSource(refs(10)),
         "downloader": FakeDownloader(),
         "transcriber": FakeTranscriber(),
         "embedder": FakeEmbedder(),
-        "database": FakeDatabase(),
+        "database": MemoryStore(),
     }
     defaults.update(parts)
     return Engine(settings, **defaults), defaults
@@ -43,7 +43,7 @@ def make_engine(tmp_path: Path, **parts: Any) -> tuple[Engine, dict[str, Any]]:
 async def test_downloads_never_exceed_io_workers(tmp_path: Path) -> None:
     """With 20 videos and IO_WORKERS=3, exactly 3 downloads run at once at the peak."""
     engine, p = make_engine(
-        tmp_path, io_workers=3, discoverer=FakeDiscoverer(refs(20)), downloader=FakeDownloader(delay=0.03)
+        tmp_path, io_workers=3, discoverer=FakeSource(refs(20)), downloader=FakeDownloader(delay=0.03)
     )
     async with engine:
         summary = await engine.stream("chan")
@@ -60,7 +60,7 @@ async def test_slow_asr_backpressure_bounds_files_on_disk(tmp_path: Path) -> Non
         asr_batch_size=1,  # the queue ahead of ASR holds ASR_QUEUE_SIZE x ASR_BATCH_SIZE chunks
         asr_workers=1,
         decode_queue_size=2,
-        discoverer=FakeDiscoverer(refs(16)),
+        discoverer=FakeSource(refs(16)),
         downloader=FakeDownloader(delay=0.001),
         transcriber=FakeTranscriber(delay=0.05),
     )
@@ -73,7 +73,7 @@ async def test_slow_asr_backpressure_bounds_files_on_disk(tmp_path: Path) -> Non
 
 async def test_each_video_is_stored_once_and_failures_are_recorded(tmp_path: Path) -> None:
     """Download and decode failures are recorded with reasons; every other video is stored once."""
-    db = FakeDatabase()
+    db = MemoryStore()
     engine, p = make_engine(
         tmp_path,
         database=db,
@@ -87,7 +87,7 @@ async def test_each_video_is_stored_once_and_failures_are_recorded(tmp_path: Pat
     assert {f.video_id: f.stage for f in summary.failures} == {
         "v002": "download",
         "v005": "download",
-        "v007": "transcribe",
+        "v007": "asr",  # the stage's name, as in /metrics and the verdicts
     }
     assert "404" in db.reasons["v002"]
     assert [v for v, s in db.statuses.items() if s == "done"] == sorted(db.stored)
@@ -95,7 +95,7 @@ async def test_each_video_is_stored_once_and_failures_are_recorded(tmp_path: Pat
 
 async def test_already_stored_videos_are_skipped_before_download(tmp_path: Path) -> None:
     """Videos the ledger marks done are counted as skipped and never downloaded."""
-    db = FakeDatabase(done={"v000", "v001", "v002"})
+    db = MemoryStore(done={"v000", "v001", "v002"})
     engine, p = make_engine(tmp_path, database=db)
     async with engine:
         summary = await engine.stream("chan")
@@ -106,7 +106,7 @@ async def test_already_stored_videos_are_skipped_before_download(tmp_path: Path)
 async def test_limit_and_skip_shorts_prefilter_listing_order(tmp_path: Path) -> None:
     """--skip-shorts drops short videos; --limit takes the first N of the rest, in listing order."""
     mixed = [VideoRef(f"v{i}", f"u{i}", duration=30.0 if i % 2 else 600.0) for i in range(10)]
-    engine, p = make_engine(tmp_path, discoverer=FakeDiscoverer(mixed))
+    engine, p = make_engine(tmp_path, discoverer=FakeSource(mixed))
     async with engine:
         summary = await engine.stream("chan", limit=3, skip_shorts=True)
     assert sorted(p["downloader"].finished) == ["v0", "v2", "v4"]
@@ -117,12 +117,12 @@ async def test_limit_and_skip_shorts_prefilter_listing_order(tmp_path: Path) -> 
 async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Path) -> None:
     """stop(): discovery ends, the videos being decoded or transcribed are stored, the rest stay
     pending; a finished download not yet decoded is kept for the next run, not dropped."""
-    db = FakeDatabase()
+    db = MemoryStore()
     engine, p = make_engine(
         tmp_path,
         database=db,
         io_workers=2,
-        discoverer=FakeDiscoverer(refs(50), delay=0.01),
+        discoverer=FakeSource(refs(50), delay=0.01),
         downloader=FakeDownloader(delay=0.02),
     )
     async with engine:
@@ -144,9 +144,9 @@ async def test_stop_finishes_work_in_flight_and_starts_nothing_new(tmp_path: Pat
 
 async def test_a_slow_store_writes_the_waiting_videos_together(tmp_path: Path) -> None:
     """While one group is being written, the next videos queue up and go in as one group."""
-    db = FakeDatabase(store_delay=0.02)
+    db = MemoryStore(store_delay=0.02)
     engine, _ = make_engine(
-        tmp_path, database=db, db_workers=1, db_queue_size=8, discoverer=FakeDiscoverer(refs(30))
+        tmp_path, database=db, db_workers=1, db_queue_size=8, discoverer=FakeSource(refs(30))
     )
     async with engine:
         summary = await engine.stream("chan")
@@ -158,8 +158,8 @@ async def test_a_slow_store_writes_the_waiting_videos_together(tmp_path: Path) -
 
 async def test_a_stopped_run_leaves_the_index_build_to_the_next(tmp_path: Path) -> None:
     """Stopping means stop soon: no index build over the whole table at the end."""
-    db = FakeDatabase()
-    engine, _ = make_engine(tmp_path, database=db, discoverer=FakeDiscoverer(refs(50), delay=0.01))
+    db = MemoryStore()
+    engine, _ = make_engine(tmp_path, database=db, discoverer=FakeSource(refs(50), delay=0.01))
     async with engine:
         task = asyncio.create_task(engine.stream("chan"))
         await asyncio.wait_for(db.three_stored.wait(), 10)
@@ -171,8 +171,8 @@ async def test_a_stopped_run_leaves_the_index_build_to_the_next(tmp_path: Path) 
 async def test_a_failed_index_build_leaves_it_to_the_next_run(tmp_path: Path) -> None:
     """The database drops out while the indexes are built after the rows: every video is stored,
     so the run ends normally (the next one builds them) instead of failing with exit 2."""
-    db = FakeDatabase(fail_index=True)
-    engine, _ = make_engine(tmp_path, database=db, discoverer=FakeDiscoverer(refs(5)))
+    db = MemoryStore(fail_index=True)
+    engine, _ = make_engine(tmp_path, database=db, discoverer=FakeSource(refs(5)))
     async with engine:
         summary = await engine.stream("chan")
     assert summary.done == 5 and not summary.failed and db.index_builds == 1
@@ -180,7 +180,7 @@ async def test_a_failed_index_build_leaves_it_to_the_next_run(tmp_path: Path) ->
 
 async def test_store_error_ends_the_run_with_that_error(tmp_path: Path) -> None:
     """A database that refuses writes ends stream() with StoreError itself, not an ExceptionGroup."""
-    engine, _ = make_engine(tmp_path, database=FakeDatabase(fail_store=True))
+    engine, _ = make_engine(tmp_path, database=MemoryStore(fail_store=True))
     async with engine:
         with pytest.raises(StoreError, match="connection reset"):
             await engine.stream("chan")
@@ -200,7 +200,7 @@ def _transcript(vid: str, n: int) -> LabelledWindow:
 async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> None:
     """Segments of several videos share one encode call once BATCH_SIZE rows wait."""
     ctx = RunContext(
-        Settings(ytingest_home=tmp_path, batch_size=10, batch_max_age_s=60), FakeDatabase(), _metrics()
+        Settings(ytingest_home=tmp_path, batch_size=10, batch_max_age_s=60), MemoryStore(), _metrics()
     )
     emb = FakeEmbedder()
     inbox: asyncio.Queue[LabelledWindow | None] = asyncio.Queue()
@@ -211,7 +211,7 @@ async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> No
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        await run_batcher(ctx, emb, pool, inbox, outbox)
+        await run_batcher(ctx, emb, pool, inbox, outbox, counters=ctx.metrics.stages["embed"])
     assert emb.batches == [12, 8]  # 3 videos reach 10 rows, the last 2 flush at the end
     items = [outbox.get_nowait() for _ in range(outbox.qsize())]
     assert [i.transcript.video.id for i in items] == ["v0", "v1", "v2", "v3", "v4"]
@@ -220,7 +220,7 @@ async def test_batcher_flushes_at_batch_size_across_videos(tmp_path: Path) -> No
 async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -> None:
     """A lone small transcript is embedded after BATCH_MAX_AGE_S, not held until the run ends."""
     ctx = RunContext(
-        Settings(ytingest_home=tmp_path, batch_size=768, batch_max_age_s=0.1), FakeDatabase(), _metrics()
+        Settings(ytingest_home=tmp_path, batch_size=768, batch_max_age_s=0.1), MemoryStore(), _metrics()
     )
     emb = FakeEmbedder()
     inbox: asyncio.Queue[LabelledWindow | None] = asyncio.Queue()
@@ -228,7 +228,8 @@ async def test_batcher_flushes_by_age_without_waiting_for_more(tmp_path: Path) -
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        task = asyncio.create_task(run_batcher(ctx, emb, pool, inbox, outbox))
+        embed = ctx.metrics.stages["embed"]
+        task = asyncio.create_task(run_batcher(ctx, emb, pool, inbox, outbox, counters=embed))
         inbox.put_nowait(_transcript("v0", 2))
         item = await asyncio.wait_for(outbox.get(), 2)
         assert item.transcript.video.id == "v0"
@@ -253,7 +254,7 @@ async def test_embedding_out_of_memory_halves_the_forward_batch_and_loses_nothin
             return super().encode(texts, batch_size)
 
     emb = OomEmbedder()
-    db = FakeDatabase()
+    db = MemoryStore()
     engine, _ = make_engine(tmp_path, embedder=emb, database=db, encode_batch_size=32, batch_size=768)
     with structlog.testing.capture_logs() as logs:
         async with engine:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from tests.unit.fakes import FakeDatabase, FakeEmbedder, FakeTranscriber
 from ytingest import Engine, Settings
 from ytingest.eventloop import loop_factory
+from ytingest.testing.fakes import FakeEmbedder, FakeTranscriber, MemoryStore
 
 
 def _openblas_threads() -> list[int]:
@@ -25,7 +25,7 @@ def test_uvloop_engine_keeps_openblas_single_threaded(tmp_path: Path) -> None:
     async def start_and_stop() -> None:
         engine = Engine(
             Settings(ytingest_home=tmp_path),
-            database=FakeDatabase(),
+            database=MemoryStore(),
             transcriber=FakeTranscriber(),
             embedder=FakeEmbedder(),
         )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ytingest.stages.extractors import extractor_for, extractor_hint
+from ytingest.ytdlp.extractors import extractor_for, extractor_hint
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.fakes import FakeDatabase
 from tests.unit.test_engine_logic import make_engine
 from ytingest.config import Settings
 from ytingest.items import AnonymousVoice, AudioFile, Segment, TranscribedWindow, VideoRef, Word
-from ytingest.models.speakers import Tagged
 from ytingest.monitor.diagnose import Knobs, diagnose
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.turns import ModelTurns, turns_wanted
+from ytingest.ports import Tagged
 from ytingest.stages.description import PIPELINE, inbox_for, metrics_for
 from ytingest.stages.speakers import label_window, speakers_worker
 from ytingest.stages.transcribe import run_settings
+from ytingest.testing.fakes import MemoryStore
 
 
 def _window(file: AudioFile, index: int, *, last: bool = False, offset: float = 0.0) -> TranscribedWindow:
@@ -74,12 +74,12 @@ async def test_speakers_tag_windows_in_their_own_threads_and_embedding_puts_vide
     """Windows are tagged in the speakers executor (not the model's) and handed on one by one; a
     failed video's windows are dropped. The embed stage encodes them a window at a time and puts
     out each video whole once its last window is in, every row next to its own vector."""
-    from tests.unit.fakes import FakeEmbedder
     from ytingest.items import EmbeddedTranscript, LabelledWindow
     from ytingest.stages.embed import run_batcher
+    from ytingest.testing.fakes import FakeEmbedder
 
     settings = Settings(ytingest_home=tmp_path, batch_size=1, batch_max_age_s=60)
-    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))
+    ctx = RunContext(settings, MemoryStore(), metrics_for(PIPELINE, settings))
     file, gone = (
         AudioFile(VideoRef("v", "u"), tmp_path / "v", 5),
         AudioFile(VideoRef("x", "u"), tmp_path / "x", 1),
@@ -92,7 +92,8 @@ async def test_speakers_tag_windows_in_their_own_threads_and_embedding_puts_vide
     inbox.put_nowait(None)
     tagger = _Tagger()
     with ThreadPoolExecutor(1, thread_name_prefix="ytingest-speakers") as pool:
-        await speakers_worker(ctx, tagger, pool, inbox, labelled)  # type: ignore[arg-type]
+        speakers = ctx.metrics.stages["speakers"]
+        await speakers_worker(ctx, tagger, pool, inbox, labelled, counters=speakers)  # type: ignore[arg-type]
     assert [w.result.index for w in list(labelled._queue)] == [1, 0]  # type: ignore[attr-defined]
     assert tagger.threads and all(t.startswith("ytingest-speakers") for t in tagger.threads)
     assert ctx.metrics.stages["speakers"].done == 1  # the video's last window went through
@@ -106,7 +107,7 @@ async def test_speakers_tag_windows_in_their_own_threads_and_embedding_puts_vide
     out: asyncio.Queue[EmbeddedTranscript | None] = asyncio.Queue()
     embedder = Numbered()
     with ThreadPoolExecutor(1) as pool:
-        await run_batcher(ctx, embedder, pool, labelled, out)
+        await run_batcher(ctx, embedder, pool, labelled, out, counters=ctx.metrics.stages["embed"])
     whole = out.get_nowait()
     assert whole is not None and out.empty() and embedder.batches == [1, 1]  # a window at a time
     rows = [(s.idx, s.text, s.start, s.speaker) for s in whole.transcript.segments]
@@ -118,7 +119,7 @@ async def test_speakers_tag_windows_in_their_own_threads_and_embedding_puts_vide
 def test_the_model_is_done_with_a_video_once_each_of_its_windows_is_through(tmp_path: Path) -> None:
     """Windows through the model in any order: done (its audio file may go) only with all of them."""
     settings = Settings(ytingest_home=tmp_path)
-    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))
+    ctx = RunContext(settings, MemoryStore(), metrics_for(PIPELINE, settings))
     file = AudioFile(VideoRef("v", "u"), tmp_path / "v.m4a", 5)
     assert not ctx.windows.transcribed(file, 2, last=True)
     assert not ctx.windows.transcribed(file, 0, last=False)
@@ -163,7 +164,7 @@ def test_the_queue_ahead_of_the_model_holds_asr_queue_size_fitted_batches(tmp_pa
 
 async def test_a_run_reports_how_many_chunks_the_model_decoded_again(tmp_path: Path) -> None:
     """asr_redecoded_chunks in the run summary counts the transcriber's redecodes of this run only."""
-    from tests.unit.fakes import FakeTranscriber
+    from ytingest.testing.fakes import FakeTranscriber
 
     class Redoing(FakeTranscriber):
         chunks_redone = 0

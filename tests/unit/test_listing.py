@@ -18,8 +18,9 @@ from ytingest.errors import ConfigError, DiscoverError
 from ytingest.items import VideoRef
 from ytingest.pipeline.context import RunContext
 from ytingest.stages.description import PIPELINE, metrics_for
-from ytingest.stages.discover import Listing, entry_to_ref, run_discovery
-from ytingest.stages.listing import (
+from ytingest.stages.discover import Listing, run_discovery
+from ytingest.ytdlp.lister import entry_to_ref
+from ytingest.ytdlp.listing import (
     listing_urls,
     missing_tab,
     newest_first,

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import structlog
+from anyio import CapacityLimiter
 
 from tests.unit.test_diagnose import KNOBS, snap
 from ytingest.config import Settings
@@ -16,7 +17,6 @@ from ytingest.monitor.monitor import Monitor
 from ytingest.monitor.report import write_report
 from ytingest.monitor.sampler import Sampler
 from ytingest.pipeline.counters import Metrics
-from ytingest.pipeline.limiter import Limiter
 from ytingest.pipeline.tuning import Tuning
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.pause import SharedBackoff
@@ -28,26 +28,35 @@ def pipeline_metrics(tmp_path: Path) -> Metrics:
 
 
 def tuning(io_workers: int, batch_size: int = 768) -> Tuning:
-    return Tuning(Limiter(io_workers), batch_size, batch_size)
+    return Tuning(CapacityLimiter(io_workers), batch_size, batch_size)
 
 
-async def test_limiter_resize_up_releases_waiters_and_down_holds_new_ones() -> None:
-    """Raising the limit lets waiting tasks in at once; lowering it stops new ones until below."""
-    lim = Limiter(1)
-    await lim.acquire()
-    waiter = asyncio.create_task(lim.acquire())
+async def test_download_slots_resize_up_releases_waiters_and_down_holds_new_ones() -> None:
+    """``Tuning.downloads`` as run_downloads uses it: a slot is taken on behalf of a token and given
+    back from another task. Raising ``total_tokens`` lets a waiter in at once; lowering it keeps the
+    slots held and stops new ones until fewer are held."""
+    t = tuning(1)
+    lim, first, second, third = t.downloads, object(), object(), object()
+    await lim.acquire_on_behalf_of(first)
+    waiter = asyncio.create_task(lim.acquire_on_behalf_of(second))
     await asyncio.sleep(0.01)
     assert not waiter.done()
-    await lim.resize(2)
+    lim.total_tokens = 2
     await asyncio.wait_for(waiter, 1)
-    await lim.resize(1)
-    await lim.release()  # 1 active, limit 1: a new acquire must wait
-    blocked = asyncio.create_task(lim.acquire())
+    lim.total_tokens = 1
+    assert (t.io_workers, lim.borrowed_tokens) == (1, 2)  # both keep their slots
+    blocked = asyncio.create_task(lim.acquire_on_behalf_of(third))
+    await asyncio.sleep(0.01)
+    lim.release_on_behalf_of(first)  # 1 held, limit 1: the third still waits
     await asyncio.sleep(0.01)
     assert not blocked.done()
-    await lim.release()
+    await asyncio.create_task(_release(lim, second))  # released by a task that did not take it
     await asyncio.wait_for(blocked, 1)
-    assert lim.active == 1
+    assert lim.borrowed_tokens == 1
+
+
+async def _release(lim: CapacityLimiter, token: object) -> None:
+    lim.release_on_behalf_of(token)
 
 
 async def test_autotune_raises_io_workers_within_bounds_and_waits_between_changes() -> None:
@@ -190,12 +199,13 @@ def test_report_draws_each_chart_and_lists_verdicts(tmp_path: Path) -> None:
 
 
 async def test_autotune_grows_embedding_batches_only_with_free_vram() -> None:
-    """An embed verdict doubles ENCODE_BATCH_SIZE (BATCH_SIZE follows) when a GPU has under half
-    its VRAM used; never on a CPU."""
+    """An embed verdict (it raises BATCH_SIZE) doubles ENCODE_BATCH_SIZE (BATCH_SIZE follows) when
+    a GPU has under half its VRAM used; never on a CPU. Autotune reads the knob, not the stage."""
     t = tuning(2, batch_size=256)
     tuner = AutoTuner(t, cooldown=0)
-    await tuner.step(Verdict("embed", {"vram": 0.35, "embed_busy": 0.95}))
+    await tuner.step(Verdict("embed", {"vram": 0.35, "embed_busy": 0.95}, "", "BATCH_SIZE", 256, 512))
     assert (t.encode_batch_size, t.batch_size) == (512, 512)
-    await tuner.step(Verdict("embed", {"vram": 0.8}))
-    await tuner.step(Verdict("embed", {"cpu": 0.9}))  # no GPU: no change
+    await tuner.step(Verdict("embed", {"vram": 0.8}, "", "BATCH_SIZE", 512, 1024))
+    await tuner.step(Verdict("embed", {"cpu": 0.9}, "", "BATCH_SIZE", 512, 1024))  # no GPU: no change
+    await tuner.step(Verdict("embed", {"vram": 0.35}))  # no knob to turn (not a real verdict): none
     assert (t.encode_batch_size, t.batch_size) == (512, 512)

@@ -8,30 +8,51 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from rich.console import Console
 
-from tests.unit.fakes import FakeDiscoverer, refs
 from tests.unit.test_engine_logic import make_engine
 from ytingest.config import Settings
 from ytingest.items import LabelledWindow
 from ytingest.monitor.dashboard import render
 from ytingest.monitor.diagnose import diagnose
 from ytingest.monitor.http import SnapshotCollector
-from ytingest.stages.description import PIPELINE, Parts, Stage, split_after
+from ytingest.monitor.report import write_report
+from ytingest.pipeline.advice import Judged, Knobs, Verdict
+from ytingest.pipeline.counters import StageCounters
+from ytingest.stages.description import PIPELINE, Parts, Phase, Stage, phases
+from ytingest.testing.fakes import FakeSource, refs
 
 REPO = Path(__file__).resolve().parents[2]
+UNTIDY = "v003"  # the video the dummy stage refuses
 
 
-async def _tidy(p: Parts, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any] | None) -> None:
-    """A dummy stage: holds each labelled window for a while, then hands it on unchanged."""
+async def _tidy(
+    p: Parts, counters: StageCounters, inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any] | None
+) -> None:
+    """A dummy stage: holds each labelled window for a while, then hands it on unchanged; it
+    refuses one video, failing it in its own name (from the counters it is handed)."""
     assert outbox is not None
-    counters = p.ctx.metrics.stages["tidy"]
     while (item := await inbox.get()) is not None:
         t0 = counters.begin()
         await asyncio.sleep(0.15)
+        video = item.file.video
+        if video.id == UNTIDY:
+            counters.end(t0, ok=False)
+            if p.ctx.windows.drop(video.id):
+                p.ctx.metrics.progress.end(video.id)
+                await p.ctx.fail(video, counters.name, "too untidy")
+            continue
         counters.end(t0, audio_seconds=item.result.seconds)
         await outbox.put(item)
+
+
+def _advise_tidying(st: Judged, ev: dict[str, Any], knobs: Knobs, model: Judged | None) -> Verdict:
+    """The dummy stage's own advice."""
+    n = st.workers
+    advice = f"tidying is the limit ({st.queue} backing up): raise TIDY_WORKERS {n}→{n + 1}"
+    return Verdict(st.name, ev, advice, "TIDY_WORKERS", n, n + 1)
 
 
 def _with_tidy() -> tuple[Stage, ...]:
@@ -44,7 +65,11 @@ def _with_tidy() -> tuple[Stage, ...]:
         workers=lambda s: 1,
         work=_tidy,
         worth=lambda w: float(w.result.seconds) if isinstance(w, LabelledWindow) else 0.0,
+        phase=Phase.STORE,
         knob="TIDY_WORKERS",
+        advice=_advise_tidying,
+        colour="#2e8b57",
+        term_colour="green4",
     )
     names = [st.name for st in PIPELINE]
     at = names.index("embed")
@@ -52,25 +77,28 @@ def _with_tidy() -> tuple[Stage, ...]:
 
 
 async def test_a_stage_added_to_the_description_is_run_measured_diagnosed_and_drawn(tmp_path: Path) -> None:
-    """A dummy stage in the description: the engine runs it, and it shows in the metrics, the
-    diagnosis evidence (and verdict), /metrics and the dashboard, with no other file edited."""
+    """A dummy stage in the description: the engine runs it with its counters, its failure is
+    recorded in its name, and it shows in the metrics, the diagnosis evidence (and its own advice),
+    /metrics, the dashboard, the run page's document and the report (in its colour), with no
+    other file edited."""
     engine, p = make_engine(
         tmp_path,
         pipeline=_with_tidy(),
-        discoverer=FakeDiscoverer(refs(16)),
+        discoverer=FakeSource(refs(16)),
         monitor_interval_s=0.05,
         diagnose_window_s=0.2,
         autotune=False,
     )
     async with engine:
         summary = await engine.stream("chan")
-    assert summary.done == 16 and summary.failed == 0
+    assert summary.done == 15 and [(f.video_id, f.stage) for f in summary.failures] == [(UNTIDY, "tidy")]
     monitor = engine.monitor
     assert monitor is not None
     history = list(monitor.history)
     last = history[-1]
     assert list(last.stages) == ["download", "decode", "asr", "speakers", "tidy", "embed", "store"]
-    assert last.stages["tidy"].done == 16 and last.stages["tidy"].queue == "tidy_q"
+    assert last.stages["tidy"].done == 15 and last.stages["tidy"].errors == 1
+    assert last.stages["tidy"].queue == "tidy_q"
     assert last.stages["tidy"].label == "tidy up" and last.stages["tidy"].knob == "TIDY_WORKERS"
     busiest = max(history, key=lambda s: s.stages["tidy"].busy)
     assert busiest.stages["tidy"].busy > 0.5
@@ -83,14 +111,24 @@ async def test_a_stage_added_to_the_description_is_run_measured_diagnosed_and_dr
     assert (
         verdict.stage == "tidy"
         and verdict.knob == "TIDY_WORKERS"
-        and "raise TIDY_WORKERS 1→2" in verdict.advice
+        and "tidying is the limit (tidy_q backing up): raise TIDY_WORKERS 1→2" in verdict.advice
     )
 
-    status = {"state": "idle", "snapshot": busiest.to_dict(), "knobs": {}}
-    screen = Console(record=True, width=160)
+    status: dict[str, Any] = {
+        "state": "idle",
+        "snapshot": replace(busiest, verdict=verdict.to_dict()).to_dict(),
+        "knobs": {},
+    }
+    assert status["snapshot"]["stages"]["tidy"]["colour"] == "#2e8b57"  # what the run page draws it in
+    screen = Console(record=True, width=160, color_system="256", force_terminal=True)
     screen.print(render(status))
-    text = screen.export_text()
+    text = screen.export_text(clear=False)
     assert "tidy up" in text and "tidy_q=" in text
+    assert "\x1b[1;38;5;28mtidy" in screen.export_text(styles=True)  # the verdict, in green4
+    report = tmp_path / "run.html"
+    write_report([replace(s, verdict=verdict.to_dict()) for s in history], report)
+    page = report.read_text()
+    assert 'stroke="#2e8b57"' in page and 'fill="#2e8b57" opacity' in page  # its lines, its verdict
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: status))
     scraped = generate_latest(registry).decode()
@@ -111,25 +149,26 @@ async def test_the_description_drives_metrics_for_every_stage_including_decode(t
 
 
 def test_bulk_mode_cuts_the_same_description_into_three_phases() -> None:
-    """Bulk phases are slices of the description, so a new stage lands in one of them."""
-    phases = split_after(_with_tidy(), "download", "speakers")
-    assert [[st.name for st in phase] for phase in phases] == [
+    """Bulk phases are slices of the description, so a new stage lands in the one it declares."""
+    assert [[st.name for st in phase] for phase in phases(_with_tidy())] == [
         ["download"],
         ["decode", "asr", "speakers"],
         ["tidy", "embed", "store"],
     ]
+    with pytest.raises(ValueError, match="bulk phases out of order"):
+        phases((PIPELINE[1], PIPELINE[0]))  # decode before download: no three phases to run
 
 
 async def test_stop_ends_the_current_run_only(tmp_path: Path) -> None:
     """Engine.stop() stops the run under way; a later stream() on the same engine runs in full."""
-    engine, p = make_engine(tmp_path, discoverer=FakeDiscoverer(refs(30), delay=0.02))
+    engine, p = make_engine(tmp_path, discoverer=FakeSource(refs(30), delay=0.02))
     async with engine:
         first = asyncio.create_task(engine.stream("chan"))
         await asyncio.sleep(0.1)
         engine.stop()
         stopped = await first
         engine.stop()  # no run under way: nothing to stop, and nothing carried over
-        again = await engine.stream("chan", discoverer=FakeDiscoverer(refs(5, channel="x")))
+        again = await engine.stream("chan", discoverer=FakeSource(refs(5, channel="x")))
     assert stopped.stopped_early and stopped.done < 30
     assert not again.stopped_early and again.done == 5
 

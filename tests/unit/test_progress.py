@@ -75,11 +75,13 @@ def test_progress_advance_is_monotonic_and_counts_audio_transcribed() -> None:
 
 
 def test_the_model_stage_is_found_from_the_counters() -> None:
-    """Flagged ``model`` wins; else the stage ASR_WORKERS sizes."""
+    """The stage the pipeline description flags ``model``, whatever its knob; none flagged: None."""
     m = pipeline_metrics(Path("/nonexistent"))
-    assert m.model_stage is m.stages["asr"]
-    m.stages["embed"].model = True
+    assert m.model_stage is m.stages["asr"] and m.stages["asr"].model
+    m.stages["asr"].model, m.stages["embed"].model = False, True
     assert m.model_stage is m.stages["embed"]
+    m.stages["embed"].model = False
+    assert m.model_stage is None  # not found by ASR_WORKERS any more
 
 
 def test_snapshot_lists_the_videos_in_the_model_and_the_audio_left(

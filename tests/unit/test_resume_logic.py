@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
 from ytingest.db.database import Database
 from ytingest.items import AudioFile, Checkpoint, Segment, VideoRef, WindowResult
@@ -16,6 +15,7 @@ from ytingest.pipeline.assembly import WindowAssembly
 from ytingest.pipeline.context import RunContext, _from_the_start
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.resume import use_checkpoints
+from ytingest.testing.fakes import MemoryStore
 
 REF = VideoRef("v1", "http://x/v1")
 
@@ -32,7 +32,7 @@ def context(tmp_path: Path, db: Any) -> RunContext:
 
 def test_resuming_is_on_only_with_windowed_decoding_and_a_real_database(tmp_path: Path) -> None:
     """A fake ledger, or a transcriber that decodes whole files, keeps the defaults (from the start)."""
-    fake = context(tmp_path, FakeDatabase())
+    fake = context(tmp_path, MemoryStore())
     use_checkpoints(fake, fake.ledger, lambda p: None, "asr", "emb", "")  # type: ignore[arg-type]
     assert fake.checkpoints is None and fake.resume_at is _from_the_start
     db = Database("postgresql://127.0.0.1:1/none")  # never connected
@@ -66,7 +66,7 @@ def test_a_failed_video_takes_no_restored_windows() -> None:
 
 def test_the_summary_reports_what_the_model_did_next_to_what_was_stored(tmp_path: Path) -> None:
     """audio_seconds_transcribed is the model stage's audio; audio_seconds the stored videos'."""
-    ctx = context(tmp_path, FakeDatabase())
+    ctx = context(tmp_path, MemoryStore())
     asr, store = ctx.metrics.stages["asr"], ctx.metrics.stages["store"]
     asr.end(asr.begin(), audio_seconds=120.0)
     store.end(store.begin(), audio_seconds=300.0)

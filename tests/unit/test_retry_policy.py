@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from anyio import CapacityLimiter
 from structlog.testing import capture_logs
 
-from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
 from ytingest.errors import DownloadError, NotYetAvailableError, RateLimitedError
 from ytingest.items import AudioFile, VideoRef
 from ytingest.pipeline.context import RunContext
-from ytingest.pipeline.limiter import Limiter
 from ytingest.stages.description import PIPELINE, metrics_for
-from ytingest.stages.download import DownloadPolicy, YtDlpDownloader, _download_with_retries, with_metadata
+from ytingest.stages.download import DownloadPolicy, _download_with_retries
 from ytingest.stages.pause import SharedBackoff, backoff_delay, sleep_unless
-from ytingest.stages.retry import classify, parse_retry_after
+from ytingest.testing.fakes import MemoryStore
+from ytingest.ytdlp.downloader import YtDlpDownloader, with_metadata
+from ytingest.ytdlp.failures import classify, parse_retry_after
 
 # yt-dlp's words for a 403 on the media download: YoutubeDL.py process_info
 FORBIDDEN = "unable to download video data: HTTP Error 403: Forbidden"
@@ -106,16 +107,20 @@ class Scripted:
 
 async def _run(
     tmp_path: Path, downloader: Scripted, *, queued: int = 0, policy: DownloadPolicy | None = None
-) -> tuple[AudioFile | None, RunContext, FakeDatabase]:
+) -> tuple[AudioFile | None, RunContext, MemoryStore]:
     settings = Settings(ytingest_home=tmp_path, retry_base_s=0.01, retry_max_s=0.02, download_attempts=3)
     settings.audio_dir.mkdir(parents=True, exist_ok=True)
-    db = FakeDatabase()
+    db = MemoryStore()
     ctx = RunContext(settings, db, metrics_for(PIPELINE, settings))
     ctx.metrics.queued = queued  # as discovery counted it
     ref = VideoRef("vid", "http://x/vid")
     await db.register_video(ref)
-    policy = policy or DownloadPolicy(Limiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
-    return await _download_with_retries(ctx, downloader, ref, policy), ctx, db
+    policy = policy or DownloadPolicy(CapacityLimiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
+    return (
+        await _download_with_retries(ctx, downloader, ref, policy, counters=ctx.metrics.stages["download"]),
+        ctx,
+        db,
+    )
 
 
 async def test_a_media_403_is_retried_once_with_a_fresh_extraction(tmp_path: Path) -> None:
@@ -291,7 +296,7 @@ async def test_a_bot_check_that_persists_stops_the_run_and_leaves_the_video_pend
 
 async def test_a_bot_check_then_a_success_starts_the_count_again(tmp_path: Path) -> None:
     """Two bot checks, a stored video, two more: under the limit of three in a row, no halt."""
-    policy = DownloadPolicy(Limiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
+    policy = DownloadPolicy(CapacityLimiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
     audio, ctx, _ = await _run(tmp_path, Scripted([classify(BOT), classify(BOT)]), policy=policy)
     assert audio is not None and policy.backoff.bot_checks == 0
     audio, ctx, _ = await _run(tmp_path, Scripted([classify(BOT), classify(BOT)]), policy=policy)
@@ -302,7 +307,7 @@ async def test_a_format_18_fallback_is_logged_once_per_run_and_stored(tmp_path: 
     """A downloaded format with a video codec (yt-dlp fell back from SABR-only audio to format
     18): a format_fallback warning naming a PO-token provider, once per run; the video is stored."""
     printed = '{"format_id": "18", "vcodec": "avc1.42001E"}\n'
-    policy = DownloadPolicy(Limiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
+    policy = DownloadPolicy(CapacityLimiter(1), SharedBackoff(base_s=0.01, cap_s=0.05))
     with capture_logs() as logs:
         first, _, _ = await _run(tmp_path, Scripted([], metadata=printed), policy=policy)
         second, _, _ = await _run(tmp_path, Scripted([], metadata=printed), policy=policy)

@@ -20,8 +20,8 @@ from ytingest.sourcetext import (
     public_url,
     with_userinfo_of,
 )
-from ytingest.stages.discover import entry_to_ref
-from ytingest.stages.download import with_metadata
+from ytingest.ytdlp.downloader import with_metadata
+from ytingest.ytdlp.lister import entry_to_ref
 
 CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SURROGATES = re.compile(r"[\ud800-\udfff]")

@@ -22,7 +22,6 @@ import pytest
 from aiohttp import ClientConnectionError, ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import AudioFile, PreparedAudio, SearchHit, VideoRef
@@ -34,6 +33,7 @@ from ytingest.pipeline.context import RunContext
 from ytingest.search import SearchQuery
 from ytingest.stages.decode import decode_worker
 from ytingest.stages.description import PIPELINE, metrics_for
+from ytingest.testing.fakes import MemoryStore
 from ytingest.web import make_app, serve
 from ytingest.web.app import host_name
 from ytingest.web.render import clock, highlight, is_youtube, safe_url
@@ -637,7 +637,7 @@ async def test_the_eta_uses_the_files_length_when_the_listing_gave_none(
     now = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     settings = Settings(ytingest_home=tmp_path)
-    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))  # type: ignore[arg-type]
+    ctx = RunContext(settings, MemoryStore(), metrics_for(PIPELINE, settings))  # type: ignore[arg-type]
     ctx.metrics.queued, ctx.metrics.discovery_done = 1, True
     sampler = Sampler(ctx.metrics, tmp_path, GpuProbe())
     ref = VideoRef("v1", "http://127.0.0.1:9/audio/v1.mp3", "No length listed")
@@ -649,7 +649,7 @@ async def test_the_eta_uses_the_files_length_when_the_listing_gave_none(
     inbox: asyncio.Queue[Any] = asyncio.Queue()
     for item in (AudioFile(ref, tmp_path / "v1.mp3", 1), None):
         inbox.put_nowait(item)
-    await decode_worker(ctx, prepare, inbox, asyncio.Queue())
+    await decode_worker(ctx, prepare, inbox, asyncio.Queue(), counters=ctx.metrics.stages["decode"])
     sampler.sample(((), 0.0, 0, 0))
     now[0] += 10.0
     ctx.metrics.progress.advance("v1", 30.0)  # the model: 30 s of audio in 10 s

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import structlog
 
-from tests.unit.fakes import FakeDatabase
 from ytingest.config import Settings
 from ytingest.errors import ConfigError, ModelError
 from ytingest.items import (
@@ -38,6 +37,7 @@ from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.queues import StageQueue, take_waiting
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.transcribe import CLIMB_AFTER, _transcribe_fitting, window_weight
+from ytingest.testing.fakes import MemoryStore
 
 FILE = AudioFile(VideoRef("v1", "u"), Path("/nowhere/v1.m4a"), 1)
 
@@ -169,7 +169,7 @@ class FlakyModel:
 
 def _ctx(tmp_path: Path) -> RunContext:
     settings = Settings(ytingest_home=tmp_path, asr_batch_size=8)
-    ctx = RunContext(settings, FakeDatabase(), metrics_for(PIPELINE, settings))
+    ctx = RunContext(settings, MemoryStore(), metrics_for(PIPELINE, settings))
     ctx.tuning.asr_batch_max = 8
     return ctx
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from ytingest.errors import MediaForbiddenError, NotYetAvailableError, RateLimitedError
-from ytingest.stages.discover import last_error_line
-from ytingest.stages.retry import classify, listing_hint
+from ytingest.ytdlp.failures import classify, listing_hint
+from ytingest.ytdlp.lister import last_error_line
 
 # extractor/common.py _login_hint(method="cookies") + extractor/youtube/_base.py _youtube_login_hint
 LOGIN_HINT = (

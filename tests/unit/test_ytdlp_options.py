@@ -12,7 +12,7 @@ import pytest
 from ytingest.config import Settings
 from ytingest.errors import ConfigError
 from ytingest.logs import redact
-from ytingest.stages.ytdlp_options import (
+from ytingest.ytdlp.options import (
     EXTRACTOR_ARGS,
     bundled_deno,
     checked_ytdlp_args,
@@ -37,7 +37,7 @@ def test_every_child_gets_the_bundled_deno_by_absolute_path() -> None:
 
 def test_the_bundled_deno_is_found_without_an_activated_venv() -> None:
     """Run as .venv/bin/python with a PATH that has no venv on it: the same deno is found."""
-    code = "from ytingest.stages.ytdlp_options import bundled_deno; print(bundled_deno())"
+    code = "from ytingest.ytdlp.options import bundled_deno; print(bundled_deno())"
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PATH")}
     env["PATH"] = "/usr/bin:/bin"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -22,7 +22,7 @@ from ytingest.doctor.plugins import (
     wanted_ejs,
 )
 from ytingest.errors import ConfigError
-from ytingest.stages.ytdlp_plugins import path_plugin_folders, plugin_args
+from ytingest.ytdlp.plugins import path_plugin_folders, plugin_args
 
 
 def plugin_root(folder: Path) -> Path:

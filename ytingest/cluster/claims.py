@@ -23,15 +23,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
 
-from ytingest.cluster.jobs import install_queue, jobs_left, queries_on, ref_of
 from ytingest.cluster.room import ClaimRoom, PipelineView
 from ytingest.db.cluster import ENTRYPOINT
 from ytingest.db.database import Database
+from ytingest.db.jobs import install_queue, jobs_left, queries_on, ref_of
+from ytingest.db.pool import store_errors
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import VideoRef
 from ytingest.logs import get_logger, redact
@@ -77,12 +77,8 @@ class ClaimFeed:
         s = ctx.settings
         conn = await self.db.connect_one("open the job queue")
         try:
-            try:
+            with store_errors("set up the job queue", self.db.where, transient=False):
                 await install_queue(conn)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                raise StoreError(
-                    f"cannot set up the job queue at {self.db.where}: {type(exc).__name__}"
-                ) from None
             queue = RoomyQueue(queries_on(conn))
             self.room = ClaimRoom(s.worker_claims)
             queue.has_room = lambda: self._has_room(ctx, queue)
@@ -135,11 +131,10 @@ class ClaimFeed:
                 self.room.observe(self._pipeline(ctx, len(queue.job_context)))
             if self.until_empty and not self.held:
                 try:
-                    left = await jobs_left(queue.queries)
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                    log.warning(
-                        "queue_check_failed", reason=type(exc).__name__
-                    )  # the runner says if it lasts
+                    with store_errors("count the jobs left", self.db.where):
+                        left = await jobs_left(queue.queries)
+                except StoreError as exc:
+                    log.warning("queue_check_failed", reason=str(exc))  # the runner says if it lasts
                     continue
                 if left == 0:
                     log.info("queue_empty", worker=self.worker)

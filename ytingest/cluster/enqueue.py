@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, cast
 
-from ytingest.cluster.jobs import enqueue_refs, install_queue
 from ytingest.db.database import Database
+from ytingest.db.jobs import enqueue_refs, install_queue
 from ytingest.engine import Engine
 from ytingest.items import VideoRef
 from ytingest.logs import get_logger
-from ytingest.pipeline.context import Ledger, RunContext
+from ytingest.pipeline.context import RunContext
 from ytingest.sourcetext import public_url
 from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.discover import Listing, run_discovery
@@ -35,13 +34,13 @@ class Enqueued:
 
 
 class _QueueAwareLedger:
-    """The database's ledger, for which a video already in the queue is one to skip."""
+    """The database as a ``RunStore``, for which a video already in the queue is one to skip."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
+        self.register_channel, self.register_video = db.register_channel, db.register_video
+        self.count_attempt, self.record_metadata = db.count_attempt, db.record_metadata
+        self.mark_failed, self.store_transcripts = db.mark_failed, db.store_transcripts
 
     async def skip_reason(self, video_id: str) -> str | None:
         if reason := await self._db.skip_reason(video_id):
@@ -56,7 +55,7 @@ async def enqueue_channel(engine: Engine, url: str, listing: Listing) -> Enqueue
     try:
         await install_queue(conn)
         await db.register_channel(url)
-        ctx = RunContext(s, cast(Ledger, _QueueAwareLedger(db)), metrics_for(PIPELINE, s))
+        ctx = RunContext(s, _QueueAwareLedger(db), metrics_for(PIPELINE, s))
         listed: asyncio.Queue[VideoRef | None] = asyncio.Queue(BATCH)
         queued = 0
         async with asyncio.TaskGroup() as tg:

@@ -19,9 +19,7 @@ import itertools
 import random
 from dataclasses import dataclass
 
-import asyncpg
-
-from ytingest.db.cluster import GATE_LOCKS
+from ytingest.db.gate import GateSession
 from ytingest.db.pool import Store
 from ytingest.errors import StoreError
 from ytingest.logs import get_logger
@@ -29,7 +27,6 @@ from ytingest.stages.pause import sleep_unless
 
 log = get_logger()
 POLL_S = 0.5  # how often a download waiting for a free slot (or the database) looks again
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +43,7 @@ class DownloadGate:
 
     def __init__(self, db: Store, *, concurrency: int = 0, per_hour: float = 0.0) -> None:
         self._db, self.concurrency, self.per_hour = db, concurrency, per_hour
-        self._conn: asyncpg.Connection | None = None
+        self._conn: GateSession | None = None
         self._generation = 0  # which connection: a pass of an earlier one holds no lock any more
         self._lock = asyncio.Lock()  # one query at a time on the gate's connection
         # the slots this connection holds: a session may lock its own lock again, and that second
@@ -63,23 +60,15 @@ class DownloadGate:
         """Close the connection: the server frees every slot it held."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            await self._db.close_one(conn)
+            await conn.close()
 
-    async def _connection(self) -> asyncpg.Connection:
+    async def _connection(self) -> GateSession:
         """The gate's connection (hold ``_lock``); a lost one is opened again, as a new generation."""
         if self._conn is None or self._conn.is_closed():
-            self._conn = await self._db.connect_one("open the download gate")
+            self._conn = await GateSession.open(self._db)
             self._generation += 1
             self._held.clear()
         return self._conn
-
-    async def _fetch(self, sql: str, *args: object) -> object:
-        async with self._lock:
-            conn = await self._connection()
-            try:
-                return await conn.fetchval(sql, *args)
-            except _DB_ERRORS as exc:
-                raise StoreError(f"download gate: {type(exc).__name__}", transient=True) from None
 
     async def enter(self, stop: asyncio.Event) -> Pass | None:
         """Wait for the global pause to end, a free slot and this download's start time; None
@@ -96,10 +85,9 @@ class DownloadGate:
         return None
 
     async def _try_enter(self, stop: asyncio.Event) -> Pass | None:
-        paused = await self._fetch(
-            "SELECT greatest(extract(epoch FROM paused_until - now()), 0)::float8 FROM download_gate"
-        )
-        if isinstance(paused, float) and paused > 0:
+        async with self._lock:
+            paused = await (await self._connection()).paused_for()
+        if paused > 0:
             await sleep_unless(stop, min(paused, 5.0))
             return None
         held = await self._take_slot()
@@ -109,13 +97,9 @@ class DownloadGate:
             return None
         if self.per_hour > 0:
             try:
-                wait = await self._fetch(
-                    "UPDATE download_gate"
-                    " SET next_start = greatest(next_start, now()) + make_interval(secs => $1)"
-                    " RETURNING extract(epoch FROM next_start - now())::float8 - $1",
-                    3600.0 / self.per_hour,
-                )
-                if isinstance(wait, float) and wait > 0 and await sleep_unless(stop, wait):
+                async with self._lock:
+                    wait = await (await self._connection()).next_start_in(3600.0 / self.per_hour)
+                if wait > 0 and await sleep_unless(stop, wait):
                     await self.leave(held)
                     return None
             except BaseException:  # a failed or cancelled wait gives its slot back
@@ -131,21 +115,11 @@ class DownloadGate:
                 return None  # downloads of a lost connection still run: they count until they end
             slot = None
             if self.concurrency > 0:
-                try:
-                    slot = await conn.fetchval(
-                        "SELECT s FROM generate_series(0, $2 - 1) AS s WHERE"  # CASE: in this order
-                        " CASE WHEN s = ANY($3::int[]) THEN false ELSE pg_try_advisory_lock($1, s) END"
-                        " LIMIT 1",
-                        GATE_LOCKS,
-                        self.concurrency,
-                        sorted(self._held),
-                    )
-                except _DB_ERRORS as exc:
-                    raise StoreError(f"download gate: {type(exc).__name__}", transient=True) from None
+                slot = await conn.take_slot(self.concurrency, sorted(self._held))
                 if slot is None:
                     return None
-                self._held.add(int(slot))
-            held = Pass(None if slot is None else int(slot), self._generation, next(self._numbers))
+                self._held.add(slot)
+            held = Pass(slot, self._generation, next(self._numbers))
             self._out[held.number] = held.generation
             return held
 
@@ -161,24 +135,15 @@ class DownloadGate:
             if generation != self._generation or slot not in self._held:
                 return
             self._held.discard(slot)
-            conn = self._conn
-            if conn is None or conn.is_closed():
-                return
-            try:
-                await conn.execute("SELECT pg_advisory_unlock($1, $2)", GATE_LOCKS, slot)
-            except _DB_ERRORS:
-                pass  # the connection is going: the server frees the slot with it
+            if self._conn is not None:
+                await self._conn.unlock(slot)  # a connection that is going frees it with itself
 
     async def pause(self, seconds: float, reason: str) -> None:
         """Pause every worker's downloads for ``seconds`` (a pause already longer stays, with its
         reason). A database that is away cannot be told: this worker's own pause still holds."""
         try:
-            await self._fetch(
-                "UPDATE download_gate SET paused_until = now() + make_interval(secs => $1), pause_reason = $2"
-                " WHERE paused_until < now() + make_interval(secs => $1) RETURNING 1",
-                seconds,
-                reason,
-            )
+            async with self._lock:
+                await (await self._connection()).pause(seconds, reason)
         except StoreError as exc:
             log.warning("download_pause_not_shared", reason=str(exc))
             return

@@ -1,7 +1,7 @@
 """``ClusterStore``: the ``workers`` and ``claims`` tables, and the cluster's totals.
 
 Many ``ytingest worker`` processes share one database. The job queue itself is pgqueuer's
-(``ytingest.cluster.jobs``); these tables add what the queue does not keep: who each worker is
+(``ytingest.db.jobs``); these tables add what the queue does not keep: who each worker is
 (host, pid, GPU, heartbeat, counts), and every claim of a video with how it ended. A claim still
 open when the video is claimed again belonged to a worker that died holding it: those deaths make
 a poison video fail instead of killing workers forever.

@@ -1,4 +1,4 @@
-"""``Ledger``: the ``channels`` and ``videos`` tables — what was found, tried, failed and stored."""
+"""``LedgerStore``: the ``channels`` and ``videos`` tables — what was found, tried, failed and stored."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ytingest.items import WAITING, VideoRef
 from ytingest.sourcetext import CHANNEL_MAX, clean_line, clean_text, pg_text, public_url
 
 
-class Ledger(Store):
+class LedgerStore(Store):
     """Which channels were run and each video's status, attempts and failure reason."""
 
     @retried

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -70,6 +70,36 @@ def retried(
     return wrapper  # type: ignore[return-value]  # functools.wraps names the self parameter
 
 
+@contextmanager
+def store_errors(what: str, where: str, *, transient: bool | None = None) -> Iterator[None]:
+    """The one boundary: an asyncpg or OS error inside becomes a ``StoreError`` naming ``what`` and
+    ``where`` (secrets redacted); transient when the link failed rather than the statement, unless
+    ``transient`` says."""
+    try:
+        yield
+    except _DB_ERRORS as exc:
+        reason = " ".join(redact(str(exc)).split()) or type(exc).__name__
+        link = isinstance(exc, _LINK_ERRORS) if transient is None else transient
+        raise StoreError(f"{what} failed at {where}: {reason}", transient=link) from exc
+
+
+async def server_versions(dsn: str) -> tuple[str, str | None, str | None]:
+    """PostgreSQL's version, pgvector's installed in this database (None: not yet) and the one the
+    server offers (None: none), creating nothing (``ytingest doctor``). StoreError when it cannot
+    connect; ValueError for a DSN that does not parse."""
+    with store_errors("connect", describe_dsn(dsn)):
+        conn = await asyncpg.connect(dsn, timeout=15)
+        try:
+            server = await conn.fetchval("SHOW server_version")
+            vector = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            offered = await conn.fetchval(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+            )
+        finally:
+            await conn.close()
+    return str(server), vector, offered
+
+
 def describe_dsn(dsn: str) -> str:
     """A printable name for a DSN: host/database, never the password."""
     parts = urlsplit(dsn)
@@ -110,11 +140,8 @@ class Store:
     async def connect_one(self, what: str) -> asyncpg.Connection:
         """A connection of its own, outside the pool (the job queue's LISTEN, the download gate's
         session locks); the caller closes it."""
-        try:
+        with store_errors(what, self.where, transient=True):
             return await asyncpg.connect(self._dsn, timeout=15.0)
-        except _DB_ERRORS as exc:
-            reason = " ".join(redact(str(exc)).split()) or type(exc).__name__
-            raise StoreError(f"{what} failed at {self.where}: {reason}", transient=True) from None
 
     @staticmethod
     async def close_one(conn: asyncpg.Connection, grace_s: float = 5.0) -> None:
@@ -157,11 +184,6 @@ class Store:
     async def _conn(self, what: str) -> AsyncIterator[asyncpg.Connection]:
         if self._pool is None:
             raise StoreError("database is not connected")
-        try:
+        with store_errors(what, self.where):
             async with self._pool.acquire() as conn:
                 yield conn
-        except _DB_ERRORS as exc:
-            reason = " ".join(redact(str(exc)).split()) or type(exc).__name__
-            raise StoreError(
-                f"{what} failed at {self.where}: {reason}", transient=isinstance(exc, _LINK_ERRORS)
-            ) from exc

@@ -6,7 +6,7 @@ transaction as its rows (see ``_label_voices``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -23,13 +23,10 @@ from ytingest.db.voiceprints import (
 )
 from ytingest.errors import StoreError
 from ytingest.items import AnonymousVoice, EmbeddedTranscript, Unknown
+from ytingest.ports import VoiceNamer
 from ytingest.sourcetext import clean_text, pg_text
 
-# ``speakers.cluster.name_voices`` (passed in: ``db`` sits below ``speakers``): (known voices of
-# the channel, a video's anonymous voices, threshold, next number) -> (key -> label, voices to save)
-VoiceNamer = Callable[
-    [Sequence[Unknown], Sequence[AnonymousVoice], float, int], tuple[dict[str, str], list[Unknown]]
-]
+# the namer is ``speakers.cluster.name_voices``, passed in: ``db`` sits below ``speakers``
 Labels = Mapping[str, Mapping[str, str]]  # video id -> anonymous voice key -> its channel label
 
 SEGMENT_COLUMNS = (

@@ -29,8 +29,8 @@ from ytingest.config import Settings
 from ytingest.doctor.checks import Check
 from ytingest.doctor.probes import run_child
 from ytingest.errors import ConfigError
-from ytingest.stages.ytdlp_options import ALLOWED, checked_ytdlp_args, is_loopback_url
-from ytingest.stages.ytdlp_plugins import plugin_args, user_plugin_folders
+from ytingest.ytdlp.options import ALLOWED, checked_ytdlp_args, is_loopback_url
+from ytingest.ytdlp.plugins import plugin_args, user_plugin_folders
 
 PROBE_URL = "https://www.youtube.com/watch?v=aqz-KE-bpKQ"  # any watch URL: it is never fetched
 BGUTIL_HTTP = ("bgutilhttp", "http://127.0.0.1:4416")  # the bgutil HTTP provider's key and default

@@ -17,7 +17,7 @@ from ytingest.config import Settings
 from ytingest.doctor.checks import Check, GpuFacts
 from ytingest.errors import ConfigError
 from ytingest.logs import redact
-from ytingest.stages.ytdlp_options import private_cookies, ytdlp_invocation
+from ytingest.ytdlp.options import private_cookies, ytdlp_invocation
 
 
 async def ytdlp_header(settings: Settings, timeout_s: float = 60.0) -> tuple[int | None, str]:
@@ -113,11 +113,9 @@ def free_bytes(path: Path) -> int:
 async def database_check(settings: Settings) -> Check:
     """Connect (starting the embedded server when DATABASE_URL is unset) and read pgvector's version.
     Nothing is created or migrated."""
-    import asyncpg
-
     from ytingest.db.embedded import EmbeddedPostgres
-    from ytingest.db.pool import describe_dsn
-    from ytingest.errors import ConfigError
+    from ytingest.db.pool import describe_dsn, server_versions
+    from ytingest.errors import ConfigError, StoreError
 
     embedded = EmbeddedPostgres(settings.pg_dir) if settings.database_url is None else None
     where = f"embedded PostgreSQL in {settings.pg_dir}" if embedded is not None else "DATABASE_URL"
@@ -128,23 +126,8 @@ async def database_check(settings: Settings) -> Check:
         else:
             dsn = settings.database_url.get_secret_value()  # type: ignore[union-attr]
             where = describe_dsn(dsn)
-        conn = await asyncpg.connect(dsn, timeout=15)
-        try:
-            server = await conn.fetchval("SHOW server_version")
-            vector = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            available = await conn.fetchval(
-                "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
-            )
-        finally:
-            await conn.close()
-    except (
-        ConfigError,
-        OSError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        ValueError,
-        TimeoutError,
-    ) as exc:
+        server, vector, available = await server_versions(dsn)
+    except (ConfigError, StoreError, OSError, ValueError, TimeoutError) as exc:
         reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return Check("database", "fail", f"cannot reach {where}: {reason}", fix, {"database": where})
     finally:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from ytingest.config import Settings
 from ytingest.errors import ConfigError, ModelError
@@ -22,19 +20,9 @@ from ytingest.items import SAMPLE_RATE as SAMPLE_RATE
 from ytingest.items import PreparedAudio, Segment
 from ytingest.models.batched_asr import ChunkBatcher, prepare_file, words_of
 from ytingest.models.windows import iter_windows
+from ytingest.ports import AsrResult as AsrResult
 
 AsrBatching = Literal["off", "file", "cross"]
-
-
-@dataclass(frozen=True, slots=True)
-class AsrResult:
-    """What one transcription produced, plus the decoded audio for later in-memory stages."""
-
-    segments: tuple[Segment, ...]
-    audio_seconds: float
-    language: str
-    audio: npt.NDArray[np.float32]
-    language_probability: float | None = None  # None: the language was given, not detected
 
 
 def resolve_asr_model(name: str) -> str:

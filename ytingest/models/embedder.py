@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.config import Settings
 from ytingest.errors import ConfigError, EmbedError
 
 BUNDLED = {  # setting -> the name its vectors are stored under
@@ -66,6 +67,11 @@ class SentenceEmbedder:
         if not dim:
             raise ConfigError(f"embedding model {model!r} does not report its dimension")
         self.dim = int(dim)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> SentenceEmbedder:
+        """``EMBED_MODEL`` on ``EMBED_DEVICE``, ``BATCH_SIZE`` rows per forward pass."""
+        return cls(s.embed_model, device=s.embed_device, batch_size=s.batch_size)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> npt.NDArray[np.float32]:
         """One row per text, L2-normalised; ``batch_size`` rows per forward pass (None: the default)."""

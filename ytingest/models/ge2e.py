@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.config import Settings
 from ytingest.errors import ConfigError
 
 SAMPLE_RATE = 16_000
@@ -113,6 +114,11 @@ class Ge2eEncoder:
         self._lstm.to(self._device).eval()
         self._linear.to(self._device).eval()
         self._lock = threading.Lock()  # one forward pass at a time (ASR_WORKERS may share the model)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Ge2eEncoder:
+        """``SPEAKER_BACKEND=resemblyzer`` on ``SPEAKER_DEVICE``."""
+        return cls(s.speaker_device)
 
     def embed(self, clips: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
         """One unit vector per clip (16 kHz mono); all partials of all clips in one batch."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ytingest.config import Settings
 from ytingest.errors import ConfigError
 
 DEFAULT_MODEL = "pyannote/wespeaker-voxceleb-resnet34-LM"
@@ -23,6 +24,11 @@ DEFAULT_MODEL = "pyannote/wespeaker-voxceleb-resnet34-LM"
 
 class PyannoteEncoder:
     """Whole-clip embeddings from a pyannote.audio embedding model, L2-normalised."""
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> PyannoteEncoder:
+        """``SPEAKER_BACKEND=pyannote``: ``PYANNOTE_MODEL`` on ``SPEAKER_DEVICE``."""
+        return cls(s.pyannote_model, device=s.speaker_device)
 
     def __init__(self, model: str | None = None, *, device: str = "auto") -> None:
         try:

@@ -24,25 +24,29 @@ class Pause(Protocol):
 
 @dataclass
 class AutoTuner:
-    """IO_WORKERS by AIMD, as TCP does with its window, and the embedding batch on a GPU.
+    """IO_WORKERS by AIMD, as TCP does with its window, and the embedding batch on a GPU. It acts
+    on the knob a verdict names (each stage's knob is in the pipeline description), never on the
+    stage's name.
 
-    - ``download`` verdict: climb towards the Little's-law suggestion (never above it, nor above
-      ``io_max``). Until the site has ever rate-limited us, each step may double (slow start);
-      after that, one more download per step (additive increase).
+    - A verdict that raises IO_WORKERS (downloads starve the rest): climb towards the Little's-law
+      suggestion (never above it, nor above ``io_max``). Until the site has ever rate-limited us,
+      each step may double (slow start); after that, one more download per step (additive
+      increase).
     - ``source`` verdict (429s): halve (multiplicative decrease). No climb while the shared pause
       is still running.
     - A request budget (``budget``, DOWNLOAD_RATE_GLOBAL): never above ``budget_io_cap`` (Little's
       law on the mean download time so far; no climb before one is measured); on a ``budget``
       verdict, down to it: more downloads would only wait for their turn.
-    - ``embed`` verdict on a GPU with VRAM to spare: double ENCODE_BATCH_SIZE (and BATCH_SIZE with
-      it when the forward batch would outgrow the micro-batch).
+    - A verdict that raises BATCH_SIZE (embedding is the limit), on a GPU with VRAM to spare:
+      double ENCODE_BATCH_SIZE (and BATCH_SIZE with it when the forward batch would outgrow the
+      micro-batch).
 
     ``cooldown`` evaluations pass after each change, so its effect shows before the next one.
     """
 
     tuning: Tuning
     pause: Pause | None = None
-    counters: StageCounters | None = None  # the download stage's, so the monitor shows the new limit
+    counters: StageCounters | None = None  # those of the stage IO_WORKERS sizes: it shows the new limit
     batch_max: int = 8192
     io_min: int = 1
     io_max: int = 64
@@ -59,7 +63,7 @@ class AutoTuner:
         if verdict.stage == "source":
             self.rate_limited = True
             await self._set(current, max(self.io_min, current // 2), "site is rate-limiting: halve", verdict)
-        elif verdict.stage == "download" and verdict.suggested:
+        elif verdict.knob == "IO_WORKERS" and verdict.suggested:
             if self.pause is not None and self.pause.remaining > 0:
                 return  # the 429 pause is still on: downloads are not what limits us
             bound = min(self.io_max, verdict.suggested, self._budget_cap(current))
@@ -72,7 +76,7 @@ class AutoTuner:
                 await self._set(
                     current, max(self.io_min, cap), "downloads wait on the budget: Little's law", verdict
                 )
-        elif verdict.stage == "embed":
+        elif verdict.knob == "BATCH_SIZE":
             self._grow_batch(verdict)
 
     def _budget_cap(self, current: int) -> int:
@@ -112,7 +116,7 @@ class AutoTuner:
     async def _set(self, before: int, after: int, reason: str, verdict: Verdict) -> None:
         if after == before:
             return
-        await self.tuning.downloads.resize(after)
+        self.tuning.downloads.total_tokens = after  # running downloads keep their slots
         if self.counters is not None:
             self.counters.workers = after
         self._wait = self.cooldown

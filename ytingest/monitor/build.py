@@ -17,7 +17,7 @@ def build_monitor(s: Settings, ctx: RunContext, backoff: SharedBackoff, gpu: Gpu
     tuner = None
     if s.autotune_enabled:
         io_max = max(s.io_workers, s.io_workers_max)
-        counters = ctx.metrics.stages["download"]
+        counters = ctx.metrics.sized_by("IO_WORKERS")
         tuner = AutoTuner(ctx.tuning, backoff, counters, io_max=io_max, budget=ctx.budget)
     knobs = Knobs(
         s.io_workers,

@@ -15,15 +15,11 @@ from rich.text import Text
 from ytingest.monitor.sampler import eta_seconds
 from ytingest.termtext import text
 
+# the verdicts that are not a stage (a stage's colour is in the pipeline description, and in
+# the snapshot's ``stages``)
 _COLOUR = {
     "none": "green",
-    "download": "yellow",
     "source": "red",
-    "decode": "bright_magenta",
-    "asr": "magenta",
-    "speakers": "bright_cyan",
-    "embed": "cyan",
-    "store": "blue",
     "disk": "red",
     "budget": "bright_yellow",
     "stalled": "red",
@@ -152,10 +148,11 @@ def render(status: dict[str, Any]) -> RenderableType:
         lines.append(_in_model(snap["in_model"]))
     verdict = snap.get("verdict") or {"stage": "none", "advice": ""}
     stage = verdict.get("stage", "none")
+    colour = (snap["stages"].get(stage) or {}).get("term_colour") or _COLOUR.get(stage, "white")
     lines.append(
         Text.assemble(
             ("model: " if stage == "stalled" else "bottleneck: ", "bold"),
-            text(stage, f"bold {_COLOUR.get(stage, 'white')}"),
+            text(stage, f"bold {colour}"),
             text("  " + verdict.get("advice", "")),
         )
     )

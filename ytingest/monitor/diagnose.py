@@ -2,8 +2,9 @@
 
 Pure functions over recent ``Snapshot``s, so every rule is testable without a pipeline. The
 stages are whatever the snapshot holds, in pipeline order: each is judged on the queue that
-feeds it; the model's stage also on the audio waiting for it (``model_backed_up``). A stage
-with no advice of its own below gets the generic advice for its knob. A model that has stopped
+feeds it; the model's stage also on the audio waiting for it (``model_backed_up``). A stage's
+advice is the one its pipeline description names (``pipeline/advice.py``, carried on its
+sample); a stage without one gets the generic advice for its knob. A model that has stopped
 making progress comes before all of them (``stalled``). Downloads waiting for the request
 budget's turn (``pipeline.budget``) name the ``budget``, not more IO_WORKERS.
 """
@@ -11,47 +12,22 @@ budget's turn (``pipeline.budget``) name the ``budget``, not more IO_WORKERS.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ytingest.monitor.sampler import Snapshot, StageSample
+from ytingest.pipeline.advice import SATURATED, advise_generic
+from ytingest.pipeline.advice import Knobs as Knobs  # re-exported: the monitor's callers use it
+from ytingest.pipeline.advice import Verdict as Verdict  # re-exported, as Knobs
 from ytingest.pipeline.budget import BudgetSample
 from ytingest.pipeline.tuning import budget_io_cap
 
-SATURATED = 0.85  # a stage busier than this is at its limit
 STARVED = 0.6  # a stage less busy than this is waiting for work
 BACKED_UP = 0.5  # an input queue fuller than this is piling up
 MEASURED = 0.05  # a stage busier than this has a rate worth reading
 WAITING_S = 1.0  # audio-seconds waiting for the model that count as a backlog
 STALL_S = 900.0  # MODEL_STALL_S's default
-
-
-@dataclass(frozen=True, slots=True)
-class Knobs:
-    io_workers: int
-    asr_workers: int
-    batch_size: int
-    db_workers: int
-    io_max: int = 64
-    decode_prefetch: int = 2  # ASR_QUEUE_SIZE: decoded files kept ahead of the model
-    decode_workers: int = 1  # DECODE_WORKERS: processes for VAD + features
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    stage: str  # a stage's name, or stalled | source | disk | budget | none
-    evidence: dict[str, Any] = field(default_factory=dict)
-    advice: str = ""
-    knob: str | None = None
-    current: int | None = None
-    suggested: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"stage": self.stage, "evidence": self.evidence, "advice": self.advice}
-        if self.knob:
-            d.update(knob=self.knob, current=self.current, suggested=self.suggested)
-        return d
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -147,87 +123,6 @@ def budget_verdict(b: BudgetSample, ev: dict[str, Any], cap: int | None) -> Verd
     return Verdict("budget", ev, advice, "DOWNLOAD_RATE_GLOBAL", round(b.per_hour), None)
 
 
-Advice = Callable[[StageSample, dict[str, Any], Knobs], Verdict]
-
-
-def _store(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
-    n = knobs.db_workers
-    return Verdict(
-        "store", ev, f"the database is the limit: raise DB_WORKERS {n}→{n * 2}", "DB_WORKERS", n, n * 2
-    )
-
-
-def _embed(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
-    b = knobs.batch_size
-    where = "" if ev.get("gpu_sm") is None else " (or move embedding to the GPU)"
-    advice = f"embedding is the limit: raise BATCH_SIZE {b}→{b * 2}{where}"
-    return Verdict("embed", ev, advice, "BATCH_SIZE", b, b * 2)
-
-
-def _asr(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
-    n, gpu_sm = knobs.asr_workers, ev.get("gpu_sm")
-    if gpu_sm is not None and gpu_sm < 0.7:
-        advice = f"ASR is the limit and the GPU has room (SM {gpu_sm:.0%}): raise ASR_WORKERS {n}→{n + 1}"
-        return Verdict("asr", ev, advice, "ASR_WORKERS", n, n + 1)
-    device = f"GPU (SM {gpu_sm:.0%})" if gpu_sm is not None else f"CPU ({ev.get('cpu', 0):.0%})"
-    advice = (
-        f"ASR is the limit and the {device} is busy: more ASR_WORKERS would not help; use a faster "
-        f"device or a smaller ASR_MODEL; IO_WORKERS above {knobs.io_workers} only fills the disk"
-    )
-    return Verdict("asr", ev, advice, None, n, None)
-
-
-def _decode(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
-    """DECODE_WORKERS processes run VAD and features; more of them help while a CPU core is free,
-    more downloads or ASR workers cannot. The prefetch (ASR_QUEUE_SIZE) only evens out bursts."""
-    cpu, n = ev.get("cpu"), knobs.decode_workers
-    busy_cpu = cpu is not None and cpu >= SATURATED
-    cores = (
-        f"the CPU is busy ({cpu:.0%}): it needs free cores (fewer ASR_CPU_THREADS, or more cores)"
-        if busy_cpu
-        else f"raise DECODE_WORKERS {n}→{n + 1} (a process on a free core each)"
-    )
-    advice = (
-        f"decoding is the limit (decoder busy {st.busy:.0%}, ASR busy {ev.get('asr_busy', 0):.0%}): {cores}; "
-        f"more IO_WORKERS or ASR_WORKERS would not help; ASR_QUEUE_SIZE={knobs.decode_prefetch} "
-        "(the decode prefetch) only evens out bursts"
-    )
-    if busy_cpu:
-        return Verdict("decode", ev, advice)
-    return Verdict("decode", ev, advice, "DECODE_WORKERS", n, n + 1)
-
-
-def _speakers(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
-    """Speaker ID runs beside the model on host cores (its encoder on the GPU where torch has CUDA):
-    another worker needs a free core; on a GPU box the encoder belongs on the GPU."""
-    n = st.workers
-    gpu = "" if ev.get("gpu_sm") is None else "; SPEAKER_DEVICE=cuda puts its encoder on the GPU"
-    advice = (
-        f"speaker ID is the limit (busy {st.busy:.0%}, {st.queue} backing up): raise SPEAKER_WORKERS "
-        f"{n}→{n + 1} if a CPU core is free{gpu}; --no-speakers skips it"
-    )
-    return Verdict("speakers", ev, advice, "SPEAKER_WORKERS", n, n + 1)
-
-
-def _generic(st: StageSample, ev: dict[str, Any], knobs: Knobs) -> Verdict:
-    if st.knob is None:
-        return Verdict(st.name, ev, f"{st.label} is the limit (busy {st.busy:.0%}, {st.queue} backing up)")
-    n = st.workers
-    advice = (
-        f"{st.label} is the limit (busy {st.busy:.0%}, {st.queue} backing up): raise {st.knob} {n}→{n * 2}"
-    )
-    return Verdict(st.name, ev, advice, st.knob, n, n * 2)
-
-
-ADVICE: dict[str, Advice] = {
-    "store": _store,
-    "embed": _embed,
-    "speakers": _speakers,
-    "asr": _asr,
-    "decode": _decode,
-}
-
-
 def _averaged(window: Sequence[Snapshot], name: str) -> StageSample:
     return replace(window[-1].stages[name], busy=_mean([w.stages[name].busy for w in window]))
 
@@ -289,9 +184,12 @@ def diagnose(window: Sequence[Snapshot], knobs: Knobs, *, stall_s: float = STALL
     if sum(w.disk_blocked for w in window) * 2 > len(window):
         advice = "downloads wait for disk room: raise MAX_AUDIO_BYTES or free space (MIN_FREE_BYTES); "
         return Verdict("disk", ev, advice + "more IO_WORKERS would not help")
+    model = next((n for n in names if last.stages[n].model), None)
     for name in reversed(names[1:]):
         if busy[name] >= SATURATED and backed_up(window, name):
-            return ADVICE.get(name, _generic)(_averaged(window, name), ev, knobs)
+            st = _averaged(window, name)
+            averaged_model = _averaged(window, model) if model is not None else None
+            return (st.advice or advise_generic)(st, ev, knobs, averaged_model)
     if len(names) < 2:
         return Verdict("none", ev, "no stage is saturated")
     first, consumer = names[0], names[1]
@@ -303,10 +201,10 @@ def diagnose(window: Sequence[Snapshot], knobs: Knobs, *, stall_s: float = STALL
         n, m = knobs.io_workers, downloads_needed(window, knobs)
         if last.budget is not None and m <= n:  # as many as the budget keeps busy: it is the limit
             return budget_verdict(last.budget, ev, m)
-        model = "asr" if "asr" in busy else consumer
-        who = "ASR" if model == "asr" else last.stages[model].label
+        starved_one = model or consumer
+        who = "ASR" if starved_one == model else last.stages[starved_one].label
         advice = (
-            f"downloads starve {who} ({who} busy {busy[model]:.0%}): raise IO_WORKERS {n}→{m}; "
+            f"downloads starve {who} ({who} busy {busy[starved_one]:.0%}): raise IO_WORKERS {n}→{m}; "
             "more ASR_WORKERS would not help"
         )
         return Verdict(first, ev, advice, "IO_WORKERS", n, m)

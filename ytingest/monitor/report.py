@@ -10,21 +10,23 @@ from typing import Any
 from ytingest.monitor.sampler import Snapshot
 
 _W, _H, _PAD = 900, 180, 40
+# the series and verdicts that are not a stage (a stage's colour is in the pipeline description,
+# and on its samples)
 _COLOURS = {
-    "download": "#d4a017",
-    "asr": "#a347ba",
-    "speakers": "#75507b",
-    "embed": "#1f9bb4",
-    "store": "#3465a4",
     "source": "#cc0000",
     "disk": "#8b0000",
     "budget": "#b8860b",
     "stalled": "#ef2929",
-    "audio": "#a347ba",
+    "audio": "#a347ba",  # the model's
     "eta": "#555753",
     "gpu": "#4e9a06",
     "cpu": "#4e9a06",
 }
+
+
+def _palette(history: Sequence[Snapshot]) -> dict[str, str]:
+    """Colours by series' first word or verdict: each stage's own, then the others'."""
+    return {**_COLOURS, **{n: st.colour for n, st in history[-1].stages.items() if st.colour}}
 
 
 def _chart(
@@ -33,6 +35,7 @@ def _chart(
     series: Mapping[str, Callable[[Snapshot], float]],
     top: float | None = None,
 ) -> str:
+    colours = _palette(history)
     t_end = max(history[-1].t, 1e-6)
     peak = top or max([1.0] + [f(s) for f in series.values() for s in history])
 
@@ -50,13 +53,13 @@ def _chart(
     for stage, start, end in _verdict_spans(history):
         x0 = _PAD + (_W - 2 * _PAD) * start / t_end
         x1 = _PAD + (_W - 2 * _PAD) * end / t_end
-        colour = _COLOURS.get(stage, "#888")
+        colour = colours.get(stage, "#888")
         parts.append(
             f'<rect x="{x0:.1f}" y="{_PAD / 2}" width="{max(x1 - x0, 1):.1f}" '
             f'height="{_H - _PAD}" fill="{colour}" opacity="0.08"/>'
         )
     for i, (name, f) in enumerate(series.items()):
-        colour = _COLOURS.get(name.split()[0], "#333")
+        colour = colours.get(name.split()[0], "#333")
         points = " ".join(xy(s, f(s)) for s in history)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>')
         parts.append(

@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 
 from ytingest.monitor.gpu import GpuProbe, GpuSample
+from ytingest.pipeline.advice import Advice
 from ytingest.pipeline.budget import BudgetSample, HourlyBudget
 from ytingest.pipeline.counters import Metrics, StageCounters
 from ytingest.stages.disk import folder_bytes
@@ -33,6 +34,12 @@ class StageSample:
     knob: str | None = None  # the setting that gives the stage more capacity
     queued_audio_s: float = 0.0  # audio-seconds waiting in its queue
     model: bool = False  # the stage that runs the model (``Snapshot.in_model`` is its videos)
+    colour: str = ""  # the run page's and the report's colour (CSS)
+    term_colour: str = ""  # the terminal dashboard's (Rich)
+    advice: Advice | None = field(default=None, repr=False)  # not in ``to_dict``: code, not data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "advice"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +108,7 @@ class Snapshot:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["stages"] = {k: asdict(v) for k, v in self.stages.items()}
+        d["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
         d["gpus"] = [g.to_dict() for g in self.gpus]
         d["in_model"] = [asdict(v) for v in self.in_model]
         d["eta_s"] = self.eta_s
@@ -232,7 +239,10 @@ class Sampler:
                 label=c.label or name,
                 knob=c.knob,
                 queued_audio_s=round(float(getattr(q, "audio_seconds", 0.0)), 1),
-                model=c is m.model_stage,
+                model=c.model,
+                colour=c.colour,
+                term_colour=c.term_colour,
+                advice=c.advice,
             )
         self._last = now
         gpus, cpu, rss, audio = system

@@ -6,46 +6,19 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ytingest.config import Settings
-from ytingest.items import Checkpoint, EmbeddedTranscript, Failure, ResumePoint, RunSummary, VideoRef
+from ytingest.items import Checkpoint, Failure, ResumePoint, RunSummary, VideoRef
 from ytingest.logs import get_logger
 from ytingest.pipeline.assembly import WindowAssembly
 from ytingest.pipeline.budget import HourlyBudget
 from ytingest.pipeline.counters import Metrics
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import ModelTurns
-
-if TYPE_CHECKING:
-    from ytingest.db.segments import VoiceNamer
+from ytingest.ports import RunStore
 
 log = get_logger()
-
-
-class Ledger(Protocol):
-    """The part of the database the pipeline writes to (``Database`` implements it)."""
-
-    async def register_channel(self, url: str) -> None: ...
-    async def skip_reason(self, video_id: str) -> str | None: ...
-    async def register_video(self, ref: VideoRef) -> None: ...
-    async def count_attempt(self, video_id: str) -> None: ...
-    async def record_metadata(
-        self, video_id: str, *, upload_date: str | None, channel_name: str, channel_id: str
-    ) -> None: ...
-    async def mark_failed(
-        self, video_id: str, stage: str, reason: str, *, permanent: bool = False
-    ) -> None: ...
-    async def store_transcripts(
-        self,
-        items: Sequence[EmbeddedTranscript],
-        *,
-        asr_model: str,
-        embed_model: str,
-        speaker_model: str = "",
-        same_voice: float = 0.8,
-        namer: VoiceNamer | None = None,
-    ) -> None: ...
 
 
 class Checkpoints(Protocol):
@@ -65,7 +38,7 @@ class RunContext:
     """Shared state of one run; its counts live in ``metrics``. Only the event loop thread touches it."""
 
     settings: Settings
-    ledger: Ledger
+    ledger: RunStore
     metrics: Metrics
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)

@@ -9,13 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ytingest.pipeline.advice import Advice
+
 
 @dataclass
 class StageCounters:
     """One stage: its input queue, how many workers it may run, how many are busy, cumulative totals.
 
-    ``label``, ``queue`` and ``knob`` come from the pipeline description, so the monitor can
-    show and advise on any stage without knowing it by name.
+    ``label``, ``queue``, ``knob``, ``model``, the colours and the advice come from the pipeline
+    description, so the monitor can show and advise on any stage without knowing it by name; the
+    stage's workers are handed these counters, and name their failures by ``name``.
     """
 
     name: str
@@ -32,6 +35,9 @@ class StageCounters:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     _since: float = field(default_factory=time.monotonic)
     model: bool = False  # this stage runs the model whose per-video progress ``Metrics.progress`` holds
+    colour: str = ""  # the run page's and the report's colour (CSS)
+    term_colour: str = ""  # the terminal dashboard's (Rich)
+    advice: Advice | None = None  # its bottleneck advice (None: the generic one for ``knob``)
 
     def _accrue(self) -> None:
         now = time.monotonic()
@@ -179,11 +185,13 @@ class Metrics:
 
     @property
     def model_stage(self) -> StageCounters | None:
-        """The stage that runs the model: the one flagged ``model``, else the one ASR_WORKERS sizes
-        (until the pipeline description flags it); None when neither is in the pipeline."""
-        stages = list(self.stages.values())
-        flagged = [s for s in stages if s.model] or [s for s in stages if s.knob == "ASR_WORKERS"]
-        return flagged[0] if flagged else None
+        """The stage that runs the model (flagged ``model`` by the pipeline description); None
+        when the pipeline has none."""
+        return next((s for s in self.stages.values() if s.model), None)
+
+    def sized_by(self, knob: str) -> StageCounters | None:
+        """The stage whose capacity ``knob`` sets (the autotuner shows a new IO_WORKERS on it)."""
+        return next((s for s in self.stages.values() if s.knob == knob), None)
 
     @property
     def through(self) -> StageCounters:

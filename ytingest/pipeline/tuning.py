@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from anyio import CapacityLimiter
+
 from ytingest.config import Settings
-from ytingest.pipeline.limiter import Limiter
 
 
 @dataclass
@@ -22,7 +23,9 @@ class Tuning:
     is how many of those rows go through the model in one forward pass (what VRAM limits).
     """
 
-    downloads: Limiter  # IO_WORKERS: downloads at once
+    # IO_WORKERS: downloads at once. The autotuner sets ``total_tokens``: lowered, the downloads
+    # running keep their slot and no new one starts until fewer run; raised, waiting ones start.
+    downloads: CapacityLimiter
     batch_size: int
     encode_batch_size: int
     asr_batch_size: int = 8  # ASR_BATCH_SIZE: speech chunks per model call (halved on out-of-memory)
@@ -33,7 +36,7 @@ class Tuning:
     def from_settings(cls, settings: Settings) -> Tuning:
         """The knobs as configured, before anything has tuned them."""
         return cls(
-            Limiter(settings.io_workers),
+            CapacityLimiter(settings.io_workers),
             settings.batch_size,
             settings.encode_batch_size,
             settings.asr_batch_size,
@@ -41,7 +44,7 @@ class Tuning:
 
     @property
     def io_workers(self) -> int:
-        return self.downloads.limit
+        return int(self.downloads.total_tokens)
 
     def to_dict(self) -> dict[str, Any]:
         return {

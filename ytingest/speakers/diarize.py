@@ -30,7 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from ytingest.errors import TranscribeError
 from ytingest.items import AnonymousVoice, Segment, Word
 from ytingest.models.segmentation import FRAME_S, FRAME_STEP, RECEPTIVE, Segmentation, Segmenter
-from ytingest.models.speakers import SpeakerEncoder, Tagged
+from ytingest.ports import SpeakerEncoder, Tagged
 from ytingest.speakers.cluster import constrained_cluster, unit
 from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.turns import split_by_vote

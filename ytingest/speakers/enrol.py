@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ytingest.db.database import Database
 from ytingest.logs import get_logger
-from ytingest.models.speakers import SpeakerEncoder
+from ytingest.ports import SpeakerEncoder
 from ytingest.speakers.voices import ClipError, Voiceprint, embed_voice, scan
 
 log = get_logger()

@@ -8,9 +8,10 @@ import asyncio
 from collections.abc import Sequence
 from concurrent.futures import Executor
 
+from ytingest.backends import speaker_encoder
 from ytingest.config import Settings
 from ytingest.db.database import Database
-from ytingest.models.speakers import SpeakerEncoder, SpeakerTagger, load_encoder
+from ytingest.ports import SpeakerEncoder, SpeakerTagger
 from ytingest.speakers.enrol import enrol
 from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.voices import Voiceprint
@@ -21,9 +22,7 @@ async def build_tagger(settings: Settings, db: Database, executor: Executor) -> 
     named per channel by the store, so nothing is kept here between videos."""
     s = settings
     loop = asyncio.get_running_loop()
-    encoder = await loop.run_in_executor(
-        executor, lambda: load_encoder(s.speaker_backend, device=s.speaker_device, model=s.pyannote_model)
-    )
+    encoder = await loop.run_in_executor(executor, speaker_encoder, s)
     if s.voices_dir is not None:
         await enrol(db, encoder, executor, s.voices_dir)
     prints = [p for p in await db.voiceprints() if p.model == encoder.name]

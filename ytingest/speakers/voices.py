@@ -18,7 +18,7 @@ import numpy.typing as npt
 from ytingest.errors import ConfigError
 from ytingest.items import Voiceprint as Voiceprint  # defined with the other items: db returns it
 from ytingest.models import file_sha256
-from ytingest.models.speakers import SpeakerEncoder
+from ytingest.ports import SpeakerEncoder
 from ytingest.speakers.cluster import unit
 
 AUDIO_SUFFIXES = frozenset(

@@ -1,9 +1,9 @@
 """3-phase bulk mode (MODE=bulk): download everything, then transcribe everything, then embed + store.
 
-The same pipeline description as streaming, cut after ``download`` and after ``asr`` into three
-slices that run one at a time. Phase 1 stops starting downloads once BULK_DISK_BUDGET_MB of audio
-is on disk; the three phases then repeat for the next wave, so the disk budget holds (give or take
-IO_WORKERS + 2 files in flight when it was reached).
+The same pipeline description as streaming, cut into three slices by the bulk phase each stage
+declares (``description.Phase``), run one at a time. Phase 1 stops starting downloads once
+BULK_DISK_BUDGET_MB of audio is on disk; the three phases then repeat for the next wave, so the
+disk budget holds (give or take IO_WORKERS + 2 files in flight when it was reached).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from ytingest.items import AudioFile, LabelledWindow, VideoRef
 from ytingest.logs import get_logger
-from ytingest.stages.description import Parts, Stage, inbox_for, split_after, wire
+from ytingest.stages.description import Parts, Stage, inbox_for, phases, wire
 from ytingest.stages.discover import Listing, run_discovery
 
 log = get_logger()
@@ -31,7 +31,7 @@ def _drain(q: asyncio.Queue[Any]) -> list[Any]:
 async def run_bulk(p: Parts, stages: Sequence[Stage], url: str, listing: Listing | None = None) -> None:
     """List the whole channel, then download / transcribe / store it in waves that fit the budget."""
     ctx = p.ctx
-    fetch, transcribe, store = split_after(stages, "download", "speakers")
+    fetch, transcribe, store = phases(stages)
     try:
         listed: asyncio.Queue[VideoRef | None] = asyncio.Queue()
         await run_discovery(ctx, p.discoverer, url, listed, listing or Listing())

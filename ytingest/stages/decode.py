@@ -29,32 +29,17 @@ from typing import Any, Protocol, runtime_checkable
 from ytingest.errors import TranscribeError
 from ytingest.items import AudioFile, DecodedAudio, PreparedAudio, ResumePoint
 from ytingest.logs import get_logger
-from ytingest.models.asr import AsrResult
 from ytingest.models.growing import DownloadEnded, end_marker, read_end, wait_whole
 from ytingest.models.windows import iter_windows
 from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.counters import StageCounters
+from ytingest.ports import PreparingTranscriber
 from ytingest.stages.disk import keep_for_retry, quarantine
 
 log = get_logger()
 
 
 @runtime_checkable
-class PreparingTranscriber(Protocol):
-    """A transcriber whose decode step can run apart from (and ahead of) inference."""
-
-    name: str
-
-    def prepare_windows(self, path: Path) -> Iterator[PreparedAudio]: ...
-    def detect_language(self, item: PreparedAudio) -> tuple[str, float | None]: ...
-    def transcribe_prepared(
-        self,
-        items: list[PreparedAudio],
-        *,
-        batch_size: int | None = None,
-        languages: list[str | None] | None = None,
-    ) -> list[AsrResult]: ...
-
-
 class Prepare(Protocol):
     """A file's windows, in order, from ``start`` (None: its beginning); ``growing``: the ``.part``
     still being written, read as it grows. The decode stage passes each only when set."""
@@ -108,27 +93,28 @@ def windows_in_thread(transcriber: PreparingTranscriber, executor: Executor) -> 
     return windows
 
 
-async def fail_unreadable(ctx: RunContext, audio: AudioFile, exc: TranscribeError) -> None:
+async def fail_unreadable(ctx: RunContext, audio: AudioFile, exc: TranscribeError, stage: str) -> None:
     """A file that cannot be decoded: forget its windows already in the model stage, quarantine
-    it and fail the video for good (a re-run skips it). A video the model already failed stays
-    failed as it was."""
+    it and fail the video for good in ``stage`` (the one that found it unreadable; a re-run skips
+    it). A video the model already failed stays failed as it was."""
     if not ctx.windows.drop(audio.video.id):
         return
     ctx.metrics.progress.end(audio.video.id)
     kept = await asyncio.to_thread(quarantine, audio.path, ctx.settings.ytingest_home / "quarantine")
-    await ctx.fail(audio.video, "transcribe", f"{exc} (file kept in {kept})", permanent=True)
+    await ctx.fail(audio.video, stage, f"{exc} (file kept in {kept})", permanent=True)
 
 
-async def drop_interrupted(ctx: RunContext, audio: AudioFile, exc: DownloadEnded) -> None:
+async def drop_interrupted(ctx: RunContext, audio: AudioFile, exc: DownloadEnded, stage: str) -> None:
     """A file decoded as it downloaded whose download failed for good: forget its windows in the
     model stage. The download stage records the failure (and retries, as for any download);
-    only a download that went silent without saying how it ended is failed here."""
+    only a download that went silent without saying how it ended is failed here, in ``stage``
+    (the decoder waited for it in vain)."""
     vid = audio.video.id
     if ctx.windows.drop(vid):
         ctx.metrics.progress.end(vid)
     log.warning("decode_abandoned", video_id=vid, reason=str(exc))
     if audio.growing is not None and read_end(audio.growing) is None:
-        await ctx.fail(audio.video, "download", str(exc))
+        await ctx.fail(audio.video, stage, str(exc))
 
 
 async def download_ended(audio: AudioFile) -> bool:
@@ -152,11 +138,12 @@ async def decode_worker(
     prepare: Prepare | None,
     inbox: asyncio.Queue[AudioFile | None],
     outbox: asyncio.Queue[DecodedAudio | None],
+    *,
+    counters: StageCounters,
 ) -> None:
     """Decode files in order, handing on each window as it is ready, until the end marker; a file
     that cannot be decoded fails here. ``prepare`` None: the transcriber decodes by itself, files
-    pass straight through."""
-    counters = ctx.metrics.stages["decode"]
+    pass straight through. ``counters``: the decode stage's (its failures are named by them)."""
     while (audio := await inbox.get()) is not None:
         if ctx.stopping.is_set():  # a graceful stop: finish the videos begun, leave these pending
             if await download_ended(audio):  # else the download stage records how it failed
@@ -183,18 +170,18 @@ async def decode_worker(
             counters.end(counters.begin(), audio_seconds=audio.video.duration or 0.0)
             await outbox.put(DecodedAudio(audio))
             continue
-        await _decode_file(ctx, prepare, audio, point, outbox)
+        await _decode_file(ctx, counters, prepare, audio, point, outbox)
 
 
 async def _decode_file(
     ctx: RunContext,
+    counters: StageCounters,
     prepare: Prepare,
     audio: AudioFile,
     point: ResumePoint | None,
     outbox: asyncio.Queue[DecodedAudio | None],
 ) -> None:
     """One file's windows (from ``point``) to ``outbox``, as the decode worker's docstring says."""
-    counters = ctx.metrics.stages["decode"]
     t0 = started = counters.begin()
     busy = True  # between begin() and end(): decoding, not waiting for room ahead of the model
     options: dict[str, Any] = {}
@@ -237,12 +224,12 @@ async def _decode_file(
             busy = False
         except DownloadEnded as exc:  # not the file's fault, nor the decoder's
             counters.end(t0, items=0)
-            await drop_interrupted(ctx, audio, exc)
+            await drop_interrupted(ctx, audio, exc, counters.name)
             return
         except TranscribeError as exc:
             counters.end(t0, ok=False)
             await download_ended(audio)  # a growing file: quarantined once it is whole
-            await fail_unreadable(ctx, audio, exc)
+            await fail_unreadable(ctx, audio, exc, counters.name)
             return
         except BaseException:
             if busy:

@@ -33,7 +33,8 @@ from ytingest.config import Settings
 from ytingest.errors import TranscribeError
 from ytingest.items import PreparedAudio, ResumePoint
 from ytingest.models.decoder import load_extractor, speech_features
-from ytingest.stages.decode import Prepare, PreparingTranscriber, windows_in_thread
+from ytingest.ports import PreparingTranscriber, ProcessDecoding
+from ytingest.stages.decode import Prepare, windows_in_thread
 from ytingest.stages.decoder_process import DecoderProcess
 
 
@@ -117,13 +118,12 @@ async def decode_with(
     settings: Settings, transcriber: object, pool: DecodePool | None, thread: Executor
 ) -> tuple[Prepare | None, DecodePool | None]:
     """How the decode stage decodes a file's windows, and the pool it keeps (started now): the
-    reader and worker processes for faster-whisper, else the transcriber in ``thread``
-    (DECODE_PROCESS=false); None when the transcriber decodes by itself."""
-    from ytingest.models.asr import WhisperTranscriber
-
+    reader and worker processes for a transcriber that can decode in them (``ProcessDecoding``:
+    faster-whisper's), else the transcriber in ``thread`` (or DECODE_PROCESS=false); None when
+    the transcriber decodes by itself."""
     if not isinstance(transcriber, PreparingTranscriber):
         return None, pool
-    if settings.decode_process and isinstance(transcriber, WhisperTranscriber):
+    if settings.decode_process and isinstance(transcriber, ProcessDecoding):
         pool = pool or DecodePool(transcriber.prepare_options, settings.decode_workers)
         await pool.start()
         return pool.windows, pool

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -27,19 +25,12 @@ from ytingest.errors import EmbedError, StoreError
 from ytingest.items import Checkpoint, EmbeddedTranscript, LabelledWindow
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.counters import StageCounters
 from ytingest.pipeline.tuning import Tuning
+from ytingest.ports import Embedder
 
 log = get_logger()
 _AGED = object()  # the oldest waiting row reached BATCH_MAX_AGE_S
-
-
-class Embedder(Protocol):
-    """Synchronous: runs in an executor thread. ``batch_size`` rows per forward pass (None: its own)."""
-
-    name: str
-    dim: int
-
-    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> npt.NDArray[np.float32]: ...
 
 
 async def run_batcher(
@@ -48,10 +39,12 @@ async def run_batcher(
     executor: Executor,
     inbox: asyncio.Queue[LabelledWindow | None],
     outbox: asyncio.Queue[EmbeddedTranscript | None],
+    *,
+    counters: StageCounters,
 ) -> None:
     """Flush when BATCH_SIZE rows are waiting (read live: autotune may change it), the oldest
     waited BATCH_MAX_AGE_S, a video's last window came with nothing behind it (its video need
-    not wait for company), or the input ends."""
+    not wait for company), or the input ends. ``counters``: the embed stage's."""
     max_age = ctx.settings.batch_max_age_s
     pending: list[LabelledWindow] = []
     rows = 0
@@ -74,7 +67,7 @@ async def run_batcher(
             if rows < ctx.tuning.batch_size and not (item.result.last and inbox.empty()):
                 continue
         if pending:
-            await _flush(ctx, embedder, executor, pending, outbox)
+            await _flush(ctx, counters, embedder, executor, pending, outbox)
             pending, rows = [], 0
         if item is None:
             break
@@ -105,6 +98,7 @@ async def _encode_halving_on_oom(
 
 async def _flush(
     ctx: RunContext,
+    counters: StageCounters,
     embedder: Embedder,
     executor: Executor,
     batch: list[LabelledWindow],
@@ -112,7 +106,6 @@ async def _flush(
 ) -> None:
     """Encode every segment of ``batch`` in one call; hand on each video its windows complete."""
     texts = [s.text for w in batch for s in w.result.segments]
-    counters = ctx.metrics.stages["embed"]
     try:
         async with ctx.turns.alone():
             t0 = counters.begin()
@@ -125,7 +118,7 @@ async def _flush(
                 ctx.metrics.progress.end(file.video.id)
                 if not ctx.settings.keep_audio:
                     file.path.unlink(missing_ok=True)
-                await ctx.fail(file.video, "embed", str(exc))
+                await ctx.fail(file.video, counters.name, str(exc))
         return
     done: list[EmbeddedTranscript] = []
     kept: list[tuple[str, Checkpoint]] = []

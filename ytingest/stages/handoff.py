@@ -65,6 +65,7 @@ class EarlyHandoff:
     ctx: RunContext
     ref: VideoRef
     outbox: asyncio.Queue[AudioFile | None]
+    stage: str  # the download stage's name: its failures are recorded under it
     handed: AudioFile | None = None
     ended: bool = False
     _refused: set[Path] | None = None  # .part files seen not to read while growing
@@ -117,7 +118,7 @@ class EarlyHandoff:
             reason = "a retry downloaded another file than the one being decoded"
             await self._end(handed.growing, reason)
             await asyncio.to_thread(audio.path.unlink, missing_ok=True)
-            await self.ctx.fail(self.ref, "download", reason)
+            await self.ctx.fail(self.ref, self.stage, reason)
             return None
         await self._end(handed.growing, None)
         return None

@@ -25,8 +25,9 @@ from ytingest.items import (
     TranscribedWindow,
     WindowResult,
 )
-from ytingest.models.speakers import SpeakerTagger
 from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.counters import StageCounters
+from ytingest.ports import SpeakerTagger
 
 
 def label_window(tagger: SpeakerTagger | None, w: TranscribedWindow) -> WindowResult:
@@ -58,9 +59,11 @@ async def speakers_worker(
     executor: Executor,
     inbox: asyncio.Queue[TranscribedWindow | None],
     outbox: asyncio.Queue[LabelledWindow | None],
+    *,
+    counters: StageCounters,
 ) -> None:
-    """Take transcribed windows until the end marker; hand each on once its speakers are labelled."""
-    counters = ctx.metrics.stages["speakers"]
+    """Take transcribed windows until the end marker; hand each on once its speakers are labelled.
+    ``counters``: the speakers stage's."""
     loop = asyncio.get_running_loop()
     while (w := await inbox.get()) is not None:
         if ctx.windows.failed(w.file.video.id):  # the model failed on another window of this video

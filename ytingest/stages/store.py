@@ -13,6 +13,7 @@ from ytingest.errors import StoreError
 from ytingest.items import EmbeddedTranscript
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.counters import StageCounters
 from ytingest.pipeline.queues import take_waiting
 from ytingest.speakers.cluster import name_voices
 
@@ -24,6 +25,7 @@ async def store_worker(
     ctx: RunContext,
     inbox: asyncio.Queue[EmbeddedTranscript | None],
     *,
+    counters: StageCounters,
     asr_model: str,
     embed_model: str,
     speaker_model: str = "",
@@ -32,13 +34,14 @@ async def store_worker(
     """Write videos until the end marker. A StoreError ends the run: the database is gone (or
     refuses the writes).
     Anonymous voices get their channel's labels as they are stored (``speaker_model``'s voices,
-    cosine ≥ ``same_voice`` = the same voice)."""
+    cosine ≥ ``same_voice`` = the same voice). ``counters``: the store stage's."""
     ended = False
     while not ended and (first := await inbox.get()) is not None:
         group, ended = take_waiting(inbox, first, STORE_GROUP_MAX)
         await store_group(
             ctx,
             group,
+            counters,
             asr_model=asr_model,
             embed_model=embed_model,
             speaker_model=speaker_model,
@@ -49,15 +52,19 @@ async def store_worker(
 async def store_group(
     ctx: RunContext,
     group: Sequence[EmbeddedTranscript],
+    counters: StageCounters | None = None,
+    /,
     *,
     asr_model: str,
     embed_model: str,
     speaker_model: str = "",
     same_voice: float = 0.8,
 ) -> None:
-    """Commit ``group`` in one transaction, count it, then forget its videos' checkpoints (a
-    failure there only leaves rows that are never used: they predate the video's ``done_at``)."""
-    counters = ctx.metrics.stages["store"]
+    """Commit ``group`` in one transaction, count it on ``counters`` (None: the last stage's, as
+    a video stored from its checkpoints went through the whole pipeline), then forget its videos'
+    checkpoints (a failure there only leaves rows that are never used: they predate the video's
+    ``done_at``)."""
+    counters = counters or ctx.metrics.through
     t0 = counters.begin()
     try:
         await ctx.ledger.store_transcripts(

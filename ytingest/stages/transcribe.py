@@ -22,8 +22,6 @@ import math
 import time
 from concurrent.futures import Executor
 from dataclasses import replace
-from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -31,10 +29,11 @@ from ytingest.config import Settings
 from ytingest.errors import ModelError, TranscribeError
 from ytingest.items import DecodedAudio, TranscribedWindow
 from ytingest.logs import get_logger
-from ytingest.models.asr import AsrResult
 from ytingest.pipeline.context import RunContext
+from ytingest.pipeline.counters import StageCounters
 from ytingest.pipeline.queues import take_waiting
-from ytingest.stages.decode import PreparingTranscriber, fail_unreadable
+from ytingest.ports import AsrResult, PreparingTranscriber, Transcriber
+from ytingest.stages.decode import fail_unreadable
 from ytingest.stages.disk import keep_for_retry
 
 log = get_logger()
@@ -43,14 +42,6 @@ CLIMB_AFTER = 32  # ASR calls that fit at a halved batch size before it doubles 
 BROKEN_AFTER = 5  # videos failed by model errors in a row, none stored between: the run stops
 
 Outcome = TranscribedWindow | ModelError | TranscribeError
-
-
-class Transcriber(Protocol):
-    """Synchronous: runs in an executor thread."""
-
-    name: str
-
-    def transcribe(self, path: Path) -> AsrResult: ...
 
 
 def run_settings(settings: Settings, transcriber: Transcriber) -> Settings:
@@ -187,9 +178,12 @@ async def transcribe_worker(
     executor: Executor,
     inbox: asyncio.Queue[DecodedAudio | None],
     outbox: asyncio.Queue[TranscribedWindow | None],
+    *,
+    counters: StageCounters,
 ) -> None:
-    """Take decoded windows until the end marker; hand on each window as it is transcribed."""
-    s, counters = ctx.settings, ctx.metrics.stages["asr"]
+    """Take decoded windows until the end marker; hand on each window as it is transcribed.
+    ``counters``: the model stage's (its failures are named by them)."""
+    s = ctx.settings
     cross = s.asr_batching == "cross" and isinstance(transcriber, PreparingTranscriber)
     if ctx.tuning.asr_batch_max is None:  # the model's size: ASR_BATCH_SIZE, or what fits the GPU
         size = getattr(transcriber, "batch_size", None)
@@ -228,7 +222,7 @@ async def transcribe_worker(
         _count_redecoded(ctx, transcriber)
         ms = round(1000 * (time.monotonic() - t0))
         for d, outcome in zip(group, outcomes, strict=True):
-            await _settle(ctx, d, outcome, outbox, ms=ms, files=len(videos))
+            await _settle(ctx, d, outcome, outbox, ms=ms, files=len(videos), stage=counters.name)
 
 
 def _count_redecoded(ctx: RunContext, transcriber: Transcriber) -> None:
@@ -248,17 +242,19 @@ async def _settle(
     *,
     ms: int,
     files: int,
+    stage: str,
 ) -> None:
-    """One window's outcome: its video failed, or the window goes on to the speakers stage."""
+    """One window's outcome: its video failed (in ``stage``), or the window goes on to the
+    speakers stage."""
     video, progress = d.file.video, ctx.metrics.progress
     if isinstance(outcome, TranscribeError):
-        await fail_unreadable(ctx, d.file, outcome)
+        await fail_unreadable(ctx, d.file, outcome, stage)
         return
     if isinstance(outcome, ModelError):
         if ctx.windows.drop(video.id):
             progress.end(video.id)
             kept = await asyncio.to_thread(keep_for_retry, d.file.path, ctx.settings.kept_dir)
-            await ctx.fail(video, "transcribe", f"{outcome} (audio kept for the retry in {kept.parent})")
+            await ctx.fail(video, stage, f"{outcome} (audio kept for the retry in {kept.parent})")
             ctx.model_errors_in_row += 1
             if ctx.model_errors_in_row == BROKEN_AFTER and not ctx.stopping.is_set():
                 # a GPU in a bad state fails every call: stop taking videos rather than fail them all

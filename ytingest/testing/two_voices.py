@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.items import Voiceprint
-from ytingest.models.speakers import SpeakerEncoder
+from ytingest.ports import SpeakerEncoder
 from ytingest.testing.channel import Episode
 from ytingest.testing.dialogues import Turn
 from ytingest.testing.diarization import read_rttm, write_rttm

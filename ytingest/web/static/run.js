@@ -8,18 +8,18 @@
 (function () {
   const POLL_MS = 1000;
   const WINDOW_S = 600; // the chart shows the last ten minutes
-  const COLOURS = {
-    download: "#d4a017", source: "#cc0000", decode: "#c061cb", asr: "#a347ba", speakers: "#75507b",
-    embed: "#1f9bb4", store: "#3465a4", disk: "#8b0000", none: "#4e9a06",
-  };
+  // the verdicts that are not a stage; each stage's colour comes with it in the snapshot
+  // (the pipeline description's ``colour``)
+  const COLOURS = { source: "#cc0000", disk: "#8b0000", none: "#4e9a06" };
   const SPARE = ["#e66100", "#5e3c99", "#1a5fb4", "#26a269", "#a51d2d", "#865e3c"];
   const CELLS = ["name", "queue", "depth", "capacity", "qbar", "busy", "busybar", "workers",
                  "rate", "audio", "latency", "done", "errors"];
   const history = []; // [{t, verdict, stages: {name: {depth, capacity, busy}}}]
   let labels = {}; // stage name -> the label the table shows
+  let stageColours = {}; // stage name -> its colour, as the snapshot says
   let polls = 0;
 
-  function colour(name, i) { return COLOURS[name] || SPARE[i % SPARE.length]; }
+  function colour(name, i) { return stageColours[name] || COLOURS[name] || SPARE[i % SPARE.length]; }
   function num(v) { return typeof v === "number" && isFinite(v) ? v : 0; }
   function fixed(v, d) { return num(v).toFixed(d); }
   function pct(v) { return Math.round(num(v) * 100) + "%"; }
@@ -254,7 +254,11 @@
     }
     set(document, "#clock", "t=" + fixed(snap.t, 0) + " s");
     labels = {};
-    for (const [name, st] of Object.entries(snap.stages || {})) labels[name] = st.label || name;
+    stageColours = {};
+    for (const [name, st] of Object.entries(snap.stages || {})) {
+      labels[name] = st.label || name;
+      if (typeof st.colour === "string" && st.colour) stageColours[name] = st.colour;
+    }
     drawTable(snap.stages || {});
     drawVerdict(snap.verdict);
     drawTotals(snap, doc.knobs || {}, doc.state === "running");

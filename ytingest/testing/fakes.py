@@ -1,4 +1,11 @@
-"""Fakes for tests of the engine's own logic (ordering, backpressure, shutdown) — never of features."""
+"""In-memory implementations of the ports, for tests of logic around the engine: yours, when you
+embed ``Engine`` in an app, and ours (ordering, backpressure, shutdown). They prove nothing about
+the real parts: every feature is tested on yt-dlp, faster-whisper and PostgreSQL.
+
+``Engine(settings, discoverer=FakeSource(refs(10)), downloader=FakeDownloader(),
+transcriber=FakeTranscriber(), embedder=FakeEmbedder(), database=MemoryStore())`` runs the
+whole pipeline in memory, in milliseconds (set ``speakers=False``: there is no speaker model).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,28 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ytingest.errors import DownloadError, StoreError, TranscribeError
-from ytingest.items import WAITING, AudioFile, EmbeddedTranscript, Segment, VideoRef
-from ytingest.models.asr import AsrResult
+from ytingest.items import WAITING, AudioFile, EmbeddedTranscript, SearchHit, Segment, VideoRef
+from ytingest.ports import AsrResult
+from ytingest.search import SearchQuery, terms
+
+__all__ = ["FakeDownloader", "FakeEmbedder", "FakeSource", "FakeTranscriber", "MemoryStore", "refs"]
+
+
+def refs(n: int, **kw: Any) -> list[VideoRef]:
+    """``n`` videos ``v000``, ``v001``, … (``kw``: more ``VideoRef`` fields for each)."""
+    return [VideoRef(f"v{i:03d}", f"http://x/v{i:03d}", title=f"video {i}", **kw) for i in range(n)]
 
 
 @dataclass
-class FakeDiscoverer:
+class FakeSource:
+    """A ``Source`` that lists ``refs``, ``delay`` seconds apart."""
+
     refs: list[VideoRef]
     delay: float = 0.0
     listed: int = 0
@@ -32,6 +49,9 @@ class FakeDiscoverer:
 
 @dataclass
 class FakeDownloader:
+    """A ``Downloader`` that writes one byte per video after ``delay``; ``fail``: ids answered 404.
+    It counts the downloads running at once and the files on disk at once."""
+
     delay: float = 0.01
     fail: set[str] = field(default_factory=set)
     active: int = 0
@@ -47,7 +67,7 @@ class FakeDownloader:
             if ref.id in self.fail:
                 raise DownloadError("HTTP Error 404: Not Found")
             path = dest / f"{ref.id}.bin"
-            path.write_bytes(b"x")
+            await asyncio.to_thread(path.write_bytes, b"x")
             on_disk = len(await asyncio.to_thread(lambda: list(dest.iterdir())))
             self.max_files_on_disk = max(self.max_files_on_disk, on_disk)
             self.finished.append(ref.id)
@@ -58,6 +78,9 @@ class FakeDownloader:
 
 @dataclass
 class FakeTranscriber:
+    """A ``Transcriber``: ``segments`` segments "<video id> segment <i>", one second each, after
+    ``delay`` seconds of (blocking) work; ``fail``: ids whose audio "cannot be decoded"."""
+
     delay: float = 0.0
     segments: int = 3
     fail: set[str] = field(default_factory=set)
@@ -76,6 +99,8 @@ class FakeTranscriber:
 
 @dataclass
 class FakeEmbedder:
+    """An ``Embedder`` of ``dim``-d vectors of ones; it records each call's size and batch size."""
+
     dim: int = 4
     name: str = "fake-embed"
     batches: list[int] = field(default_factory=list)
@@ -88,31 +113,38 @@ class FakeEmbedder:
 
 
 @dataclass
-class FakeDatabase:
-    """In-memory ledger with the Database methods the engine calls."""
+class MemoryStore:
+    """The storage ports in memory (``RunStore``, ``SearchIndex``) and the lifecycle the engine
+    calls. Knobs: ``done`` (ids stored before), ``store_delay`` (seconds per video),
+    ``fail_store`` / ``fail_index`` (the database goes away there)."""
 
     done: set[str] = field(default_factory=set)
     store_delay: float = 0.0
     fail_store: bool = False
-    statuses: dict[str, str] = field(default_factory=dict)
-    stored: dict[str, int] = field(default_factory=dict)
-    store_calls: list[str] = field(default_factory=list)
-    store_groups: list[int] = field(default_factory=list)
-    index_builds: int = 0
     fail_index: bool = False
-    reasons: dict[str, str] = field(default_factory=dict)
+    dim: int = 4
     where: str = "memory"
-    three_stored: asyncio.Event = field(default_factory=asyncio.Event)
+    statuses: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    rows: dict[str, EmbeddedTranscript] = field(default_factory=dict)  # each stored video, as stored
+    stored: dict[str, int] = field(default_factory=dict)  # video id -> its segment count
+    store_calls: list[str] = field(default_factory=list)  # video ids, in the order stored
+    store_groups: list[int] = field(default_factory=list)  # videos per store transaction
+    index_builds: int = 0
+    three_stored: asyncio.Event = field(default_factory=asyncio.Event)
 
+    # ---- lifecycle ----------------------------------------------------------------------------
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
-    async def embedding_dim(self) -> int:
-        return 4
-
     async def migrate(self, dim: int) -> None: ...
     async def check_dim(self, dim: int) -> None: ...
+
+    async def embedding_dim(self) -> int:
+        return self.dim
+
+    # ---- Ledger ------------------------------------------------------------------------------
     async def register_channel(self, url: str) -> None: ...
 
     async def skip_reason(self, video_id: str) -> str | None:
@@ -138,6 +170,7 @@ class FakeDatabase:
         self.statuses[video_id] = "failed"
         self.reasons[video_id] = f"{stage}: {reason}"
 
+    # ---- SegmentSink -------------------------------------------------------------------------
     async def store_transcripts(self, items: Sequence[EmbeddedTranscript], **_: Any) -> None:
         if self.fail_store:
             raise StoreError("store video failed at memory: connection reset")
@@ -145,13 +178,18 @@ class FakeDatabase:
         for item in items:
             await asyncio.sleep(self.store_delay)
             vid = item.transcript.video.id
-            assert len(item.vectors) == len(item.transcript.segments)
+            if len(item.vectors) != len(item.transcript.segments):
+                raise StoreError(
+                    f"{vid}: {len(item.vectors)} vectors for {len(item.transcript.segments)} rows"
+                )
             self.store_calls.append(vid)
+            self.rows[vid] = item
             self.stored[vid] = len(item.transcript.segments)
             self.statuses[vid] = "done"
         if len(self.store_calls) >= 3:
             self.three_stored.set()
 
+    # ---- SearchIndex -------------------------------------------------------------------------
     async def ensure_search_index(self) -> bool:
         self.index_builds += 1
         if self.fail_index:
@@ -160,6 +198,34 @@ class FakeDatabase:
             )
         return True
 
+    async def search(
+        self, query: SearchQuery, vector: npt.NDArray[np.float32] | None = None
+    ) -> list[SearchHit]:
+        """Segments holding every word of the query (case aside), most mentions first; the
+        ``video`` and ``speaker`` filters apply, ranking modes and the vector do not."""
+        wanted = [t.lower() for t in terms(query.text)]
+        hits: list[SearchHit] = []
+        for vid, item in self.rows.items():
+            if query.video is not None and vid != query.video:
+                continue
+            for seg in item.transcript.segments:
+                text = seg.text.lower()
+                if query.speaker not in (None, seg.speaker) or not all(w in text for w in wanted):
+                    continue
+                score = float(sum(text.count(w) for w in wanted))
+                video = item.transcript.video
+                hits.append(
+                    SearchHit(
+                        vid, video.title, video.url, seg.start, seg.end, seg.text, seg.speaker, score, seg.idx
+                    )
+                )
+        return sorted(hits, key=lambda h: -h.score)[: query.limit]
 
-def refs(n: int, **kw: Any) -> list[VideoRef]:
-    return [VideoRef(f"v{i:03d}", f"http://x/v{i:03d}", title=f"video {i}", **kw) for i in range(n)]
+
+if TYPE_CHECKING:  # mypy checks here that each fake implements its port
+    from ytingest.ports import Downloader, Embedder, RunStore, SearchIndex, Source, Transcriber
+
+    _PORTS: tuple[
+        type[Source], type[Downloader], type[Transcriber], type[Embedder], type[RunStore], type[SearchIndex]
+    ]
+    _PORTS = (FakeSource, FakeDownloader, FakeTranscriber, FakeEmbedder, MemoryStore, MemoryStore)

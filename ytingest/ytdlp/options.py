@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from ytingest.config import Settings
 from ytingest.errors import ConfigError
-from ytingest.stages.ytdlp_plugins import plugin_args
+from ytingest.ytdlp.plugins import plugin_args
 
 JS_RUNTIMES = ("deno", "node", "quickjs", "bun")  # yt-dlp's supported runtimes (--js-runtimes)
 
