@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from tests.support.diarization import Row, _pieces, der
 from ytingest.models.asr import AsrResult
 from ytingest.models.segmentation import FRAME_STEP, RECEPTIVE, SAMPLE_RATE, Segmentation
-from ytingest.speakers.cluster import name_voices
+from ytingest.speakers.clustering import name_voices
 from ytingest.speakers.diarize import SegmentationTagger, frame_labels
 from ytingest.speakers.turns import speech_spans
-from ytingest.testing.diarization import Row, _pieces, der
 
 Rows = list[tuple[float, float, str]]
 

@@ -350,7 +350,6 @@ def oom_child(out: Path, *, device: str, start: int, fits: int | None) -> None:
     for OOM_LEAVE); ``out`` is rewritten as it goes, so a step stopped at its box shows what it tried."""
     import structlog.testing
 
-    from ytingest.testing.fakes import MemoryStore
     from ytingest.config import Settings
     from ytingest.items import AudioFile, DecodedAudio, VideoRef
     from ytingest.models.asr import WhisperTranscriber
@@ -358,6 +357,7 @@ def oom_child(out: Path, *, device: str, start: int, fits: int | None) -> None:
     from ytingest.stages.description import PIPELINE, metrics_for
     from ytingest.stages.transcribe import _transcribe_fitting
     from ytingest.testing import sample_episodes
+    from ytingest.testing.fakes import MemoryStore
     from ytingest.testing.real_speech import real_speech_episodes
 
     mode = "simulated" if fits is not None else "real"

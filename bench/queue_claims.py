@@ -108,7 +108,7 @@ async def child(
     from pgqueuer import AsyncpgDriver, Queries, QueueManager
     from pgqueuer.models import Job
 
-    from ytingest.cluster.claims import RoomyQueue
+    from ytingest.workers.claims import RoomyQueue
 
     stats = ChildStats()
     all_started, release = asyncio.Event(), asyncio.Event()

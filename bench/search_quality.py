@@ -5,7 +5,7 @@
 Ingests every bundled recording (six sample episodes, two dialogues, the real-speech clips) with the
 real engine into a temporary embedded PostgreSQL, then runs each (query → expected segment) pair
 of ``ytingest/testing/samples/search_queries.json`` in the three modes (top 5). See
-``ytingest.testing.search_eval`` for how a hit is judged.
+``tests.support.search_eval`` for how a hit is judged.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import structlog
 
+from tests.support.search_eval import ingest_and_evaluate
 from ytingest import Settings
 from ytingest.db.embedded import EmbeddedPostgres
-from ytingest.testing.search_eval import ingest_and_evaluate
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -40,20 +40,20 @@ from typing import Any
 import numpy as np
 
 from bench.der_frames import enrolled_split, oracle_frames, two_voice_rows
+from tests.support.diarization import attribution_accuracy, der, mapped_accuracy, overlap_scores, read_rttm
 from ytingest.config import Settings
 from ytingest.items import SAMPLE_RATE, Segment, Voiceprint
 from ytingest.models.asr import AsrResult, WhisperTranscriber
 from ytingest.models.ge2e import Ge2eEncoder
 from ytingest.models.segmentation import Segmenter
 from ytingest.ports import SpeakerTagger
-from ytingest.speakers.cluster import name_voices, unit
+from ytingest.speakers.clustering import name_voices, unit
 from ytingest.speakers.diarize import SegmentationTagger
 from ytingest.speakers.setup import tagger_for
 from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.turns import Span, speech_spans, windows
 from ytingest.speakers.voices import embed_voice, scan
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth, score
-from ytingest.testing.diarization import attribution_accuracy, der, mapped_accuracy, overlap_scores, read_rttm
 from ytingest.testing.real_speech import REAL, RTTM
 from ytingest.testing.two_voices import single_speaker_stretches, solo_voiceprints, two_voices_episodes
 

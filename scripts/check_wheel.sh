@@ -65,8 +65,8 @@ if missing:
     sys.exit(1)
 entry_points = next((n for n in names if n.endswith(".dist-info/entry_points.txt")), None)
 text = zipfile.ZipFile(wheel).read(entry_points).decode() if entry_points else ""
-if "[console_scripts]" not in text or "ytingest = ytingest.cli:main" not in text:
-    sys.exit("wheel-check: the wheel has no console script `ytingest = ytingest.cli:main`")
+if "[console_scripts]" not in text or "ytingest = ytingest.cli.main:main" not in text:
+    sys.exit("wheel-check: the wheel has no console script `ytingest = ytingest.cli.main:main`")
 data = [n for n in package if not n.endswith(".py")]
 print(f"wheel-check: all {len(package)} package files in the wheel ({len(data)} of them data), entry point ytingest")
 EOF

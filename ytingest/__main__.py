@@ -2,7 +2,7 @@
 
 import gc
 
-from ytingest.cli import main
+from ytingest.cli.main import main
 
 code = main()
 # Everything is closed and flushed by now. Frozen objects are skipped by the interpreter's last

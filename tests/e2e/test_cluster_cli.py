@@ -266,7 +266,7 @@ def test_a_poison_video_fails_after_n_worker_deaths_and_the_queue_goes_on(tmp_pa
 def test_sigterm_drains_a_worker_and_loses_no_claim(tmp_path: Path, cli: Cli) -> None:
     """SIGTERM mid-run: the worker takes no new claim, finishes or releases what it holds, exits 0;
     its released videos are back in the queue at once, and another worker stores them. A worker
-    claims the next video once a window of the one before is in its model (``cluster/room.py``),
+    claims the next video once a window of the one before is in its model (``workers/room.py``),
     so it holds two here: one in the model, one still downloading (3-4 s at this bandwidth)."""
     episodes = sample_episodes()[:5]
     with serve_in_thread(ChannelServer(episodes, bandwidth=20_000)) as ch, cluster(cli, tmp_path) as c:

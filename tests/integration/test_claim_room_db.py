@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 from pgqueuer.models import Job
 
-from ytingest.cluster.claims import RoomyQueue
-from ytingest.db.cluster import ENTRYPOINT
 from ytingest.db.jobs import enqueue_refs, install_queue, queries_on, ref_of
+from ytingest.db.workers import ENTRYPOINT
 from ytingest.items import VideoRef
+from ytingest.workers.claims import RoomyQueue
 
 LEASE = timedelta(seconds=2)  # heartbeats every second
 

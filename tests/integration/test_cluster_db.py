@@ -15,13 +15,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ytingest.cluster.claims import clean_dead_workers
-from ytingest.cluster.gate import DownloadGate, Pass
-from ytingest.db.cluster import GATE_LOCKS, ClaimVerdict
 from ytingest.db.database import Database
 from ytingest.db.jobs import enqueue_refs, install_queue, jobs_left, payload_of, queries_on, ref_of
+from ytingest.db.workers import GATE_LOCKS, ClaimVerdict
 from ytingest.errors import ConfigError
 from ytingest.items import VideoRef
+from ytingest.workers.claims import clean_dead_workers
+from ytingest.workers.gate import DownloadGate, Pass
 
 DIM = 8
 

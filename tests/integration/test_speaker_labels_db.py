@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import ytingest.db.schema as schema
-from ytingest.cli import main
+from ytingest.cli.main import main
 from ytingest.db.database import Database
 from ytingest.errors import ConfigError
 from ytingest.items import AnonymousVoice, EmbeddedTranscript, Segment, Transcript, VideoRef, Voiceprint
 from ytingest.search import SearchQuery
-from ytingest.speakers.cluster import name_voices
+from ytingest.speakers.clustering import name_voices
 from ytingest.speakers.naming import merge_voices, name_voice
 
 DIM = 8  # text embeddings

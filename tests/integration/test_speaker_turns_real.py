@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.diarization import attribution_accuracy, der, read_rttm
 from ytingest.config import Settings
 from ytingest.items import SAMPLE_RATE, Segment, Voiceprint
 from ytingest.models.asr import WhisperTranscriber
@@ -20,7 +21,6 @@ from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.turns import speech_spans
 from ytingest.speakers.voices import embed_voice, scan
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth
-from ytingest.testing.diarization import attribution_accuracy, der, read_rttm
 from ytingest.testing.real_speech import REAL, RTTM
 from ytingest.testing.two_voices import solo_voiceprints
 

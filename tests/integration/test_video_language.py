@@ -102,7 +102,7 @@ async def test_status_counts_and_lists_the_warnings(
 ) -> None:
     """status has ``warned`` and ``warnings`` (only done videos with one, only the channel's when
     named); ``ytingest status`` prints them, and its --json carries them."""
-    from ytingest.cli import cmd_status
+    from ytingest.cli.main import cmd_status
 
     db = await open_db(fresh_dsn)
     try:
@@ -132,7 +132,7 @@ async def test_status_counts_and_lists_the_warnings(
 
 async def test_export_json_carries_language_probability_and_warning(fresh_dsn: str, tmp_path: Path) -> None:
     """``ytingest export --format json`` rows carry the stored language, probability and warning."""
-    from ytingest.cli import cmd_export
+    from ytingest.cli.main import cmd_export
 
     db = await open_db(fresh_dsn)
     try:

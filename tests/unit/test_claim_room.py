@@ -3,7 +3,7 @@ can start soon, adapted to what the model needs, never above WORKER_CLAIMS."""
 
 from __future__ import annotations
 
-from ytingest.cluster.room import COOLDOWN, ClaimRoom, PipelineView
+from ytingest.workers.room import COOLDOWN, ClaimRoom, PipelineView
 
 
 def view(

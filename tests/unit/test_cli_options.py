@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from ytingest import cli, cli_cluster
-from ytingest.cli_args import SETTING_FLAGS, build_parser, parse_args, query_from, settings_from
-from ytingest.cli_settings import flag_kind
+from ytingest.cli import main as cli
+from ytingest.cli import workers as cli_workers
+from ytingest.cli.args import SETTING_FLAGS, build_parser, parse_args, query_from, settings_from
+from ytingest.cli.settings import flag_kind
 from ytingest.config import Settings
 from ytingest.errors import ConfigError
 from ytingest.items import RunSummary
@@ -248,8 +249,8 @@ async def test_stream_and_enqueue_pass_the_same_listing(
         queued.append(listing)
         return argparse.Namespace(queued=0, skipped=0, to_dict=dict)
 
-    monkeypatch.setattr(cli_cluster, "enqueue_channel", enqueue)
-    await cli_cluster.cmd_enqueue(engine, parse_args(["enqueue", "http://x/c", "--json", *LISTING_ARGS]))
+    monkeypatch.setattr(cli_workers, "enqueue_channel", enqueue)
+    await cli_workers.cmd_enqueue(engine, parse_args(["enqueue", "http://x/c", "--json", *LISTING_ARGS]))
     assert queued == [streamed]
     expected = Listing(
         limit=4,

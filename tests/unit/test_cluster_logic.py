@@ -16,13 +16,11 @@ from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
 
 from tests.unit.test_retry_policy import Scripted
-from ytingest.cli_args import settings_from
-from ytingest.cluster.claims import ClaimFeed
-from ytingest.cluster.worker import default_name
+from ytingest.cli.args import settings_from
 from ytingest.config import Settings
-from ytingest.db.cluster import ClaimVerdict
 from ytingest.db.database import Database
 from ytingest.db.jobs import payload_of
+from ytingest.db.workers import ClaimVerdict
 from ytingest.errors import ConfigError, RateLimitedError, StoreError
 from ytingest.items import VideoRef
 from ytingest.monitor.dashboard import cluster_line
@@ -31,6 +29,8 @@ from ytingest.stages.description import PIPELINE, metrics_for
 from ytingest.stages.download import DownloadPolicy, _download_with_retries
 from ytingest.stages.pause import SharedBackoff
 from ytingest.testing.fakes import MemoryStore
+from ytingest.workers.claims import ClaimFeed
+from ytingest.workers.worker import default_name
 
 
 @dataclass

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ytingest.cli_args import build_parser, settings_from
+from ytingest.cli.args import build_parser, settings_from
 from ytingest.config import Settings
 from ytingest.errors import ConfigError
 

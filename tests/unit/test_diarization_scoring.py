@@ -1,4 +1,4 @@
-"""The diarization scorer (ytingest/testing/diarization.py) on hand-computed cases, and cross-checked
+"""The diarization scorer (tests/support/diarization.py) on hand-computed cases, and cross-checked
 against a brute-force scorer on a 0.1 s grid for random inputs."""
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ytingest.testing.dialogues import Turn
-from ytingest.testing.diarization import (
+from tests.support.diarization import (
     DerResult,
     attribution_accuracy,
     der,
@@ -23,6 +22,7 @@ from ytingest.testing.diarization import (
     rows,
     write_rttm,
 )
+from ytingest.testing.dialogues import Turn
 from ytingest.testing.real_speech import RTTM
 from ytingest.testing.two_voices import RTTM as TWO_VOICES_RTTM
 from ytingest.testing.two_voices import single_speaker_stretches, two_voices_episodes

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
-from ytingest import cli
+from ytingest.cli import main as cli
 from ytingest.errors import ConfigError
 from ytingest.items import RunSummary
 from ytingest.monitor.http import MetricsServer, serve_app

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ytingest import gpus
-from ytingest.cli_cluster import prepare_worker
+from ytingest.cli.workers import prepare_worker
 from ytingest.gpus import free_memory, visible_gpus
 from ytingest.models import asr
 from ytingest.models.asr import VRAM_PER_CHUNK, VRAM_RESERVED, WhisperTranscriber, fit_batch_size

@@ -10,7 +10,7 @@ import pytest
 from ytingest.errors import ConfigError
 from ytingest.items import AnonymousVoice, Unknown
 from ytingest.models.ge2e import mel_filterbank
-from ytingest.speakers.cluster import cluster, name_voices, unit
+from ytingest.speakers.clustering import cluster, name_voices, unit
 from ytingest.speakers.voices import scan
 
 RNG = np.random.default_rng(7)

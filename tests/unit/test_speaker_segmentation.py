@@ -21,7 +21,7 @@ from ytingest.models.segmentation import (
     Segmentation,
     chunk_starts,
 )
-from ytingest.speakers.cluster import constrained_cluster, unit
+from ytingest.speakers.clustering import constrained_cluster, unit
 from ytingest.speakers.diarize import SegmentationTagger
 
 RATE = 16_000

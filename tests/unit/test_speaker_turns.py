@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ytingest.items import Segment, Voiceprint, Word
-from ytingest.speakers.cluster import unit
+from ytingest.speakers.clustering import unit
 from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.turns import WINDOW_S, Span, Windows, smooth, speech_spans, split_at_turns, windows
 

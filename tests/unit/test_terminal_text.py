@@ -13,8 +13,8 @@ from rich.console import Console, RenderableType
 
 from tests.unit.test_progress import _progress_doc
 from tests.unit.test_web_app import FakeEngine, hit
-from ytingest.cli_cluster import render_cluster
-from ytingest.cli_output import print_channels, print_hits, print_speakers, print_status, print_summary
+from ytingest.cli.output import print_channels, print_hits, print_speakers, print_status, print_summary
+from ytingest.cli.workers import render_cluster
 from ytingest.items import Failure, RunSummary
 from ytingest.monitor.dashboard import render
 from ytingest.termtext import dumps, safe, text

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ytingest.cli_args import settings_from
+from ytingest.cli.args import settings_from
 from ytingest.config import Settings
 from ytingest.doctor.plugins import (
     Plugins,

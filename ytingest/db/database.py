@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from ytingest.config import Settings
 from ytingest.db.checkpoints import CheckpointStore
-from ytingest.db.cluster import ClusterStore
 from ytingest.db.embedded import EmbeddedPostgres
 from ytingest.db.ledger import LedgerStore
 from ytingest.db.search import SearchStore
 from ytingest.db.segments import SegmentStore
 from ytingest.db.upgrades import UpgradeStore
 from ytingest.db.voiceprints import VoiceprintStore
+from ytingest.db.workers import ClusterStore
 
 if TYPE_CHECKING:
     from ytingest.ports import RunStore, SearchIndex, VoiceRegistry

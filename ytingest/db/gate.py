@@ -1,4 +1,4 @@
-"""``GateSession``: the SQL of the cluster's download gate (``ytingest.cluster.gate``), on one
+"""``GateSession``: the SQL of the cluster's download gate (``ytingest.workers.gate``), on one
 connection of its own.
 
 A slot is a session advisory lock ``(GATE_LOCKS, slot)`` on this connection, so the server frees
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from ytingest.db.cluster import GATE_LOCKS
 from ytingest.db.pool import Store, store_errors
+from ytingest.db.workers import GATE_LOCKS
 from ytingest.errors import StoreError
 
 

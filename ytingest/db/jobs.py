@@ -15,7 +15,7 @@ from pgqueuer.db import AsyncpgDriver
 from pgqueuer.ports import RepositoryPort
 from pgqueuer.queries import Queries
 
-from ytingest.db.cluster import ENTRYPOINT, QUEUE_TABLE
+from ytingest.db.workers import ENTRYPOINT, QUEUE_TABLE
 from ytingest.items import VideoRef
 
 _INSTALL_LOCK = 0x79746971  # "ytiq": one process installs pgqueuer's schema, the others wait

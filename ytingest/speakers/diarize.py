@@ -31,7 +31,7 @@ from ytingest.errors import TranscribeError
 from ytingest.items import AnonymousVoice, Segment, Word
 from ytingest.models.segmentation import FRAME_S, FRAME_STEP, RECEPTIVE, Segmentation, Segmenter
 from ytingest.ports import SpeakerEncoder, Tagged
-from ytingest.speakers.cluster import constrained_cluster, unit
+from ytingest.speakers.clustering import constrained_cluster, unit
 from ytingest.speakers.tagger import VoiceTagger
 from ytingest.speakers.turns import split_by_vote
 from ytingest.speakers.voices import Voiceprint

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from ytingest.db.database import Database
 from ytingest.db.voiceprints import UNKNOWN_LABEL, Voice, VoiceEdit
 from ytingest.errors import ConfigError
-from ytingest.speakers.cluster import unit
+from ytingest.speakers.clustering import unit
 
 LIST_HINT = "`ytingest speakers` lists the voices"
 

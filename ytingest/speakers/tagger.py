@@ -28,7 +28,7 @@ from ytingest.config import Settings
 from ytingest.errors import TranscribeError
 from ytingest.items import AnonymousVoice, Segment
 from ytingest.ports import SpanEncoder, SpeakerEncoder, Tagged
-from ytingest.speakers.cluster import centroids, cluster, unit
+from ytingest.speakers.clustering import centroids, cluster, unit
 from ytingest.speakers.turns import HOP_S, overlap, speech_spans, split_at_turns, windows
 from ytingest.speakers.voices import Voiceprint
 

@@ -19,7 +19,7 @@ from ytingest.errors import ConfigError
 from ytingest.items import Voiceprint as Voiceprint  # defined with the other items: db returns it
 from ytingest.models import file_sha256
 from ytingest.ports import SpeakerEncoder
-from ytingest.speakers.cluster import unit
+from ytingest.speakers.clustering import unit
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".webm", ".aac", ".mp4", ".mka"}

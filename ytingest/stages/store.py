@@ -15,7 +15,7 @@ from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
 from ytingest.pipeline.counters import StageCounters
 from ytingest.pipeline.queues import take_waiting
-from ytingest.speakers.cluster import name_voices
+from ytingest.speakers.clustering import name_voices
 
 log = get_logger()
 STORE_GROUP_MAX = 64  # videos per transaction

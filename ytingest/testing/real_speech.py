@@ -20,8 +20,8 @@ from pathlib import Path
 
 import av
 
+from ytingest.testing.audio import encode_mp3
 from ytingest.testing.channel import SAMPLES, Episode
-from ytingest.testing.make_samples import encode_mp3
 
 REAL = SAMPLES / "real"
 RTTM = REAL / "debug.test.rttm"

@@ -27,11 +27,11 @@ import numpy.typing as npt
 
 from ytingest.items import Voiceprint
 from ytingest.ports import SpeakerEncoder
+from ytingest.testing.audio import encode_mp3
 from ytingest.testing.channel import Episode
 from ytingest.testing.dialogues import Turn
-from ytingest.testing.diarization import read_rttm, write_rttm
-from ytingest.testing.make_samples import encode_mp3
 from ytingest.testing.real_speech import REAL
+from ytingest.testing.rttm import read_rttm, write_rttm
 
 RTTM = REAL / "two_voices.rttm"
 IDS = ("two_voices",)

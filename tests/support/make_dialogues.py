@@ -5,7 +5,7 @@ short silences, so the exact span of every turn is known and written to
 ``samples/dialogue_truth.json`` (the ground truth for speaker attribution). The enrolment
 clips use sentences that do not occur in the dialogues. Needs ``apt-get install espeak-ng``.
 
-    python -m ytingest.testing.make_dialogues
+    python -m tests.support.make_dialogues
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ytingest.testing.make_samples import encode_mp3
+from ytingest.testing.audio import encode_mp3
 
 SAMPLES = Path(__file__).parent / "samples"
 VOICES = SAMPLES / "voices"

@@ -27,15 +27,15 @@ from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
 
-from ytingest.cluster.room import ClaimRoom, PipelineView
-from ytingest.db.cluster import ENTRYPOINT
 from ytingest.db.database import Database
 from ytingest.db.jobs import install_queue, jobs_left, queries_on, ref_of
 from ytingest.db.pool import store_errors
+from ytingest.db.workers import ENTRYPOINT
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import VideoRef
 from ytingest.logs import get_logger, redact
 from ytingest.pipeline.context import RunContext
+from ytingest.workers.room import ClaimRoom, PipelineView
 
 log = get_logger()
 IDLE_CHECK_S = 1.0  # how often an --until-empty worker with nothing in hand asks whether jobs are left

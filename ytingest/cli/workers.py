@@ -21,9 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ytingest.cli_args import listing_from
-from ytingest.cluster.enqueue import enqueue_channel
-from ytingest.cluster.worker import default_name, run_worker
+from ytingest.cli.args import listing_from
 from ytingest.config import Settings
 from ytingest.db.database import Database
 from ytingest.db.server import server_info, start_server, stop_server
@@ -32,6 +30,8 @@ from ytingest.errors import ConfigError
 from ytingest.monitor.dashboard import cluster_line
 from ytingest.stages.discover import Listing
 from ytingest.termtext import safe, text
+from ytingest.workers.enqueue import enqueue_channel
+from ytingest.workers.worker import default_name, run_worker
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -1,5 +1,5 @@
 """The command line's arguments: the parser; ``Settings`` from the environment plus the setting
-flags (``cli_settings``); a search's and a listing's options as ``SearchQuery`` and ``Listing``."""
+flags (``cli.settings``); a search's and a listing's options as ``SearchQuery`` and ``Listing``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ytingest.cli_settings import COMMON, SETTING_FLAGS, setting_parents, settings_from
+from ytingest.cli.settings import COMMON, SETTING_FLAGS, setting_parents, settings_from
 from ytingest.doctor.probes import installed_version
 from ytingest.errors import ConfigError
 from ytingest.export import FORMATS

@@ -12,12 +12,12 @@ import os
 import re
 import socket
 
-from ytingest.cluster.claims import ClaimFeed, clean_dead_workers
-from ytingest.cluster.gate import DownloadGate
 from ytingest.engine import Engine
 from ytingest.errors import ConfigError, StoreError
 from ytingest.items import RunSummary
 from ytingest.logs import get_logger
+from ytingest.workers.claims import ClaimFeed, clean_dead_workers
+from ytingest.workers.gate import DownloadGate
 
 log = get_logger()
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ytingest.testing.dialogues import Turn
+from ytingest.testing.rttm import read_rttm, write_rttm
+
+__all__ = ["read_rttm", "write_rttm"]  # with the scores below, for the tests and benchmarks that read turns
 
 Row = tuple[float, float, str | None]
 
@@ -36,28 +38,6 @@ class DerResult:
     false_alarm: float
     confusion: float
     total: float
-
-
-def read_rttm(path: Path | str) -> dict[str, list[Turn]]:
-    """File id → its ``SPEAKER`` turns in file order (``Turn.text`` is empty)."""
-    turns: dict[str, list[Turn]] = {}
-    for line in Path(path).read_text().splitlines():
-        fields = line.split()
-        if len(fields) < 8 or fields[0] != "SPEAKER":
-            continue
-        start, duration = float(fields[3]), float(fields[4])
-        turns.setdefault(fields[1], []).append(Turn(fields[7], start, round(start + duration, 6), ""))
-    return turns
-
-
-def write_rttm(path: Path | str, turns: Mapping[str, Sequence[Turn]]) -> None:
-    """Write ``SPEAKER`` lines (millisecond precision), the format ``read_rttm`` reads."""
-    lines = [
-        f"SPEAKER {file_id} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>"
-        for file_id, file_turns in turns.items()
-        for t in file_turns
-    ]
-    Path(path).write_text("".join(line + "\n" for line in lines))
 
 
 def rows(turns: Sequence[Turn]) -> list[Row]:

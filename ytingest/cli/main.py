@@ -21,18 +21,9 @@ import aiohttp
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from ytingest.cli_args import check_speaker_args, listing_from, parse_args, query_from, settings_from
-from ytingest.cli_cluster import (
-    cmd_db,
-    cmd_enqueue,
-    cmd_worker,
-    cmd_workers,
-    default_database,
-    prepare_worker,
-    top_database,
-)
-from ytingest.cli_maintain import cmd_delete, cmd_reprocess, print_models
-from ytingest.cli_output import (
+from ytingest.cli.args import check_speaker_args, listing_from, parse_args, query_from, settings_from
+from ytingest.cli.maintain import cmd_delete, cmd_reprocess, print_models
+from ytingest.cli.output import (
     print_channels,
     print_hits,
     print_json,
@@ -40,6 +31,15 @@ from ytingest.cli_output import (
     print_status,
     print_summary,
     say,
+)
+from ytingest.cli.workers import (
+    cmd_db,
+    cmd_enqueue,
+    cmd_worker,
+    cmd_workers,
+    default_database,
+    prepare_worker,
+    top_database,
 )
 from ytingest.config import Settings
 from ytingest.doctor import format_line, run_checks, summary_line
