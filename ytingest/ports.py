@@ -22,6 +22,7 @@ import numpy.typing as npt
 from ytingest.items import (
     AnonymousVoice,
     AudioFile,
+    Checkpoint,
     EmbeddedTranscript,
     PreparedAudio,
     SearchHit,
@@ -34,8 +35,10 @@ from ytingest.search import SearchQuery
 
 __all__ = [
     "AsrResult",
+    "CheckpointStorage",
     "Downloader",
     "Embedder",
+    "KnownVideos",
     "Ledger",
     "RunStore",
     "SearchIndex",
@@ -61,6 +64,14 @@ class Source(Protocol):
     """Lists a channel (or any address) as the videos to ingest."""
 
     def discover(self, url: str) -> AsyncGenerator[VideoRef, None]: ...
+
+
+@runtime_checkable
+class KnownVideos(Protocol):
+    """A source whose videos are known already (``ytingest retry``'s list): it reads no listing, so
+    it spends nothing of the run's listing budget."""
+
+    known_videos: list[VideoRef]
 
 
 class Downloader(Protocol):
@@ -250,3 +261,22 @@ class VoiceRegistry(Protocol):
 
     async def voiceprints(self) -> list[Voiceprint]: ...
     async def save_voiceprints(self, prints: Sequence[Voiceprint], *, keep: Sequence[str]) -> None: ...
+
+
+@runtime_checkable
+class CheckpointStorage(Protocol):
+    """A long video's finished windows, kept until the video is stored, so a re-run resumes after
+    them (``stages/resume.py``); a store without it makes every video start from its beginning."""
+
+    async def save_checkpoints(
+        self,
+        items: Sequence[tuple[str, Checkpoint]],
+        *,
+        asr_model: str,
+        embed_model: str,
+        speaker_model: str = "",
+    ) -> None: ...
+    async def load_checkpoints(
+        self, video_id: str, *, asr_model: str, embed_model: str, speaker_model: str = ""
+    ) -> tuple[VideoRef | None, list[Checkpoint]]: ...
+    async def delete_checkpoints(self, video_ids: Sequence[str]) -> None: ...

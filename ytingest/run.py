@@ -20,12 +20,12 @@ from ytingest.pipeline.budget import download_budget
 from ytingest.pipeline.context import Feed, RunContext
 from ytingest.pipeline.tuning import Tuning
 from ytingest.pipeline.turns import turns_wanted
-from ytingest.ports import Downloader, ReportsProgress, Source
+from ytingest.ports import Downloader, KnownVideos, ReportsProgress, Source
 from ytingest.runtime import Runtime
 from ytingest.sourcetext import public_url
 from ytingest.stages.bulk import run_bulk
 from ytingest.stages.description import Parts, Stage, inbox_for, metrics_for, wire
-from ytingest.stages.discover import ListDiscoverer, Listing
+from ytingest.stages.discover import Listing
 from ytingest.stages.disk import DiskBudget, clean_leftovers
 from ytingest.stages.download import DownloadPolicy, GlobalGate
 from ytingest.stages.pause import SharedBackoff
@@ -70,7 +70,8 @@ async def open_run(
     disk = DiskBudget(s.audio_dir, s.max_audio_bytes, s.min_free_bytes)
     backoff = SharedBackoff(s.rate_limit_base_s, s.rate_limit_max_s)
     lister = sources.lister  # one address, one budget; a cluster's gate has its own
-    urls = [r.webpage_url or r.url for r in lister.refs] if isinstance(lister, ListDiscoverer) else [label]
+    known = lister.known_videos if isinstance(lister, KnownVideos) else None
+    urls = [r.webpage_url or r.url for r in known] if known is not None else [label]
     ctx.budget = None if gate else download_budget(s, urls)
     policy = DownloadPolicy(ctx.tuning.downloads, backoff, disk, gate or ctx.budget)
     ctx.metrics.disk = disk

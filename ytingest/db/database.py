@@ -22,7 +22,7 @@ from ytingest.db.voiceprints import VoiceprintStore
 from ytingest.db.workers import ClusterStore
 
 if TYPE_CHECKING:
-    from ytingest.ports import RunStore, SearchIndex, VoiceRegistry
+    from ytingest.ports import CheckpointStorage, RunStore, SearchIndex, VoiceRegistry
 
 __all__ = ["Database"]
 
@@ -49,4 +49,5 @@ async def open_database(settings: Settings) -> tuple[Database, EmbeddedPostgres 
 
 
 if TYPE_CHECKING:  # mypy checks here that this one adapter implements every storage port
-    _PORTS: tuple[type[RunStore], type[SearchIndex], type[VoiceRegistry]] = (Database, Database, Database)
+    _PORTS: tuple[type[RunStore], type[SearchIndex], type[VoiceRegistry], type[CheckpointStorage]]
+    _PORTS = (Database, Database, Database, Database)

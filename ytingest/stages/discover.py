@@ -15,7 +15,7 @@ from ytingest.items import WAITING, VideoRef
 from ytingest.logs import get_logger, redact
 from ytingest.pipeline.budget import LISTING_ENTRIES_PER_UNIT
 from ytingest.pipeline.context import RunContext
-from ytingest.ports import Source
+from ytingest.ports import KnownVideos, Source
 from ytingest.sourcetext import public_url
 from ytingest.ytdlp.listing import (
     listing_urls,
@@ -92,10 +92,10 @@ def is_short(ref: VideoRef) -> bool:
 class ListDiscoverer:
     """Videos already known (``ytingest retry``): no listing, the refs come from the ledger."""
 
-    refs: list[VideoRef]
+    known_videos: list[VideoRef]
 
     async def discover(self, url: str) -> AsyncGenerator[VideoRef, None]:
-        for ref in self.refs:
+        for ref in self.known_videos:
             yield ref
 
 
@@ -196,7 +196,7 @@ class _Picker:
         ``LISTING_ENTRIES_PER_UNIT`` entries read (``pipeline.budget``); False when the run stops
         first. Videos already known (``retry``) are not listed, so they take none."""
         budget = self.ctx.budget
-        if budget is None or isinstance(discoverer, ListDiscoverer):
+        if budget is None or isinstance(discoverer, KnownVideos):
             return True
         return await budget.take(self.ctx.stopping, "listing")
 

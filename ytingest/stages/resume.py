@@ -16,11 +16,11 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from ytingest.db.checkpoints import CheckpointStore
 from ytingest.errors import StoreError
 from ytingest.items import Checkpoint, ResumePoint
 from ytingest.logs import get_logger
 from ytingest.pipeline.context import RunContext
+from ytingest.ports import CheckpointStorage
 from ytingest.stages.decode import Prepare
 from ytingest.stages.disk import LEFTOVER_SUFFIXES
 from ytingest.stages.store import store_group
@@ -34,7 +34,7 @@ class Resumer:
     def __init__(
         self,
         ctx: RunContext,
-        db: CheckpointStore,
+        db: CheckpointStorage,
         *,
         asr_model: str,
         embed_model: str,
@@ -100,7 +100,7 @@ def use_checkpoints(
     ctx: RunContext, db: object, prepare: Prepare | None, asr_model: str, embed_model: str, speaker_model: str
 ) -> None:
     """Keep finished windows and resume videos after them, when videos are decoded window by window
-    (``prepare``) and ``db`` can keep them (a real database, not a test's fake ledger)."""
-    if prepare is not None and isinstance(db, CheckpointStore):
+    (``prepare``) and ``db`` can keep them (``CheckpointStorage``: PostgreSQL's, not the fakes')."""
+    if prepare is not None and isinstance(db, CheckpointStorage):
         r = Resumer(ctx, db, asr_model=asr_model, embed_model=embed_model, speaker_model=speaker_model)
         ctx.checkpoints, ctx.resume_at = r, r.resume_at
