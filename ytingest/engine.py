@@ -25,9 +25,7 @@ from ytingest.search import SearchQuery
 from ytingest.stages.description import PIPELINE, Stage
 from ytingest.stages.discover import ListDiscoverer, Listing, run_discovery
 from ytingest.stages.download import GlobalGate
-from ytingest.ytdlp.downloader import YtDlpDownloader
-from ytingest.ytdlp.lister import YtDlpDiscoverer
-from ytingest.ytdlp.options import ytdlp_invocation
+from ytingest.ytdlp.downloader import ytdlp_sources
 
 log = get_logger()
 
@@ -133,9 +131,8 @@ class Engine:
         """The lister and downloader: yt-dlp's unless given, built by the first run, so a bad yt-dlp
         option (exit 2) stops ``stream`` and ``retry``, not ``search`` or ``status``."""
         if self._discoverer is None or self._downloader is None:
-            ytdlp = ytdlp_invocation(self.settings)  # the command and the options every child gets
-            self._discoverer = self._discoverer or YtDlpDiscoverer(ytdlp)
-            self._downloader = self._downloader or YtDlpDownloader(ytdlp, self.settings.download_timeout_s)
+            lister, downloader = ytdlp_sources(self.settings)
+            self._discoverer, self._downloader = self._discoverer or lister, self._downloader or downloader
         return self._discoverer, self._downloader
 
     def discoverer(self) -> Source:

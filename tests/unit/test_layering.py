@@ -86,3 +86,8 @@ def test_a_new_top_level_module_must_be_given_a_layer(broken_copy: Path) -> None
     done = _lint_imports(broken_copy, "layers")
     assert done.returncode == 1
     assert "not listed as layers:\n\n- ytingest.unplaced\n" in done.stdout, done.stdout
+
+
+def test_the_engine_stays_a_thin_facade() -> None:
+    """engine.py composes (database, ``Runtime``, ``open_run``/``drive``); work goes elsewhere."""
+    assert len((PACKAGE / "engine.py").read_text().splitlines()) <= 250

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ytingest.childenv import child_env
+from ytingest.config import Settings
 from ytingest.errors import DownloadError
 from ytingest.items import AudioFile, VideoRef
 from ytingest.logs import get_logger
@@ -25,9 +26,9 @@ from ytingest.ytdlp.failures import (
     media_url_refusal,
     parse_retry_after,
 )
-from ytingest.ytdlp.lister import last_error_line, read_all
+from ytingest.ytdlp.lister import YtDlpDiscoverer, last_error_line, read_all
 from ytingest.ytdlp.listing import upload_day_of
-from ytingest.ytdlp.options import format_given, private_cookies
+from ytingest.ytdlp.options import format_given, private_cookies, ytdlp_invocation
 
 log = get_logger()
 
@@ -187,3 +188,10 @@ def with_metadata(audio: AudioFile, printed: str) -> AudioFile:
         if vcodec == "none"
         else clean_line(f"{info.get('format_id') or '?'} ({vcodec})", 100),
     )
+
+
+def ytdlp_sources(settings: Settings) -> tuple[YtDlpDiscoverer, YtDlpDownloader]:
+    """yt-dlp's lister and downloader, sharing the command and the options every child gets (a bad
+    YTDLP_ARGS option is a ConfigError here)."""
+    ytdlp = ytdlp_invocation(settings)
+    return YtDlpDiscoverer(ytdlp), YtDlpDownloader(ytdlp, settings.download_timeout_s)
