@@ -33,7 +33,7 @@ from ytingest.export import render
 from ytingest.logs import get_logger, redact
 from ytingest.models.embedder import embed_model_name
 from ytingest.monitor.http import LOOPBACK
-from ytingest.search import Mode, parse_day
+from ytingest.search import Mode, parse_day, query_options
 
 log = get_logger()
 
@@ -72,6 +72,10 @@ def _json_safe(value: Any) -> Any:
     )
 
 
+# the search tool's parameters are SearchQuery's options (``query`` is its text): described there
+ABOUT = {name: option.help for name, option in query_options().items()}
+
+
 def _day(value: str | None) -> date | None:
     return None if value is None else parse_day(value)
 
@@ -108,17 +112,15 @@ def build_server(engine: Engine, *, embed_model: str | None = None) -> MCPServer
     @server.tool(annotations=READ_ONLY)
     async def search(
         query: Annotated[str, Field(description='words, "an exact phrase", -excluded')],
-        mode: Annotated[Mode, Field(description="hybrid: meaning and words; semantic; keyword")] = "hybrid",
-        speaker: Annotated[str | None, Field(description="only segments of this speaker")] = None,
-        channel: Annotated[str | None, Field(description="only videos of this channel URL")] = None,
-        video: Annotated[str | None, Field(description="only this video id")] = None,
-        since: Annotated[str | None, Field(description="uploaded on or after: YYYY-MM-DD or 7d, 2w")] = None,
-        until: Annotated[str | None, Field(description="uploaded on or before: YYYY-MM-DD or 7d")] = None,
-        min_score: Annotated[float | None, Field(description="drop hits scoring below this")] = None,
-        limit: Annotated[int, Field(description="how many hits (1-1000)")] = 10,
-        lang: Annotated[
-            str | None, Field(description="the query's language: de, es, ... (default: detected)")
-        ] = None,
+        mode: Annotated[Mode, Field(description=ABOUT["mode"])] = "hybrid",
+        speaker: Annotated[str | None, Field(description=ABOUT["speaker"])] = None,
+        channel: Annotated[str | None, Field(description=ABOUT["channel"])] = None,
+        video: Annotated[str | None, Field(description=ABOUT["video"])] = None,
+        since: Annotated[str | None, Field(description=ABOUT["since"])] = None,
+        until: Annotated[str | None, Field(description=ABOUT["until"])] = None,
+        min_score: Annotated[float | None, Field(description=ABOUT["min_score"])] = None,
+        limit: Annotated[int, Field(description=ABOUT["limit"])] = 10,
+        lang: Annotated[str | None, Field(description=ABOUT["lang"])] = None,
     ) -> dict[str, Any]:
         """Find transcript segments by meaning and by words, best first. Each hit has the video's id,
         title and channel, the segment's start/end seconds, text and speaker, the text just before

@@ -13,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from ytingest.engine import Engine
 from ytingest.errors import StoreError
 from ytingest.mcp_server import build_server
+from ytingest.search import query_options
 
 SECRET_DSN = "postgresql://ingest:hunter2@db.example:5432/yt"
 
@@ -47,9 +48,10 @@ def test_tools_are_the_five_reads_and_declare_themselves_read_only() -> None:
     }
     assert all(t.annotations.read_only_hint and not t.annotations.destructive_hint for t in tools)
     search = next(t for t in tools if t.name == "search")
-    assert set(search.input_schema["properties"]) == {
-        "query", "mode", "speaker", "channel", "video", "since", "until", "min_score", "limit", "lang"
-    }  # fmt: skip
+    properties = search.input_schema["properties"]
+    assert set(properties) == {"query", *query_options()}  # SearchQuery's options, and its text
+    for name, option in query_options().items():
+        assert properties[name]["description"] == option.help  # declared once, on SearchQuery
 
 
 @pytest.mark.parametrize(
