@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from bench.der_frames import enrolled_split, oracle_frames, two_voice_rows
-from tests.support.diarization import attribution_accuracy, der, mapped_accuracy, overlap_scores, read_rttm
+from tests.support.diarization import attribution_accuracy, der, mapped_accuracy, overlap_scores
 from ytingest.config import Settings
 from ytingest.items import SAMPLE_RATE, Segment, Voiceprint
 from ytingest.models.asr import AsrResult, WhisperTranscriber
@@ -55,6 +55,7 @@ from ytingest.speakers.turns import Span, speech_spans, windows
 from ytingest.speakers.voices import embed_voice, scan
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth, score
 from ytingest.testing.real_speech import REAL, RTTM
+from ytingest.testing.rttm import read_rttm
 from ytingest.testing.two_voices import single_speaker_stretches, solo_voiceprints, two_voices_episodes
 
 RESULTS = Path(__file__).parent / "results"

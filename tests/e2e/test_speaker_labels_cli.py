@@ -23,11 +23,12 @@ import psutil
 import pytest
 
 from tests.conftest import Cli, make_cli
-from tests.support.diarization import mapped_accuracy, read_rttm, rows
+from tests.support.diarization import mapped_accuracy, rows
 from ytingest.testing import ChannelServer, serve_in_thread
 from ytingest.testing.channel import Episode
 from ytingest.testing.dialogues import UNENROLLED, Turn, dialogue_episodes, dialogue_truth
 from ytingest.testing.real_speech import real_speech_episodes
+from ytingest.testing.rttm import read_rttm
 from ytingest.testing.two_voices import RTTM, two_voices_episodes
 
 pytestmark = pytest.mark.slow

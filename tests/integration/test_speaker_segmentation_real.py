@@ -10,11 +10,12 @@ import pytest
 from faster_whisper import decode_audio
 
 from bench.der_frames import oracle_frames
-from tests.support.diarization import der, overlap_scores, read_rttm, rows
+from tests.support.diarization import der, overlap_scores, rows
 from ytingest.models.ge2e import Ge2eEncoder
 from ytingest.models.segmentation import Segmenter
 from ytingest.speakers.diarize import SegmentationTagger
 from ytingest.testing.real_speech import REAL, RTTM
+from ytingest.testing.rttm import read_rttm
 from ytingest.testing.two_voices import RTTM as TWO_VOICES_RTTM
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.diarization import attribution_accuracy, der, read_rttm
+from tests.support.diarization import attribution_accuracy, der
 from ytingest.config import Settings
 from ytingest.items import SAMPLE_RATE, Segment, Voiceprint
 from ytingest.models.asr import WhisperTranscriber
@@ -22,6 +22,7 @@ from ytingest.speakers.turns import speech_spans
 from ytingest.speakers.voices import embed_voice, scan
 from ytingest.testing.dialogues import VOICES_DIR, dialogue_episodes, dialogue_truth
 from ytingest.testing.real_speech import REAL, RTTM
+from ytingest.testing.rttm import read_rttm
 from ytingest.testing.two_voices import solo_voiceprints
 
 pytestmark = pytest.mark.slow

@@ -19,9 +19,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ytingest.testing.dialogues import Turn
-from ytingest.testing.rttm import read_rttm, write_rttm
-
-__all__ = ["read_rttm", "write_rttm"]  # with the scores below, for the tests and benchmarks that read turns
 
 Row = tuple[float, float, str | None]
 

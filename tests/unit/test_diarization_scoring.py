@@ -18,12 +18,11 @@ from tests.support.diarization import (
     mapped_accuracy,
     optimal_mapping,
     overlap_scores,
-    read_rttm,
     rows,
-    write_rttm,
 )
 from ytingest.testing.dialogues import Turn
 from ytingest.testing.real_speech import RTTM
+from ytingest.testing.rttm import read_rttm, write_rttm
 from ytingest.testing.two_voices import RTTM as TWO_VOICES_RTTM
 from ytingest.testing.two_voices import single_speaker_stretches, two_voices_episodes
 
