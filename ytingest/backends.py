@@ -68,9 +68,7 @@ def factory(kind: Kind, name: str) -> Callable[[Settings], Any]:
 def build(kind: Kind, settings: Settings, name: str | None = None) -> Any:
     """Backend ``name`` (default: the one the settings choose) built from ``settings``; it must
     implement its port."""
-    name = name or {"asr": settings.asr_backend, "embed": settings.embed_backend}.get(
-        kind, settings.speaker_backend
-    )
+    name = name or str(getattr(settings, SETTING[kind].lower()))  # ASR_BACKEND: settings.asr_backend
     built = factory(kind, name)(settings)
     if not isinstance(built, _PORT[kind]):
         raise ConfigError(

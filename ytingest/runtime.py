@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TypeVar
 
 from ytingest import backends
 from ytingest.config import Settings
@@ -15,6 +16,8 @@ from ytingest.ports import Embedder, SpeakerTagger, Transcriber
 from ytingest.speakers.setup import build_tagger
 from ytingest.stages.decode import Prepare
 from ytingest.stages.decode_pool import DecodePool, decode_with
+
+T = TypeVar("T")
 
 
 class Runtime:
@@ -64,7 +67,7 @@ class Runtime:
         prepare, self._decoder = await decode_with(settings, transcriber, self._decoder, self.decode_pool)
         return prepare
 
-    async def _in(self, pool: ThreadPoolExecutor, build: Any) -> Any:
+    async def _in(self, pool: ThreadPoolExecutor, build: Callable[[Settings], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, build, self.settings)
 
     async def aclose(self) -> None:

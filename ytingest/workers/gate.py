@@ -15,8 +15,10 @@ without them, so new passes wait until they have ended (the cap holds across the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ytingest.db.gate import GateSession
@@ -53,8 +55,9 @@ class DownloadGate:
         self._numbers = itertools.count()
 
     async def open(self) -> None:
-        async with self._lock:
-            await self._connection()
+        """Open the connection now rather than at the first download."""
+        async with self._session():
+            pass
 
     async def close(self) -> None:
         """Close the connection: the server frees every slot it held."""
@@ -62,13 +65,16 @@ class DownloadGate:
         if conn is not None:
             await conn.close()
 
-    async def _connection(self) -> GateSession:
-        """The gate's connection (hold ``_lock``); a lost one is opened again, as a new generation."""
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await GateSession.open(self._db)
-            self._generation += 1
-            self._held.clear()
-        return self._conn
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[GateSession]:
+        """The gate's connection, one query at a time (``_lock`` held); a lost one is opened again,
+        as a new generation."""
+        async with self._lock:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await GateSession.open(self._db)
+                self._generation += 1
+                self._held.clear()
+            yield self._conn
 
     async def enter(self, stop: asyncio.Event) -> Pass | None:
         """Wait for the global pause to end, a free slot and this download's start time; None
@@ -85,8 +91,8 @@ class DownloadGate:
         return None
 
     async def _try_enter(self, stop: asyncio.Event) -> Pass | None:
-        async with self._lock:
-            paused = await (await self._connection()).paused_for()
+        async with self._session() as gate:
+            paused = await gate.paused_for()
         if paused > 0:
             await sleep_unless(stop, min(paused, 5.0))
             return None
@@ -97,8 +103,8 @@ class DownloadGate:
             return None
         if self.per_hour > 0:
             try:
-                async with self._lock:
-                    wait = await (await self._connection()).next_start_in(3600.0 / self.per_hour)
+                async with self._session() as gate:
+                    wait = await gate.next_start_in(3600.0 / self.per_hour)
                 if wait > 0 and await sleep_unless(stop, wait):
                     await self.leave(held)
                     return None
@@ -109,8 +115,7 @@ class DownloadGate:
 
     async def _take_slot(self) -> Pass | None:
         """A pass with a free slot locked for this session (without a cap: a pass), or None."""
-        async with self._lock:
-            conn = await self._connection()
+        async with self._session() as conn:
             if any(gen != self._generation for gen in self._out.values()):
                 return None  # downloads of a lost connection still run: they count until they end
             slot = None
@@ -142,8 +147,8 @@ class DownloadGate:
         """Pause every worker's downloads for ``seconds`` (a pause already longer stays, with its
         reason). A database that is away cannot be told: this worker's own pause still holds."""
         try:
-            async with self._lock:
-                await (await self._connection()).pause(seconds, reason)
+            async with self._session() as gate:
+                await gate.pause(seconds, reason)
         except StoreError as exc:
             log.warning("download_pause_not_shared", reason=str(exc))
             return
